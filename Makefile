@@ -1,0 +1,40 @@
+# pointsnet: the two commands of the README's quick start, and their parts.
+#   make run   set up everything, start devnet + contracts (+ gateway), print URLs
+#   make test  set up everything and run the whole suite (lint, types, contracts, tests)
+
+SHELL := /bin/bash
+VENV := .venv/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test setup setup-test lint typecheck contracts-check pytest build clean
+
+run: setup
+	$(VENV)/pointsnet up
+
+test: setup-test lint typecheck contracts-check pytest
+
+setup:
+	@scripts/setup.sh
+
+setup-test:
+	@scripts/setup.sh --browser
+
+lint:
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+
+typecheck:
+	$(VENV)/mypy
+
+contracts-check:
+	$(VENV)/pointsnet contracts check
+
+pytest:
+	$(VENV)/pytest $(PYTEST_ARGS)
+
+build: setup
+	$(VENV)/pointsnet contracts build
+
+clean:
+	-$(VENV)/pointsnet devnet stop
+	rm -rf .pointsnet test-output

@@ -1,0 +1,1 @@
+"""pointsnet chain package."""

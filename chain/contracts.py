@@ -1,0 +1,322 @@
+"""Typed clients for the network's contracts, and custom-error decoding.
+
+Clients wrap web3 contract objects: views return plain Python values and
+dataclasses; state-changing methods return a ``ContractFunction`` ready for
+:class:`chain.sender.TransactionSender`, so sending stays in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from functools import lru_cache
+from typing import Any, cast
+
+from eth_abi import decode as abi_decode
+from eth_typing import ChecksumAddress
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.types import BlockIdentifier
+
+from chain.artifacts import load_artifact
+from chain.errors import ContractRevert
+
+#: The project's contracts whose ABIs the clients and the error decoder use.
+CONTRACT_NAMES = (
+    "LoyaltyNetwork",
+    "PointsToken",
+    "BadgeCollection",
+    "NetworkTimelock",
+    "NaiveERC20",
+)
+
+TIER_NAMES = ("Bronze", "Silver", "Gold", "Platinum", "Black")
+
+
+class MerchantStatus(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    SUSPENDED = 2
+
+
+@dataclass(frozen=True)
+class Merchant:
+    """A merchant as the hub stores it."""
+
+    id: int
+    signer: ChecksumAddress
+    status: MerchantStatus
+    cap_per_period: int
+    period: int
+    minted_in_period: int
+    rule_version: int
+    rule_set_hash: bytes
+    issued: int
+    redeemed: int
+    clawed_back: int
+
+    @property
+    def net(self) -> int:
+        """Points this merchant put into circulation and that are still out."""
+        return self.issued - self.redeemed - self.clawed_back
+
+
+@dataclass(frozen=True)
+class BadgeType:
+    id: int
+    name: str
+    uri: str
+    max_supply: int
+    minted: int
+    soulbound: bool
+
+
+# ---------------------------------------------------------------- error decoding
+
+
+def _type_string(param: dict[str, Any]) -> str:
+    """ABI type of a parameter, tuples expanded (``(address,uint256)[]``)."""
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        inner = ",".join(_type_string(c) for c in param["components"])
+        return f"({inner}){kind[len('tuple') :]}"
+    return kind
+
+
+@lru_cache(maxsize=1)
+def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    """selector -> (name, arg names, arg types) for every error in the project's ABIs."""
+    table: dict[bytes, tuple[str, list[str], list[str]]] = {
+        # Solidity's built-ins: require strings and panics.
+        function_signature_to_4byte_selector("Error(string)"): ("Error", ["message"], ["string"]),
+        function_signature_to_4byte_selector("Panic(uint256)"): ("Panic", ["code"], ["uint256"]),
+    }
+    for name in CONTRACT_NAMES:
+        for item in load_artifact(name)["abi"]:
+            if item.get("type") != "error":
+                continue
+            types = [_type_string(i) for i in item["inputs"]]
+            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
+            table[selector] = (item["name"], [i["name"] for i in item["inputs"]], types)
+    return table
+
+
+def decode_revert(data: str | bytes | None, tx_hash: str = "") -> ContractRevert:
+    """Turn revert data into a :class:`ContractRevert` named after the Solidity error."""
+    raw = (
+        bytes.fromhex(data[2:] if data.startswith("0x") else data)
+        if isinstance(data, str)
+        else (data or b"")
+    )
+    hex_data = "0x" + raw.hex()
+    if len(raw) < 4:
+        return ContractRevert("UnknownRevert", {}, hex_data, tx_hash)
+    entry = _error_table().get(raw[:4])
+    if entry is None:
+        return ContractRevert(
+            "UnknownRevert", {"selector": "0x" + raw[:4].hex()}, hex_data, tx_hash
+        )
+    name, arg_names, arg_types = entry
+    try:
+        values = abi_decode(arg_types, raw[4:])
+    except Exception:  # malformed payload: keep the name, say so
+        return ContractRevert(name, {"undecodable": hex_data}, hex_data, tx_hash)
+    return ContractRevert(name, dict(zip(arg_names, values, strict=True)), hex_data, tx_hash)
+
+
+# ---------------------------------------------------------------- clients
+
+
+def contract_at(w3: Web3, name: str, address: str) -> Contract:
+    """A web3 contract object for artifact ``name`` at ``address``."""
+    return w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name)["abi"])
+
+
+class LoyaltyNetworkClient:
+    """The hub: merchants, issuance, redemption, clawback, tiers, badges, rule sets."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self.w3 = w3
+        self.contract = contract_at(w3, "LoyaltyNetwork", address)
+        self.address: ChecksumAddress = self.contract.address
+        self.functions = self.contract.functions
+
+    # -- views
+    def token_address(self) -> ChecksumAddress:
+        return cast(ChecksumAddress, self.functions.token().call())
+
+    def badges_address(self) -> ChecksumAddress:
+        return cast(ChecksumAddress, self.functions.badges().call())
+
+    def merchant(self, merchant_id: int) -> Merchant:
+        raw = self.functions.merchant(merchant_id).call()
+        return Merchant(merchant_id, raw[0], MerchantStatus(raw[1]), *raw[2:])
+
+    def merchant_count(self) -> int:
+        return int(self.functions.merchantCount().call())
+
+    def is_sequence_used(self, merchant_id: int, seq: int) -> bool:
+        return bool(self.functions.isSequenceUsed(merchant_id, seq).call())
+
+    def tier_of(self, member: str) -> int:
+        return int(self.functions.tierOf(to_checksum_address(member)).call())
+
+    def nonce_of(self, member: str) -> int:
+        return int(self.functions.nonces(to_checksum_address(member)).call())
+
+    def paused(self) -> bool:
+        return bool(self.functions.paused().call())
+
+    def role(self, name: str) -> bytes:
+        """``ISSUER_ROLE`` / ``GUARDIAN_ROLE`` / ``DEFAULT_ADMIN_ROLE`` as bytes32."""
+        return bytes(getattr(self.functions, name)().call())
+
+    # -- transactions (return functions; send them with TransactionSender)
+    def issue_batch(
+        self,
+        merchant_id: int,
+        rule_version: int,
+        first_seq: int,
+        event_refs: list[bytes],
+        members: list[str],
+        amounts: list[int],
+    ) -> ContractFunction:
+        """Event ``i`` of the batch gets sequence number ``first_seq + i``."""
+        return self.functions.issueBatch(
+            merchant_id,
+            rule_version,
+            first_seq,
+            event_refs,
+            [to_checksum_address(m) for m in members],
+            amounts,
+        )
+
+    def clawback(
+        self, merchant_id: int, seq: int, original_seq: int, member: str, amount: int
+    ) -> ContractFunction:
+        return self.functions.clawback(
+            merchant_id, seq, original_seq, to_checksum_address(member), amount
+        )
+
+    def redeem(self, redemption: dict[str, Any], signature: bytes) -> ContractFunction:
+        r = redemption
+        return self.functions.redeem(
+            (
+                to_checksum_address(r["member"]),
+                r["merchantId"],
+                r["amount"],
+                r["ref"],
+                r["nonce"],
+                r["deadline"],
+            ),
+            signature,
+        )
+
+    def transfer_with_signature(
+        self, request: dict[str, Any], signature: bytes
+    ) -> ContractFunction:
+        t = request
+        return self.functions.transferWithSignature(
+            (
+                to_checksum_address(t["from"]),
+                to_checksum_address(t["to"]),
+                t["amount"],
+                t["nonce"],
+                t["deadline"],
+            ),
+            signature,
+        )
+
+    def set_tiers(self, members: list[str], tiers: list[int]) -> ContractFunction:
+        return self.functions.setTiers([to_checksum_address(m) for m in members], tiers)
+
+    def define_badge(
+        self, badge_id: int, name: str, uri: str, max_supply: int, soulbound: bool
+    ) -> ContractFunction:
+        return self.functions.defineBadge(badge_id, name, uri, max_supply, soulbound)
+
+    def award_badges(
+        self, merchant_id: int, members: list[str], badge_ids: list[int]
+    ) -> ContractFunction:
+        return self.functions.awardBadges(
+            merchant_id, [to_checksum_address(m) for m in members], badge_ids
+        )
+
+    def publish_rule_set(self, merchant_id: int, rule_set_hash: bytes) -> ContractFunction:
+        return self.functions.publishRuleSet(merchant_id, rule_set_hash)
+
+
+class PointsTokenClient:
+    """The ERC-20 point (0 decimals)."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self.contract = contract_at(w3, "PointsToken", address)
+        self.address: ChecksumAddress = self.contract.address
+        self.functions = self.contract.functions
+
+    def balance_of(self, member: str, block: BlockIdentifier = "latest") -> int:
+        return int(
+            self.functions.balanceOf(to_checksum_address(member)).call(block_identifier=block)
+        )
+
+    def total_supply(self, block: BlockIdentifier = "latest") -> int:
+        return int(self.functions.totalSupply().call(block_identifier=block))
+
+    def transfer(self, to: str, amount: int) -> ContractFunction:
+        return self.functions.transfer(to_checksum_address(to), amount)
+
+
+class BadgeCollectionClient:
+    """The ERC-1155 badges."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self.contract = contract_at(w3, "BadgeCollection", address)
+        self.address: ChecksumAddress = self.contract.address
+        self.functions = self.contract.functions
+
+    def badge_type(self, badge_id: int) -> BadgeType:
+        max_supply, minted, soulbound, _exists, name, uri = self.functions.badgeType(
+            badge_id
+        ).call()
+        return BadgeType(badge_id, name, uri, max_supply, minted, soulbound)
+
+    def holds(self, member: str, badge_id: int) -> bool:
+        return int(self.functions.balanceOf(to_checksum_address(member), badge_id).call()) > 0
+
+    def locked(self, badge_id: int) -> bool:
+        return bool(self.functions.locked(badge_id).call())
+
+
+@dataclass
+class Network:
+    """The three deployed contracts and the timelock that governs them."""
+
+    hub: LoyaltyNetworkClient
+    token: PointsTokenClient
+    badges: BadgeCollectionClient
+    timelock: Contract
+
+    @classmethod
+    def at(cls, w3: Web3, hub_address: str, timelock_address: str | None = None) -> Network:
+        """Clients for the deployment whose hub is at ``hub_address``."""
+        hub = LoyaltyNetworkClient(w3, hub_address)
+        if timelock_address is None:
+            timelock_address = _timelock_of(w3, hub)
+        return cls(
+            hub=hub,
+            token=PointsTokenClient(w3, hub.token_address()),
+            badges=BadgeCollectionClient(w3, hub.badges_address()),
+            timelock=contract_at(w3, "NetworkTimelock", timelock_address),
+        )
+
+
+def _timelock_of(w3: Web3, hub: LoyaltyNetworkClient) -> str:
+    """The hub's admin, read from its RoleGranted log for DEFAULT_ADMIN_ROLE."""
+    logs = hub.contract.events.RoleGranted().get_logs(
+        from_block=0, argument_filters={"role": b"\x00" * 32}
+    )
+    if not logs:
+        raise ContractRevert("NoAdmin", {"hub": hub.address})
+    return str(logs[-1]["args"]["account"])

@@ -1,0 +1,188 @@
+"""Deploy the network's contracts, idempotently.
+
+A deployment file per chain id (``<data_dir>/deployment-<chain_id>.json``)
+records the addresses, the block, the deployer and the hash of every artifact
+deployed.  ``deploy`` reuses a recorded deployment when its contracts are on
+chain and built from the same artifacts, and deploys afresh otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from web3 import Web3
+
+from chain.artifacts import load_artifact
+from chain.config import Settings, resolve_key
+from chain.contracts import Network
+from chain.errors import DeploymentError
+from chain.sender import GWEI, TransactionSender
+
+#: Contracts whose artifacts a deployment depends on (the hub creates token and badges).
+DEPLOYED_ARTIFACTS = ("NetworkTimelock", "LoyaltyNetwork", "PointsToken", "BadgeCollection")
+
+
+@dataclass(frozen=True)
+class NetworkParams:
+    """Parameters fixed at deployment (all changeable later only through the timelock)."""
+
+    point_value_micros: int = 10_000  # USD 0.01
+    value_currency: str = "USD"
+    transfers_allowed: bool = True
+    cap_period_seconds: int = 24 * 3600
+    token_name: str = "Pointsnet Points"
+    token_symbol: str = "PTS"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What the deployment file records."""
+
+    chain_id: int
+    hub: str
+    token: str
+    badges: str
+    timelock: str
+    block: int
+    deployer: str
+    guardian: str
+    timelock_delay: int
+    artifact_hashes: dict[str, str]
+    deployed_at: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        return cls(**json.loads(path.read_text()))
+
+
+def artifact_hashes() -> dict[str, str]:
+    """sha256 of each deployed contract's creation bytecode, as committed."""
+    return {
+        name: hashlib.sha256(load_artifact(name)["bytecode"].encode()).hexdigest()
+        for name in DEPLOYED_ARTIFACTS
+    }
+
+
+def connect(settings: Settings) -> Web3:
+    """A web3 connection to ``settings.rpc_url`` whose chain id is checked."""
+    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
+    try:
+        chain_id = w3.eth.chain_id
+    except Exception as exc:
+        raise DeploymentError(f"cannot reach {settings.rpc_url}: {exc}") from exc
+    if chain_id != settings.chain_id:
+        raise DeploymentError(
+            f"{settings.rpc_url} is chain {chain_id}, settings say {settings.chain_id}"
+        )
+    return w3
+
+
+def operator_sender(settings: Settings, w3: Web3, which: str = "operator") -> TransactionSender:
+    """A sender for the operator (or guardian) key with the configured fee caps."""
+    return TransactionSender(
+        w3,
+        resolve_key(settings, which),
+        settings.chain_id,
+        max_fee_cap_wei=int(settings.max_fee_gwei * GWEI),
+        priority_fee_wei=int(settings.priority_fee_gwei * GWEI),
+    )
+
+
+def load_deployment(settings: Settings, w3: Web3 | None = None) -> Deployment:
+    """The recorded deployment for ``settings.chain_id``, checked to exist on chain."""
+    path = settings.deployment_file
+    if not path.exists():
+        raise DeploymentError(
+            f"no deployment for chain {settings.chain_id} ({path}); run `pointsnet deploy`"
+        )
+    deployment = Deployment.load(path)
+    if w3 is not None and not w3.eth.get_code(Web3.to_checksum_address(deployment.hub)):
+        raise DeploymentError(f"no contract at the recorded hub {deployment.hub} (chain reset?)")
+    return deployment
+
+
+def deploy(
+    settings: Settings,
+    params: NetworkParams | None = None,
+    *,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Deployment:
+    """Deploy (or reuse) timelock + hub (+ token + badges) and record the deployment."""
+    say = progress or (lambda _msg: None)
+    params = params or NetworkParams()
+    w3 = connect(settings)
+    hashes = artifact_hashes()
+    path = settings.deployment_file
+    if path.exists() and not force:
+        existing = Deployment.load(path)
+        on_chain = bool(w3.eth.get_code(Web3.to_checksum_address(existing.hub)))
+        if on_chain and existing.artifact_hashes == hashes:
+            say(f"reusing deployment at block {existing.block}")
+            return existing
+        say("recorded deployment is stale (chain reset or contracts changed): deploying anew")
+
+    sender = operator_sender(settings, w3)
+    guardian = Account.from_key(resolve_key(settings, "guardian")).address
+    delay = settings.effective_timelock_delay
+
+    say(f"deploying NetworkTimelock (delay {delay}s)")
+    timelock = _deploy(w3, sender, "NetworkTimelock", delay, [sender.address], [sender.address])
+    say("deploying LoyaltyNetwork (creates PointsToken and BadgeCollection)")
+    config = (
+        timelock,
+        guardian,
+        [sender.address],
+        params.point_value_micros,
+        params.value_currency,
+        params.transfers_allowed,
+        params.cap_period_seconds,
+        params.token_name,
+        params.token_symbol,
+    )
+    hub = _deploy(w3, sender, "LoyaltyNetwork", config)
+    network = Network.at(w3, hub, timelock)
+    deployment = Deployment(
+        chain_id=settings.chain_id,
+        hub=hub,
+        token=network.token.address,
+        badges=network.badges.address,
+        timelock=timelock,
+        block=w3.eth.block_number,
+        deployer=sender.address,
+        guardian=guardian,
+        timelock_delay=delay,
+        artifact_hashes=hashes,
+        deployed_at=time.time(),
+        params=asdict(params),
+    )
+    deployment.save(path)
+    say(f"hub {hub} token {deployment.token} badges {deployment.badges} timelock {timelock}")
+    return deployment
+
+
+def _deploy(w3: Web3, sender: TransactionSender, name: str, *args: Any) -> str:
+    artifact = load_artifact(name)
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    data = bytes.fromhex(factory.constructor(*args).data_in_transaction[2:])
+    tx = sender.sign(None, data)
+    sender.broadcast(tx)
+    receipt = sender.wait(tx.hash)
+    address = receipt.get("contractAddress")
+    if not address:
+        raise DeploymentError(f"{name} deployment {tx.hash} created no contract")
+    return str(address)

@@ -1,0 +1,72 @@
+"""Errors raised by the chain package.
+
+Every error derives from :class:`ChainError`.  Transaction errors say whether
+they are *transient* (worth retrying: timeouts, nonce races, "already known",
+underpriced replacements) or *permanent* (a revert with a custom error, bad
+input), so workers can pick a retry budget without parsing messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChainError(Exception):
+    """Root of every error raised by ``chain``."""
+
+    transient: bool = False
+
+
+class ConfigError(ChainError, ValueError):
+    """A setting is missing or not acceptable for this chain."""
+
+
+class DevKeyRefused(ConfigError):
+    """A published anvil development key was configured on a non-devnet chain."""
+
+    def __init__(self, chain_id: int, address: str) -> None:
+        super().__init__(
+            f"{address} is a published anvil development key; refused on chain id {chain_id}"
+        )
+        self.chain_id = chain_id
+        self.address = address
+
+
+class CompileError(ChainError):
+    """The Solidity compiler reported errors."""
+
+
+class ArtifactMismatch(ChainError):
+    """Committed build artifacts differ from a fresh build."""
+
+
+class DevnetError(ChainError):
+    """The embedded anvil devnet could not be started or stopped."""
+
+
+class DeploymentError(ChainError):
+    """Deployment failed or the deployment file does not match the chain."""
+
+
+class TransactionError(ChainError):
+    """Sending or confirming a transaction failed."""
+
+
+class TransientTransactionError(TransactionError):
+    """A failure worth retrying (timeout, nonce race, already known, underpriced)."""
+
+    transient = True
+
+
+class ContractRevert(TransactionError):
+    """A call or transaction reverted; ``name``/``args`` decode the custom error."""
+
+    def __init__(
+        self, name: str, args: dict[str, Any] | None = None, data: str = "", tx_hash: str = ""
+    ) -> None:
+        rendered = ", ".join(f"{k}={v!r}" for k, v in (args or {}).items())
+        super().__init__(f"{name}({rendered})" + (f" in tx {tx_hash}" if tx_hash else ""))
+        self.name = name
+        self.args_by_name: dict[str, Any] = dict(args or {})
+        self.data = data
+        self.tx_hash = tx_hash

@@ -1,0 +1,219 @@
+"""``pointsnet bench gas``: gas per operation against a plain ERC-20 mint.
+
+Runs on its own fresh anvil (automine) so figures do not depend on other state:
+deploys the network, admits one merchant, then measures every operation from its
+receipt.  The naive baseline is what a typical integration does: one
+OpenZeppelin ERC-20 ``mint`` transaction per loyalty event, measured in the same
+run.  Gas per event includes each transaction's 21,000 base and its calldata.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from web3 import Web3
+
+from chain import governance, signing
+from chain.artifacts import load_artifact
+from chain.config import Settings, anvil_dev_key
+from chain.contracts import Network
+from chain.deploy import deploy, operator_sender
+from chain.devnet import Devnet
+from chain.sender import TransactionSender
+
+BATCH_SIZES = (1, 10, 100, 500)
+
+
+@dataclass
+class GasRow:
+    """One measured operation."""
+
+    operation: str
+    events: int
+    gas_total: int
+    naive_per_event: int | None = None
+
+    @property
+    def per_event(self) -> int:
+        return self.gas_total // self.events
+
+    @property
+    def ratio(self) -> float | None:
+        """How many times cheaper than the naive mint per event."""
+        return self.naive_per_event / self.per_event if self.naive_per_event else None
+
+
+@contextmanager
+def fresh_network(
+    gas_limit: int = 300_000_000,
+) -> Iterator[tuple[Settings, Network, TransactionSender]]:
+    """A throwaway anvil with the network deployed and one merchant (id 1) admitted."""
+    from chain.devnet import free_port
+
+    with tempfile.TemporaryDirectory(prefix="pointsnet-bench-") as tmp:
+        port = free_port()
+        node = Devnet(port=port, gas_limit=gas_limit, log_file=Path(tmp) / "anvil.log")
+        with node:
+            settings = Settings(
+                data_dir=Path(tmp), rpc_url=node.url, devnet_port=port, timelock_delay=0
+            )
+            deployment = deploy(settings)
+            w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 60}))
+            network = Network.at(w3, deployment.hub, deployment.timelock)
+            sender = operator_sender(settings, w3)
+            governance.apply(
+                network.timelock,
+                sender,
+                network.hub.functions.addMerchant("bench", sender.address, 2**63),
+            )
+            sender.transact(network.hub.publish_rule_set(1, b"\x01" * 32))
+            yield settings, network, sender
+
+
+def _gas(sender: TransactionSender, fn: object) -> int:
+    receipt = sender.transact(fn)  # type: ignore[arg-type]
+    return int(receipt["gasUsed"])
+
+
+def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
+    """Measure every operation; returns rows in the order of the table."""
+    rows: list[GasRow] = []
+    with (
+        fresh_network() as (settings, network, sender),
+        Progress(
+            console=progress or Console(file=open(os.devnull, "w")),
+            transient=True,
+        ) as bar,
+    ):
+        w3 = sender.w3
+        task = bar.add_task("measuring gas", total=len(BATCH_SIZES) * 3 + 6)
+        hub = network.hub
+        seq = 0
+
+        # Naive baseline: one plain OpenZeppelin ERC-20 mint per event.
+        naive_artifact = load_artifact("NaiveERC20")
+        factory = w3.eth.contract(abi=naive_artifact["abi"], bytecode=naive_artifact["bytecode"])
+        created = sender.sign(None, bytes.fromhex(factory.constructor().data_in_transaction[2:]))
+        sender.broadcast(created)
+        naive = w3.eth.contract(
+            address=sender.wait(created.hash)["contractAddress"], abi=naive_artifact["abi"]
+        )
+        fresh = Account.create().address
+        naive_new = _gas(sender, naive.functions.mint(fresh, 100))
+        naive_existing = _gas(sender, naive.functions.mint(fresh, 100))
+        rows.append(GasRow("naive ERC-20 mint, new member", 1, naive_new))
+        rows.append(GasRow("naive ERC-20 mint, existing member", 1, naive_existing))
+        bar.advance(task, 2)
+
+        for size in BATCH_SIZES:
+            members = [Account.create().address for _ in range(size)]
+            for label, naive_gas in (("new", naive_new), ("existing", naive_existing)):
+                refs = [os.urandom(32) for _ in range(size)]
+                gas = _gas(sender, hub.issue_batch(1, 1, seq, refs, members, [100] * size))
+                seq += size
+                rows.append(GasRow(f"issueBatch x{size}, {label} members", size, gas, naive_gas))
+                bar.advance(task)
+            bar.advance(task)
+
+        # A member with a key, for the signed operations.
+        member_key = anvil_dev_key(5)
+        member = Account.from_key(member_key).address
+        sender.transact(hub.issue_batch(1, 1, seq, [os.urandom(32)], [member], [1_000]))
+        issued_seq = seq
+        seq += 1
+        deadline = int(time.time()) + 3600
+        chain_id = settings.chain_id
+
+        redemption = {
+            "member": member,
+            "merchantId": 1,
+            "amount": 10,
+            "ref": os.urandom(32),
+            "nonce": hub.nonce_of(member),
+            "deadline": deadline,
+        }
+        sig = signing.sign(member_key, "Redemption", chain_id, hub.address, redemption)
+        rows.append(
+            GasRow(
+                "redeem (member's EIP-712 consent, relayed)",
+                1,
+                _gas(sender, hub.redeem(redemption, sig)),
+            )
+        )
+        bar.advance(task)
+
+        transfer = {
+            "from": member,
+            "to": Account.create().address,
+            "amount": 10,
+            "nonce": hub.nonce_of(member),
+            "deadline": deadline,
+        }
+        sig = signing.sign(member_key, "TransferRequest", chain_id, hub.address, transfer)
+        rows.append(
+            GasRow(
+                "transfer (EIP-712, relayed), new recipient",
+                1,
+                _gas(sender, hub.transfer_with_signature(transfer, sig)),
+            )
+        )
+        bar.advance(task)
+
+        member_sender = TransactionSender(w3, member_key, chain_id)
+        rows.append(
+            GasRow(
+                "transfer (member's own ERC-20 call)",
+                1,
+                _gas(member_sender, network.token.transfer(transfer["to"], 5)),
+            )
+        )
+
+        rows.append(
+            GasRow(
+                "clawback (refund)", 1, _gas(sender, hub.clawback(1, seq, issued_seq, member, 100))
+            )
+        )
+        seq += 1
+        bar.advance(task)
+
+        sender.transact(
+            hub.define_badge(1, "First Order", "https://example.invalid/1", 10**9, True)
+        )
+        rows.append(GasRow("badge award x1", 1, _gas(sender, hub.award_badges(1, [member], [1]))))
+        holders = [Account.create().address for _ in range(100)]
+        rows.append(
+            GasRow("badge award x100", 100, _gas(sender, hub.award_badges(1, holders, [1] * 100)))
+        )
+        bar.advance(task)
+    return rows
+
+
+def render_table(rows: list[GasRow]) -> Table:
+    """A readable table: gas per event and the ratio to the naive mint."""
+    table = Table(title="Gas per operation (anvil, cancun; includes 21k base and calldata)")
+    table.add_column("operation")
+    table.add_column("events", justify="right")
+    table.add_column("gas (tx)", justify="right")
+    table.add_column("gas / event", justify="right")
+    table.add_column("naive mint / event", justify="right")
+    table.add_column("x cheaper", justify="right")
+    for row in rows:
+        table.add_row(
+            row.operation,
+            str(row.events),
+            f"{row.gas_total:,}",
+            f"{row.per_event:,}",
+            f"{row.naive_per_event:,}" if row.naive_per_event else "",
+            f"{row.ratio:.1f}" if row.ratio else "",
+        )
+    return table

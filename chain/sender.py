@@ -1,0 +1,316 @@
+"""Transaction sender: local signing, EIP-1559 fees, nonces, receipts.
+
+Responsibilities:
+
+- sign transactions locally with eth-account (keys never leave the process);
+- own the sender's nonce, reconciled with the chain's pending count on start
+  and after nonce errors;
+- price transactions with EIP-1559 fees under a configured cap, and build
+  replacements (same nonce) with fees bumped by at least 10%;
+- broadcast, treating "already known" as success, and classify every failure as
+  transient (retry) or permanent (give up), decoding contract custom errors to
+  their Solidity names;
+- wait for receipts and turn a reverted receipt into a :class:`ContractRevert`.
+
+Signing is split from broadcasting so a worker can store the signed raw
+transaction before it leaves the process (see the gateway's outbox).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
+from web3.types import TxReceipt
+
+from chain.contracts import decode_revert
+from chain.errors import ContractRevert, TransactionError, TransientTransactionError
+
+GWEI = 10**9
+
+#: Replacement transactions must pay at least this much more (nodes want >= 10%).
+REPLACEMENT_BUMP = 1.125
+
+#: RPC error fragments that mean "try again" rather than "this will never work".
+_TRANSIENT_FRAGMENTS = (
+    "nonce too low",
+    "nonce too high",
+    "replacement transaction underpriced",
+    "transaction underpriced",
+    "already known",
+    "known transaction",
+    "timeout",
+    "timed out",
+    "too many requests",
+    "429",
+    "rate limit",
+    "connection",
+    "temporarily unavailable",
+    "max fee per gas less than block base fee",
+)
+
+
+def is_transient_message(message: str) -> bool:
+    """Whether an RPC error message describes a failure worth retrying."""
+    lowered = message.lower()
+    return any(fragment in lowered for fragment in _TRANSIENT_FRAGMENTS)
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A signed transaction ready to broadcast, with what is needed to replace it."""
+
+    raw: bytes
+    hash: str
+    sender: ChecksumAddress
+    nonce: int
+    to: ChecksumAddress | None  # None: contract creation
+    data: bytes
+    gas: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+    value: int = 0
+
+
+class TransactionSender:
+    """Signs and sends transactions for one key; thread-safe nonce allocation."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        private_key: str,
+        chain_id: int,
+        *,
+        max_fee_cap_wei: int = 200 * GWEI,
+        priority_fee_wei: int = 1 * GWEI,
+    ) -> None:
+        self.w3 = w3
+        self._account: LocalAccount = Account.from_key(private_key)
+        self.address: ChecksumAddress = self._account.address
+        self.chain_id = chain_id
+        self.max_fee_cap_wei = max_fee_cap_wei
+        self.priority_fee_wei = priority_fee_wei
+        self._lock = threading.Lock()
+        self._next_nonce: int | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"TransactionSender({self.address}, chain_id={self.chain_id})"
+
+    # ------------------------------------------------------------ nonces
+
+    def reconcile_nonce(self) -> int:
+        """Set the next nonce to the chain's pending transaction count; return it."""
+        with self._lock:
+            self._next_nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+            return self._next_nonce
+
+    def allocate_nonce(self) -> int:
+        """Reserve the next nonce (reconciling with the chain the first time)."""
+        with self._lock:
+            if self._next_nonce is None:
+                self._next_nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+            nonce = self._next_nonce
+            self._next_nonce += 1
+            return nonce
+
+    def release_nonce(self, nonce: int) -> None:
+        """Give back ``nonce`` if it was the last one allocated (nothing was broadcast)."""
+        with self._lock:
+            if self._next_nonce == nonce + 1:
+                self._next_nonce = nonce
+
+    def set_next_nonce(self, nonce: int) -> None:
+        """Continue from ``nonce`` (a worker resuming from its stored transactions)."""
+        with self._lock:
+            self._next_nonce = nonce
+
+    # ------------------------------------------------------------ fees
+
+    def current_fees(self) -> tuple[int, int]:
+        """(maxFeePerGas, maxPriorityFeePerGas): twice the base fee plus the tip, capped."""
+        base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        priority = min(self.priority_fee_wei, self.max_fee_cap_wei)
+        max_fee = min(2 * base_fee + priority, self.max_fee_cap_wei)
+        return max_fee, priority
+
+    # ------------------------------------------------------------ signing
+
+    def sign(
+        self,
+        to: str | None,
+        data: bytes,
+        *,
+        gas: int | None = None,
+        value: int = 0,
+        nonce: int | None = None,
+        fees: tuple[int, int] | None = None,
+    ) -> SignedTx:
+        """Sign a call to ``to`` (None: deploy ``data``); estimates gas when ``gas`` is None."""
+        to_address = Web3.to_checksum_address(to) if to is not None else None
+        if gas is None:
+            gas = self.estimate_gas(to_address, data, value)
+        max_fee, priority = fees or self.current_fees()
+        own_nonce = nonce is None
+        if nonce is None:
+            nonce = self.allocate_nonce()
+        try:
+            return self._sign(to_address, data, gas, value, nonce, max_fee, priority)
+        except Exception:
+            if own_nonce:
+                self.release_nonce(nonce)
+            raise
+
+    def sign_call(
+        self, fn: ContractFunction, *, gas: int | None = None, value: int = 0
+    ) -> SignedTx:
+        """Sign a contract function call built by a typed client."""
+        return self.sign(fn.address, HexBytes(fn._encode_transaction_data()), gas=gas, value=value)
+
+    def replacement(self, tx: SignedTx, bump: float = REPLACEMENT_BUMP) -> SignedTx:
+        """The same transaction (same nonce) re-signed with fees raised by ``bump``."""
+        if bump < 1.1:
+            raise ValueError("replacements must pay at least 10% more")
+        market_fee, market_tip = self.current_fees()
+        max_fee = max(int(tx.max_fee_per_gas * bump) + 1, market_fee)
+        priority = max(int(tx.max_priority_fee_per_gas * bump) + 1, market_tip)
+        return self._sign(
+            tx.to, tx.data, tx.gas, tx.value, tx.nonce, max_fee, min(priority, max_fee)
+        )
+
+    def _sign(
+        self,
+        to: ChecksumAddress | None,
+        data: bytes,
+        gas: int,
+        value: int,
+        nonce: int,
+        max_fee: int,
+        priority: int,
+    ) -> SignedTx:
+        tx: dict[str, Any] = {
+            "type": 2,
+            "chainId": self.chain_id,
+            "nonce": nonce,
+            "data": data,
+            "value": value,
+            "gas": gas,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": priority,
+        }
+        if to is not None:
+            tx["to"] = to
+        signed = self._account.sign_transaction(tx)
+        return SignedTx(
+            raw=bytes(signed.raw_transaction),
+            hash="0x" + bytes(signed.hash).hex(),
+            sender=self.address,
+            nonce=nonce,
+            to=to,
+            data=bytes(data),
+            gas=gas,
+            max_fee_per_gas=max_fee,
+            max_priority_fee_per_gas=priority,
+            value=value,
+        )
+
+    def estimate_gas(self, to: str | None, data: bytes, value: int = 0) -> int:
+        """Gas estimate with 20% headroom; a revert raises the decoded ContractRevert."""
+        params: dict[str, Any] = {"from": self.address, "data": HexBytes(data), "value": value}
+        if to is not None:
+            params["to"] = Web3.to_checksum_address(to)
+        try:
+            estimate = self.w3.eth.estimate_gas(params)  # type: ignore[arg-type]
+        except ContractLogicError as exc:
+            raise decode_revert(exc.data if isinstance(exc.data, str | bytes) else None) from exc
+        except (Web3RPCError, requests.RequestException, OSError) as exc:
+            raise classify(exc) from exc
+        return int(estimate * 1.2) + 10_000
+
+    # ------------------------------------------------------------ sending
+
+    def broadcast(self, tx: SignedTx) -> str:
+        """Send ``tx``; a node that already has it counts as success. Returns the hash."""
+        try:
+            self.w3.eth.send_raw_transaction(tx.raw)
+        except (Web3RPCError, ValueError, requests.RequestException, OSError) as exc:
+            message = str(exc).lower()
+            if "already known" in message or "known transaction" in message:
+                return tx.hash
+            if "nonce too low" in message and self.receipt(tx.hash) is not None:
+                return tx.hash  # it was mined already
+            raise classify(exc) from exc
+        return tx.hash
+
+    def receipt(self, tx_hash: str) -> TxReceipt | None:
+        """The receipt of ``tx_hash``, or None while it is not mined."""
+        try:
+            return self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+
+    def wait(self, tx_hash: str, timeout: float = 120.0, poll: float = 0.05) -> TxReceipt:
+        """Wait for the receipt; a reverted transaction raises its decoded custom error."""
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                HexBytes(tx_hash), timeout=timeout, poll_latency=poll
+            )
+        except TimeExhausted as exc:
+            raise TransientTransactionError(f"no receipt for {tx_hash} after {timeout}s") from exc
+        if receipt["status"] != 1:
+            raise self.revert_reason(tx_hash, receipt)
+        return receipt
+
+    def transact(
+        self,
+        fn: ContractFunction,
+        *,
+        gas: int | None = None,
+        value: int = 0,
+        timeout: float = 120.0,
+    ) -> TxReceipt:
+        """Sign, broadcast and wait for one contract call (operator tooling, tests)."""
+        tx = self.sign_call(fn, gas=gas, value=value)
+        self.broadcast(tx)
+        return self.wait(tx.hash, timeout=timeout)
+
+    def revert_reason(self, tx_hash: str, receipt: TxReceipt) -> ContractRevert:
+        """Replay a reverted transaction at its block to recover the custom error."""
+        tx = self.w3.eth.get_transaction(HexBytes(tx_hash))
+        call = {
+            "from": tx["from"],
+            "to": tx["to"],
+            "data": tx["input"],
+            "value": tx["value"],
+            "gas": tx["gas"],
+        }
+        try:
+            self.w3.eth.call(call, block_identifier=receipt["blockNumber"] - 1)  # type: ignore[arg-type]
+        except ContractLogicError as exc:
+            reverted = decode_revert(
+                exc.data if isinstance(exc.data, str | bytes) else None, tx_hash
+            )
+            return reverted
+        except Exception as exc:  # the replay itself failed; report what we know
+            return ContractRevert("UnknownRevert", {"replay_error": str(exc)}, "", tx_hash)
+        return ContractRevert("OutOfGasOrStateChanged", {"gas": tx["gas"]}, "", tx_hash)
+
+
+def classify(exc: BaseException) -> TransactionError:
+    """Wrap an RPC or transport failure as a transient or permanent TransactionError."""
+    if isinstance(exc, TransactionError):
+        return exc
+    message = str(exc)
+    if isinstance(exc, requests.RequestException | OSError | TimeoutError) or is_transient_message(
+        message
+    ):
+        return TransientTransactionError(message)
+    return TransactionError(message)

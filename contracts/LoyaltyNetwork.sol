@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ILoyaltyNetwork} from "./interfaces/ILoyaltyNetwork.sol";
+import {PointsToken} from "./PointsToken.sol";
+import {BadgeCollection} from "./BadgeCollection.sol";
+
+/**
+ * @title LoyaltyNetwork
+ * @dev The hub of the points network: merchant registry, exactly-once issuance,
+ * member-consented redemption, refund clawback, settlement accounting, tiers, badges.
+ *
+ * Roles (least privilege):
+ * - `DEFAULT_ADMIN_ROLE`: the {TimelockController}. Every rule parameter (merchant
+ *   admission and caps, point value, transfer policy, cap period, sunset, roles) changes
+ *   only through it, so members see a change coming before it applies.
+ * - `ISSUER_ROLE`: the gateway's operator keys. Issue, claw back, relay redemptions,
+ *   set tiers, define and award badges, publish rule sets, on behalf of any merchant.
+ *   A merchant's own `signer` may do the same for that merchant only.
+ * - `GUARDIAN_ROLE`: pause/unpause and suspend a merchant at once (emergency brake).
+ *
+ * Exactly once: every issuance and clawback carries a per-merchant sequence number that
+ * can be used once (a bitmap, 256 per storage slot), so an event can never be minted
+ * twice, even if the gateway's database is lost.
+ */
+contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Nonces {
+    using SafeCast for uint256;
+
+    // =========================================================== storage
+
+    bytes32 public constant ISSUER_ROLE = keccak256("ISSUER_ROLE");
+    bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
+
+    /// @dev Highest tier (0 Bronze, 1 Silver, 2 Gold, 3 Platinum, 4 Black).
+    uint8 public constant MAX_TIER = 4;
+
+    bytes32 public constant REDEMPTION_TYPEHASH = keccak256(
+        "Redemption(address member,uint32 merchantId,uint256 amount,bytes32 ref,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 public constant TRANSFER_TYPEHASH =
+        keccak256("TransferRequest(address from,address to,uint256 amount,uint256 nonce,uint256 deadline)");
+
+    PointsToken public immutable token;
+    BadgeCollection public immutable badges;
+
+    /// @dev Face value of one point in millionths of `valueCurrency` (10_000 = USD 0.01).
+    uint256 public pointValueMicros;
+    string public valueCurrency;
+    bool public transfersAllowed;
+    bool public sunsetActive;
+    uint64 public capPeriodSeconds;
+    uint32 public merchantCount;
+
+    mapping(uint32 merchantId => Merchant) private _merchants;
+    mapping(uint32 merchantId => mapping(uint256 word => uint256 bits)) private _usedSeqs;
+    mapping(address member => uint8) public tierOf;
+
+    /// @dev Deployment parameters.
+    struct Config {
+        address timelock;
+        address guardian;
+        address[] issuers;
+        uint256 pointValueMicros;
+        string valueCurrency;
+        bool transfersAllowed;
+        uint64 capPeriodSeconds;
+        string tokenName;
+        string tokenSymbol;
+    }
+
+    /// @dev Deploys the token and badge collection, which take this hub as their only minter.
+    constructor(Config memory config) EIP712("LoyaltyNetwork", "1") {
+        if (config.timelock == address(0) || config.guardian == address(0)) revert LoyaltyNetworkZeroAddress();
+        if (config.capPeriodSeconds == 0) revert LoyaltyNetworkZeroPeriod();
+        token = new PointsToken(config.tokenName, config.tokenSymbol);
+        badges = new BadgeCollection();
+        _grantRole(DEFAULT_ADMIN_ROLE, config.timelock);
+        _grantRole(GUARDIAN_ROLE, config.guardian);
+        for (uint256 i; i < config.issuers.length; ++i) {
+            _grantRole(ISSUER_ROLE, config.issuers[i]);
+        }
+        pointValueMicros = config.pointValueMicros;
+        valueCurrency = config.valueCurrency;
+        transfersAllowed = config.transfersAllowed;
+        capPeriodSeconds = config.capPeriodSeconds;
+        emit PointValueChanged(config.pointValueMicros, config.valueCurrency);
+        emit TransferPolicyChanged(config.transfersAllowed);
+        emit CapPeriodChanged(config.capPeriodSeconds);
+    }
+
+    modifier onlyIssuerFor(uint32 merchantId) {
+        _checkIssuer(merchantId);
+        _;
+    }
+
+    modifier whileMinting() {
+        _requireNotPaused();
+        if (sunsetActive) revert LoyaltyNetworkSunset();
+        _;
+    }
+
+    // =========================================================== views
+
+    /// @dev Merchant `merchantId` (reverts for an unknown id).
+    function merchant(uint32 merchantId) external view returns (Merchant memory) {
+        return _existingMerchant(merchantId);
+    }
+
+    /// @dev Whether merchant `merchantId` already used sequence number `seq`.
+    function isSequenceUsed(uint32 merchantId, uint64 seq) external view returns (bool) {
+        return _usedSeqs[merchantId][seq >> 8] & (1 << (seq & 0xff)) != 0;
+    }
+
+    /// @dev The bitmap word holding sequence numbers `256 * word .. 256 * word + 255`.
+    function sequenceWord(uint32 merchantId, uint256 word) external view returns (uint256) {
+        return _usedSeqs[merchantId][word];
+    }
+
+    /// @dev Whether member-to-member transfers may happen now (asked by the token).
+    function transfersOpen() external view returns (bool) {
+        return transfersAllowed && !paused();
+    }
+
+    /// @dev The EIP-712 domain separator (binds chain id and this contract).
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // =========================================================== issuance
+
+    /**
+     * @dev Mints `amounts[i]` points to `members[i]` for the merchant event with sequence number
+     * `firstSeq + i` (reference `eventRefs[i]`), computed by the merchant's published rule set
+     * `ruleVersion`. A batch covers a contiguous range of sequence numbers and reverts as a
+     * whole if any of them was used before, so every event mints at most once.
+     */
+    function issueBatch(
+        uint32 merchantId,
+        uint64 ruleVersion,
+        uint64 firstSeq,
+        bytes32[] calldata eventRefs,
+        address[] calldata members,
+        uint256[] calldata amounts
+    ) external whileMinting onlyIssuerFor(merchantId) {
+        uint256 n = eventRefs.length;
+        if (n == 0) revert LoyaltyNetworkZeroAmount();
+        if (members.length != n) revert LoyaltyNetworkLengthMismatch(n, members.length);
+        if (amounts.length != n) revert LoyaltyNetworkLengthMismatch(n, amounts.length);
+        Merchant storage m = _activeMerchant(merchantId);
+        if (ruleVersion == 0 || ruleVersion > m.ruleVersion) {
+            revert LoyaltyNetworkUnknownRuleVersion(merchantId, ruleVersion);
+        }
+        _useSequenceRange(merchantId, firstSeq, n);
+        uint256 total = token.mintBatch(members, amounts);
+        _countAgainstCap(merchantId, m, total);
+        m.issued += total.toUint128();
+        emit PointsIssued(merchantId, ruleVersion, firstSeq, eventRefs, total);
+    }
+
+    /**
+     * @dev Refund clawback: for refund event `seq`, burns up to `amount` of `member`'s points
+     * that merchant event `originalSeq` issued. Burns what is left when the member already
+     * spent them (the gateway nets the shortfall from future earnings).
+     */
+    function clawback(uint32 merchantId, uint64 seq, uint64 originalSeq, address member, uint256 amount)
+        external
+        whenNotPaused
+        onlyIssuerFor(merchantId)
+        returns (uint256 burned)
+    {
+        if (amount == 0) revert LoyaltyNetworkZeroAmount();
+        Merchant storage m = _existingMerchant(merchantId);
+        if (_usedSeqs[merchantId][originalSeq >> 8] & (1 << (originalSeq & 0xff)) == 0) {
+            revert LoyaltyNetworkUnknownSequence(merchantId, originalSeq);
+        }
+        _useSequence(merchantId, seq);
+        burned = token.burnUpTo(member, amount);
+        m.clawedBack += burned.toUint128();
+        emit PointsClawedBack(merchantId, member, seq, originalSeq, amount, burned);
+    }
+
+    // =========================================================== redemption
+
+    /**
+     * @dev Burns `r.amount` of `r.member`'s points at merchant `r.merchantId`, with the member's
+     * EIP-712 consent `signature` (EOA or ERC-1271). Called by the merchant's side (an issuer
+     * relaying for it, or its own signer), which then hands out reward `r.ref`.
+     */
+    function redeem(Redemption calldata r, bytes calldata signature)
+        external
+        whenNotPaused
+        onlyIssuerFor(r.merchantId)
+    {
+        if (r.amount == 0) revert LoyaltyNetworkZeroAmount();
+        Merchant storage m = _activeMerchant(r.merchantId);
+        bytes32 structHash = keccak256(
+            abi.encode(REDEMPTION_TYPEHASH, r.member, r.merchantId, r.amount, r.ref, r.nonce, r.deadline)
+        );
+        _verifyConsent(r.member, r.nonce, r.deadline, structHash, signature);
+        token.burn(r.member, r.amount);
+        m.redeemed += r.amount.toUint128();
+        emit PointsRedeemed(r.merchantId, r.member, r.amount, r.ref, r.nonce);
+    }
+
+    // =========================================================== transfers
+
+    /// @dev Moves points with the sender's EIP-712 consent; anyone may relay (gasless for members).
+    function transferWithSignature(TransferRequest calldata t, bytes calldata signature) external whenNotPaused {
+        if (!transfersAllowed) revert LoyaltyNetworkTransfersDisabled();
+        if (t.amount == 0) revert LoyaltyNetworkZeroAmount();
+        bytes32 structHash = keccak256(abi.encode(TRANSFER_TYPEHASH, t.from, t.to, t.amount, t.nonce, t.deadline));
+        _verifyConsent(t.from, t.nonce, t.deadline, structHash, signature);
+        token.hubTransfer(t.from, t.to, t.amount);
+        emit PointsTransferred(t.from, t.to, t.amount, t.nonce);
+    }
+
+    // =========================================================== members
+
+    /// @dev Sets `tiers[i]` for `members[i]` (computed by the gateway from RFM); unchanged tiers emit nothing.
+    function setTiers(address[] calldata members, uint8[] calldata tiers) external onlyRole(ISSUER_ROLE) {
+        if (tiers.length != members.length) revert LoyaltyNetworkLengthMismatch(members.length, tiers.length);
+        for (uint256 i; i < members.length; ++i) {
+            uint8 tier = tiers[i];
+            if (tier > MAX_TIER) revert LoyaltyNetworkInvalidTier(tier);
+            uint8 old = tierOf[members[i]];
+            if (old != tier) {
+                tierOf[members[i]] = tier;
+                emit TierChanged(members[i], old, tier);
+            }
+        }
+    }
+
+    /// @dev Defines badge type `id` in the collection.
+    function defineBadge(uint256 id, string calldata name, string calldata metadataUri, uint64 maxSupply, bool soulbound)
+        external
+        onlyRole(ISSUER_ROLE)
+    {
+        badges.defineBadge(id, name, metadataUri, maxSupply, soulbound);
+    }
+
+    /// @dev Awards `badgeIds[i]` to `members[i]` for merchant `merchantId`; badges already held are skipped.
+    function awardBadges(uint32 merchantId, address[] calldata members, uint256[] calldata badgeIds)
+        external
+        whileMinting
+        onlyIssuerFor(merchantId)
+    {
+        if (badgeIds.length != members.length) revert LoyaltyNetworkLengthMismatch(members.length, badgeIds.length);
+        _activeMerchant(merchantId);
+        for (uint256 i; i < members.length; ++i) {
+            if (badges.award(members[i], badgeIds[i])) emit BadgeAwarded(merchantId, members[i], badgeIds[i]);
+        }
+    }
+
+    /// @dev Publishes the next rule-set version of merchant `merchantId`; issuance cites it.
+    function publishRuleSet(uint32 merchantId, bytes32 ruleSetHash) external onlyIssuerFor(merchantId) {
+        Merchant storage m = _activeMerchant(merchantId);
+        uint64 version = m.ruleVersion + 1;
+        m.ruleVersion = version;
+        m.ruleSetHash = ruleSetHash;
+        emit RuleSetPublished(merchantId, version, ruleSetHash);
+    }
+
+    // =========================================================== admin (timelock)
+
+    /// @dev Admits a merchant; returns its id (1, 2, ...).
+    function addMerchant(string calldata name, address signer, uint64 capPerPeriod)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+        returns (uint32 merchantId)
+    {
+        if (signer == address(0)) revert LoyaltyNetworkZeroAddress();
+        merchantId = ++merchantCount;
+        Merchant storage m = _merchants[merchantId];
+        m.signer = signer;
+        m.status = MerchantStatus.Active;
+        m.capPerPeriod = capPerPeriod;
+        emit MerchantAdded(merchantId, signer, capPerPeriod, name);
+    }
+
+    /// @dev Changes merchant `merchantId`'s mint cap per period.
+    function setMerchantCap(uint32 merchantId, uint64 capPerPeriod) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _existingMerchant(merchantId).capPerPeriod = capPerPeriod;
+        emit MerchantCapChanged(merchantId, capPerPeriod);
+    }
+
+    /// @dev Replaces merchant `merchantId`'s signer (key rotation).
+    function setMerchantSigner(uint32 merchantId, address signer) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (signer == address(0)) revert LoyaltyNetworkZeroAddress();
+        _existingMerchant(merchantId).signer = signer;
+        emit MerchantSignerChanged(merchantId, signer);
+    }
+
+    /// @dev Reinstates a suspended merchant.
+    function reinstateMerchant(uint32 merchantId) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _existingMerchant(merchantId).status = MerchantStatus.Active;
+        emit MerchantStatusChanged(merchantId, MerchantStatus.Active);
+    }
+
+    /// @dev Sets the published face value of one point.
+    function setPointValue(uint256 microUnits) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        pointValueMicros = microUnits;
+        emit PointValueChanged(microUnits, valueCurrency);
+    }
+
+    /// @dev Allows or forbids member-to-member transfers.
+    function setTransfersAllowed(bool allowed) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        transfersAllowed = allowed;
+        emit TransferPolicyChanged(allowed);
+    }
+
+    /// @dev Sets the length of a mint-cap period.
+    function setCapPeriod(uint64 secondsPerPeriod) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (secondsPerPeriod == 0) revert LoyaltyNetworkZeroPeriod();
+        capPeriodSeconds = secondsPerPeriod;
+        emit CapPeriodChanged(secondsPerPeriod);
+    }
+
+    /// @dev Stops minting for good; balances stay transferable and redeemable.
+    function sunset() external onlyRole(DEFAULT_ADMIN_ROLE) {
+        sunsetActive = true;
+        emit Sunset(block.timestamp);
+    }
+
+    // =========================================================== guardian
+
+    /// @dev Suspends merchant `merchantId` at once (reinstating goes through the timelock).
+    function suspendMerchant(uint32 merchantId) external onlyRole(GUARDIAN_ROLE) {
+        _existingMerchant(merchantId).status = MerchantStatus.Suspended;
+        emit MerchantStatusChanged(merchantId, MerchantStatus.Suspended);
+    }
+
+    /// @dev Pauses issuance, redemption, clawback and transfers.
+    function pause() external onlyRole(GUARDIAN_ROLE) {
+        _pause();
+    }
+
+    /// @dev Lifts a pause.
+    function unpause() external onlyRole(GUARDIAN_ROLE) {
+        _unpause();
+    }
+
+    // =========================================================== internal
+
+    function _checkIssuer(uint32 merchantId) private view {
+        if (hasRole(ISSUER_ROLE, msg.sender)) return;
+        if (msg.sender != _merchants[merchantId].signer || msg.sender == address(0)) {
+            revert LoyaltyNetworkUnauthorizedIssuer(msg.sender, merchantId);
+        }
+    }
+
+    function _existingMerchant(uint32 merchantId) private view returns (Merchant storage m) {
+        m = _merchants[merchantId];
+        if (m.status == MerchantStatus.None) revert LoyaltyNetworkUnknownMerchant(merchantId);
+    }
+
+    function _activeMerchant(uint32 merchantId) private view returns (Merchant storage m) {
+        m = _existingMerchant(merchantId);
+        if (m.status != MerchantStatus.Active) revert LoyaltyNetworkMerchantNotActive(merchantId, m.status);
+    }
+
+    /**
+     * @dev Marks sequence numbers `first .. first + count - 1` used, one bitmap word at a time
+     * (a single read and write per 256 numbers); reverts on the first one already used.
+     */
+    function _useSequenceRange(uint32 merchantId, uint64 first, uint256 count) private {
+        mapping(uint256 => uint256) storage bitmap = _usedSeqs[merchantId];
+        uint256 seq = first;
+        uint256 end = seq + count;
+        while (seq < end) {
+            uint256 index = seq >> 8;
+            uint256 low = seq & 0xff;
+            uint256 bits = end - seq < 256 - low ? end - seq : 256 - low;
+            // The `bits` ones starting at bit `low`; a full word when bits == 256.
+            uint256 mask = bits == 256 ? type(uint256).max : ((1 << bits) - 1) << low;
+            uint256 word = bitmap[index];
+            if (word & mask != 0) {
+                revert LoyaltyNetworkSequenceUsed(merchantId, uint64(seq + _lowestBit(word & mask) - low));
+            }
+            bitmap[index] = word | mask;
+            seq += bits;
+        }
+    }
+
+    /// @dev Index of the lowest set bit of a non-zero `x`.
+    function _lowestBit(uint256 x) private pure returns (uint256 i) {
+        while (x & 1 == 0) {
+            x >>= 1;
+            ++i;
+        }
+    }
+
+    function _useSequence(uint32 merchantId, uint64 seq) private {
+        uint256 bit = 1 << (seq & 0xff);
+        uint256 word = _usedSeqs[merchantId][seq >> 8];
+        if (word & bit != 0) revert LoyaltyNetworkSequenceUsed(merchantId, seq);
+        _usedSeqs[merchantId][seq >> 8] = word | bit;
+    }
+
+    function _countAgainstCap(uint32 merchantId, Merchant storage m, uint256 amount) private {
+        uint64 period = uint64(block.timestamp / capPeriodSeconds);
+        uint256 minted = m.period == period ? m.mintedInPeriod + amount : amount;
+        if (minted > m.capPerPeriod) revert LoyaltyNetworkMintCapExceeded(merchantId, m.capPerPeriod, minted);
+        m.period = period;
+        m.mintedInPeriod = uint64(minted);
+    }
+
+    function _verifyConsent(address signer, uint256 nonce, uint256 deadline, bytes32 structHash, bytes calldata sig)
+        private
+    {
+        if (block.timestamp > deadline) revert LoyaltyNetworkSignatureExpired(deadline);
+        uint256 expected = _useNonce(signer);
+        if (nonce != expected) revert LoyaltyNetworkInvalidNonce(signer, expected, nonce);
+        if (!SignatureChecker.isValidSignatureNowCalldata(signer, _hashTypedDataV4(structHash), sig)) {
+            revert LoyaltyNetworkInvalidSignature(signer);
+        }
+    }
+}

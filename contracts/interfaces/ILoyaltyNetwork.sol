@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+/**
+ * @dev Types, events and errors of {LoyaltyNetwork}, the hub of the points network.
+ *
+ * Settlement is computable from these events alone: every issuance, redemption
+ * and clawback names its merchant, so `issued - redeemed - clawedBack` per
+ * merchant at the published point value is that partner's net position.
+ */
+interface ILoyaltyNetwork {
+    /// @dev Lifecycle of a merchant in the registry.
+    enum MerchantStatus {
+        None,
+        Active,
+        Suspended
+    }
+
+    /// @dev A partner merchant. Amounts are in points (0 decimals).
+    struct Merchant {
+        address signer; // may call issuance functions for this merchant itself
+        MerchantStatus status;
+        uint64 capPerPeriod; // most points mintable per cap period
+        uint64 period; // index of the cap period `mintedInPeriod` counts
+        uint64 mintedInPeriod;
+        uint64 ruleVersion; // latest published rule-set version (0: none yet)
+        bytes32 ruleSetHash; // hash of the latest published rule set
+        uint128 issued;
+        uint128 redeemed;
+        uint128 clawedBack;
+    }
+
+    /// @dev A member's consent to burn `amount` points at `merchantId` for reward `ref`.
+    struct Redemption {
+        address member;
+        uint32 merchantId;
+        uint256 amount;
+        bytes32 ref;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    /// @dev A member's consent to move `amount` points to `to`.
+    struct TransferRequest {
+        address from;
+        address to;
+        uint256 amount;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    // ------------------------------------------------------------------ events
+
+    /// @dev Emitted when a merchant is admitted to the network.
+    event MerchantAdded(uint32 indexed merchantId, address signer, uint64 capPerPeriod, string name);
+
+    /// @dev Emitted when a merchant's status changes (suspended or reinstated).
+    event MerchantStatusChanged(uint32 indexed merchantId, MerchantStatus status);
+
+    /// @dev Emitted when a merchant's mint cap per period changes.
+    event MerchantCapChanged(uint32 indexed merchantId, uint64 capPerPeriod);
+
+    /// @dev Emitted when a merchant's signer address is replaced.
+    event MerchantSignerChanged(uint32 indexed merchantId, address signer);
+
+    /// @dev Emitted when a merchant publishes rule-set `version` whose canonical JSON hashes to `ruleSetHash`.
+    event RuleSetPublished(uint32 indexed merchantId, uint64 indexed version, bytes32 ruleSetHash);
+
+    /**
+     * @dev Emitted once per issuance batch. The i-th event of the batch has sequence number
+     * `firstSeq + i`, reference `eventRefs[i]` (the gateway's hash of the merchant's
+     * idempotency key, so a gateway can recover its state from the chain alone), and is the
+     * i-th `Transfer(0, member, amount)` the token emitted in the same transaction.
+     */
+    event PointsIssued(
+        uint32 indexed merchantId, uint64 indexed ruleVersion, uint64 firstSeq, bytes32[] eventRefs, uint256 total
+    );
+
+    /// @dev Emitted when `member` redeems `amount` points at `merchantId` for reward `ref`.
+    event PointsRedeemed(uint32 indexed merchantId, address indexed member, uint256 amount, bytes32 ref, uint256 nonce);
+
+    /**
+     * @dev Emitted when a refund (event `seq`) claws back points issued by event `originalSeq`.
+     * `burned` may be less than `requested` when the member already spent the points.
+     */
+    event PointsClawedBack(
+        uint32 indexed merchantId,
+        address indexed member,
+        uint64 seq,
+        uint64 originalSeq,
+        uint256 requested,
+        uint256 burned
+    );
+
+    /// @dev Emitted when points move between members through a signed (gasless) transfer.
+    event PointsTransferred(address indexed from, address indexed to, uint256 amount, uint256 nonce);
+
+    /// @dev Emitted when a member's tier changes (0 Bronze .. 4 Black).
+    event TierChanged(address indexed member, uint8 oldTier, uint8 newTier);
+
+    /// @dev Emitted when `merchantId` awards badge `badgeId` to `member`.
+    event BadgeAwarded(uint32 indexed merchantId, address indexed member, uint256 indexed badgeId);
+
+    /// @dev Emitted when the published face value of one point changes.
+    event PointValueChanged(uint256 microUnits, string currency);
+
+    /// @dev Emitted when member-to-member transfers are allowed or forbidden.
+    event TransferPolicyChanged(bool allowed);
+
+    /// @dev Emitted when the length of a mint-cap period changes.
+    event CapPeriodChanged(uint64 secondsPerPeriod);
+
+    /// @dev Emitted when the network enters sunset: no more minting, balances stay usable.
+    event Sunset(uint256 timestamp);
+
+    // ------------------------------------------------------------------ errors
+
+    /// @dev `caller` may not act for merchant `merchantId`.
+    error LoyaltyNetworkUnauthorizedIssuer(address caller, uint32 merchantId);
+
+    /// @dev Merchant `merchantId` does not exist.
+    error LoyaltyNetworkUnknownMerchant(uint32 merchantId);
+
+    /// @dev Merchant `merchantId` is not active (`status`).
+    error LoyaltyNetworkMerchantNotActive(uint32 merchantId, MerchantStatus status);
+
+    /// @dev Issuing `requested` points would exceed merchant `merchantId`'s `cap` for the current period.
+    error LoyaltyNetworkMintCapExceeded(uint32 merchantId, uint64 cap, uint256 requested);
+
+    /// @dev Sequence number `seq` of merchant `merchantId` was already used.
+    error LoyaltyNetworkSequenceUsed(uint32 merchantId, uint64 seq);
+
+    /// @dev A clawback references `originalSeq`, which merchant `merchantId` never issued.
+    error LoyaltyNetworkUnknownSequence(uint32 merchantId, uint64 originalSeq);
+
+    /// @dev Batch arrays have different lengths.
+    error LoyaltyNetworkLengthMismatch(uint256 expected, uint256 actual);
+
+    /// @dev An empty batch or a zero amount.
+    error LoyaltyNetworkZeroAmount();
+
+    /// @dev `ruleVersion` was never published by merchant `merchantId`.
+    error LoyaltyNetworkUnknownRuleVersion(uint32 merchantId, uint64 ruleVersion);
+
+    /// @dev The signature's `deadline` has passed.
+    error LoyaltyNetworkSignatureExpired(uint256 deadline);
+
+    /// @dev The signature is not `expectedSigner`'s over this request.
+    error LoyaltyNetworkInvalidSignature(address expectedSigner);
+
+    /// @dev `member`'s next nonce is `expected`, the request used `actual`.
+    error LoyaltyNetworkInvalidNonce(address member, uint256 expected, uint256 actual);
+
+    /// @dev Member-to-member transfers are forbidden by the transfer policy.
+    error LoyaltyNetworkTransfersDisabled();
+
+    /// @dev The network is in sunset: minting has stopped for good.
+    error LoyaltyNetworkSunset();
+
+    /// @dev `tier` is above the highest tier (4, Black).
+    error LoyaltyNetworkInvalidTier(uint8 tier);
+
+    /// @dev A zero address where an address is required.
+    error LoyaltyNetworkZeroAddress();
+
+    /// @dev A zero length for the cap period.
+    error LoyaltyNetworkZeroPeriod();
+}

@@ -1,0 +1,1 @@
+"""pointsnet wallet package."""
