@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chain import artifacts, devnet
+from chain.audit_cli import audit_app
 from chain.config import get_settings
 from chain.errors import ChainError
 
@@ -27,6 +28,7 @@ bench_app = typer.Typer(help="Benchmarks (not tests): gas, throughput.", no_args
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(bench_app, name="bench")
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 err = Console(stderr=True)

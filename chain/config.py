@@ -7,7 +7,10 @@ file).  All runtime state lives under ``data_dir`` so that several instances
 
 from __future__ import annotations
 
-from functools import cached_property, lru_cache
+import hashlib
+import os
+import secrets
+from functools import lru_cache
 from pathlib import Path
 
 from eth_account import Account
@@ -60,6 +63,10 @@ class Settings(BaseSettings):
     guardian_key: SecretStr | None = Field(
         default=None, description="hex private key; devnet default: anvil account 1"
     )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="timelock proposer/executor (operator CLI); devnet default: anvil account 2",
+    )
     confirmations: int = 0
     max_fee_gwei: float = 200.0
     priority_fee_gwei: float = 1.0
@@ -76,23 +83,45 @@ class Settings(BaseSettings):
     # -- gateway ---------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = Field(default=None, description="base URL printed in links")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db"
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="encrypts custodial keys and webhook secrets; devnet: generated in data_dir",
+    )
+    batch_max_events: int = 500
+    batch_max_wait: float = 0.2  # seconds an event may wait for a fuller batch
+    tx_stuck_after: float = 30.0  # seconds without a receipt before a fee bump
+    idempotency_ttl_hours: int = 24
+    webhook_max_attempts: int = 8
+    rate_limit_per_minute: int = 60_000  # per API key
 
-    @cached_property
+    @property
     def is_devnet(self) -> bool:
         return self.chain_id == DEVNET_CHAIN_ID
 
-    @cached_property
+    @property
     def effective_timelock_delay(self) -> int:
         if self.timelock_delay is not None:
             return self.timelock_delay
         return 0 if self.is_devnet else 2 * 24 * 3600
 
-    @cached_property
+    @property
     def data_path(self) -> Path:
-        """The data directory, absolute and created on first use."""
+        """The data directory, absolute (created if missing)."""
         path = self.data_dir.expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_path / 'gateway.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
     def deployment_file(self) -> Path:
@@ -108,8 +137,33 @@ def get_settings() -> Settings:
     return Settings()
 
 
+_DEV_KEY_INDEX = {"operator": 0, "guardian": 1, "admin": 2}
+
+
+def resolve_secret_key(settings: Settings) -> bytes:
+    """The gateway's secret (32 bytes) for encrypting custodial keys and webhook secrets.
+
+    Off the devnet it must be configured; on the devnet one is generated once and
+    kept in ``<data_dir>/secret.key`` (mode 0600).
+    """
+    if settings.secret_key is not None:
+        value = settings.secret_key.get_secret_value().strip()
+        if len(value) < 32 or value.lower() in {"changeme", "change-me", "secret"}:
+            raise ConfigError("POINTSNET_SECRET_KEY must be at least 32 random characters")
+        return hashlib.sha256(value.encode()).digest()
+    if not settings.is_devnet:
+        raise ConfigError(f"POINTSNET_SECRET_KEY must be set on chain {settings.chain_id}")
+    path = settings.data_path / "secret.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return hashlib.sha256(path.read_text().strip().encode()).digest()
+
+
 def resolve_key(settings: Settings, which: str) -> str:
-    """The hex private key for role ``which`` ("operator" or "guardian").
+    """The hex private key for role ``which``: "operator" (the gateway's issuer key),
+    "guardian" (pause, suspend) or "admin" (timelock proposals, operator CLI).
 
     On the devnet a missing key falls back to anvil's published development
     keys; anywhere else a key must be configured, and a published development
@@ -121,7 +175,7 @@ def resolve_key(settings: Settings, which: str) -> str:
             raise ConfigError(
                 f"POINTSNET_{which.upper()}_KEY must be set on chain {settings.chain_id}"
             )
-        return anvil_dev_key(0 if which == "operator" else 1)
+        return anvil_dev_key(_DEV_KEY_INDEX[which])
     key = configured.get_secret_value().strip()
     if not key.startswith("0x"):
         key = "0x" + key

@@ -53,6 +53,7 @@ class Deployment:
     block: int
     deployer: str
     guardian: str
+    admin: str
     timelock_delay: int
     artifact_hashes: dict[str, str]
     deployed_at: float
@@ -92,7 +93,7 @@ def connect(settings: Settings) -> Web3:
 
 
 def operator_sender(settings: Settings, w3: Web3, which: str = "operator") -> TransactionSender:
-    """A sender for the operator (or guardian) key with the configured fee caps."""
+    """A sender for the operator (or "guardian", "admin") key with the configured fee caps."""
     return TransactionSender(
         w3,
         resolve_key(settings, which),
@@ -138,10 +139,11 @@ def deploy(
 
     sender = operator_sender(settings, w3)
     guardian = Account.from_key(resolve_key(settings, "guardian")).address
+    admin = Account.from_key(resolve_key(settings, "admin")).address
     delay = settings.effective_timelock_delay
 
-    say(f"deploying NetworkTimelock (delay {delay}s)")
-    timelock = _deploy(w3, sender, "NetworkTimelock", delay, [sender.address], [sender.address])
+    say(f"deploying NetworkTimelock (delay {delay}s, proposer {admin})")
+    timelock = _deploy(w3, sender, "NetworkTimelock", delay, [admin], [admin])
     say("deploying LoyaltyNetwork (creates PointsToken and BadgeCollection)")
     config = (
         timelock,
@@ -165,6 +167,7 @@ def deploy(
         block=w3.eth.block_number,
         deployer=sender.address,
         guardian=guardian,
+        admin=admin,
         timelock_delay=delay,
         artifact_hashes=hashes,
         deployed_at=time.time(),

@@ -73,7 +73,7 @@ def fresh_network(
             sender = operator_sender(settings, w3)
             governance.apply(
                 network.timelock,
-                sender,
+                operator_sender(settings, w3, "admin"),
                 network.hub.functions.addMerchant("bench", sender.address, 2**63),
             )
             sender.transact(network.hub.publish_rule_set(1, b"\x01" * 32))
@@ -126,7 +126,7 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
             bar.advance(task)
 
         # A member with a key, for the signed operations.
-        member_key = anvil_dev_key(5)
+        member_key = anvil_dev_key(6)
         member = Account.from_key(member_key).address
         sender.transact(hub.issue_batch(1, 1, seq, [os.urandom(32)], [member], [1_000]))
         issued_seq = seq

@@ -32,8 +32,9 @@ class Deployed:
     w3: Web3
     deployment: Deployment
     network: Network
-    operator: TransactionSender  # ISSUER_ROLE, timelock proposer/executor
+    operator: TransactionSender  # ISSUER_ROLE (the gateway's hot key)
     guardian: TransactionSender  # GUARDIAN_ROLE
+    timelock_admin: TransactionSender  # timelock proposer/executor
     merchant_signers: dict[int, TransactionSender]  # merchant id -> its own signer
     outsider: TransactionSender  # no role at all
     chain_id: int
@@ -51,11 +52,17 @@ class Deployed:
         return self.network.badges
 
     def senders(self) -> list[TransactionSender]:
-        return [self.operator, self.guardian, self.outsider, *self.merchant_signers.values()]
+        return [
+            self.operator,
+            self.guardian,
+            self.timelock_admin,
+            self.outsider,
+            *self.merchant_signers.values(),
+        ]
 
     def admin(self, call: object) -> None:
         """Apply a rule change through the timelock (delay 0 here)."""
-        governance.apply(self.network.timelock, self.operator, call)  # type: ignore[arg-type]
+        governance.apply(self.network.timelock, self.timelock_admin, call)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -66,12 +73,23 @@ def deployed(anvil: AnvilNode) -> Deployed:
     network = Network.at(w3, deployment.hub, deployment.timelock)
     operator = operator_sender(settings, w3)
     guardian = operator_sender(settings, w3, "guardian")
+    timelock_admin = operator_sender(settings, w3, "admin")
     signers = {
-        1: TransactionSender(w3, anvil_dev_key(2), anvil.chain_id),
-        2: TransactionSender(w3, anvil_dev_key(3), anvil.chain_id),
+        1: TransactionSender(w3, anvil_dev_key(3), anvil.chain_id),
+        2: TransactionSender(w3, anvil_dev_key(4), anvil.chain_id),
     }
-    outsider = TransactionSender(w3, anvil_dev_key(4), anvil.chain_id)
-    d = Deployed(w3, deployment, network, operator, guardian, signers, outsider, anvil.chain_id)
+    outsider = TransactionSender(w3, anvil_dev_key(5), anvil.chain_id)
+    d = Deployed(
+        w3,
+        deployment,
+        network,
+        operator,
+        guardian,
+        timelock_admin,
+        signers,
+        outsider,
+        anvil.chain_id,
+    )
     for merchant_id, signer in signers.items():
         d.admin(
             network.hub.functions.addMerchant(

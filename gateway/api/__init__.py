@@ -1,0 +1,1 @@
+"""HTTP API: routers, dependencies, error translation."""

@@ -1,0 +1,104 @@
+"""``/v1/events``: merchants post business events; points are issued exactly once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from gateway.api.deps import ContextDep, CurrentMerchant, SessionDep
+from gateway.errors import GatewayError
+from gateway.schemas import (
+    BatchItemResult,
+    ErrorResponse,
+    EventBatchCreate,
+    EventBatchPublic,
+    EventCreate,
+    EventPublic,
+)
+from gateway.services import events as event_service
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422, 429)
+}
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="unique per event; a retry with the same key returns the first answer",
+    ),
+]
+
+
+@router.post("", status_code=202, response_model=EventPublic, responses=ERRORS)
+def post_event(
+    body: EventCreate,
+    merchant: CurrentMerchant,
+    context: ContextDep,
+    idempotency_key: IdempotencyKey,
+) -> JSONResponse:
+    """Accept one event. Same key + same body → the stored answer; same key + another
+    body → 422 ``idempotency_key_reused``; same key while the first is in flight → 409."""
+    status, answer = event_service.submit(context, merchant, idempotency_key, body)
+    return JSONResponse(status_code=status, content=answer)
+
+
+@router.post("/batch", response_model=EventBatchPublic, responses=ERRORS)
+def post_events_batch(
+    body: EventBatchCreate, merchant: CurrentMerchant, context: ContextDep
+) -> EventBatchPublic:
+    """Up to 1,000 events, each with its own idempotency key and its own result."""
+    results: list[BatchItemResult] = []
+    for item in body.events:
+        try:
+            status, answer = event_service.submit(
+                context, merchant, item.idempotency_key, item.event
+            )
+            results.append(
+                BatchItemResult(
+                    idempotency_key=item.idempotency_key,
+                    status_code=status,
+                    event=EventPublic.model_validate(answer),
+                )
+            )
+        except GatewayError as exc:
+            results.append(
+                BatchItemResult(
+                    idempotency_key=item.idempotency_key,
+                    status_code=exc.status,
+                    error={"code": exc.code, "message": exc.message, "details": exc.details},
+                )
+            )
+        except ValidationError as exc:  # pragma: no cover - bodies are validated above
+            results.append(
+                BatchItemResult(
+                    idempotency_key=item.idempotency_key,
+                    status_code=422,
+                    error={"code": "invalid_request", "message": str(exc), "details": {}},
+                )
+            )
+    return EventBatchPublic(data=results, count=len(results))
+
+
+@router.get("/{event_id}", response_model=EventPublic, responses=ERRORS)
+def get_event(event_id: str, merchant: CurrentMerchant, session: SessionDep) -> EventPublic:
+    """An event's status: accepted → submitted → confirmed (or held, failed with a reason)."""
+    return event_service.get_event(session, merchant.id, event_id)
+
+
+@router.post("/{event_id}/release", response_model=EventPublic, responses=ERRORS)
+def release_event(event_id: str, merchant: CurrentMerchant, context: ContextDep) -> EventPublic:
+    """Release an event held for review: its points go to the outbox."""
+    return EventPublic.model_validate(event_service.release(context, merchant, event_id, True))
+
+
+@router.post("/{event_id}/reject", response_model=EventPublic, responses=ERRORS)
+def reject_event(event_id: str, merchant: CurrentMerchant, context: ContextDep) -> EventPublic:
+    """Reject an event held for review: nothing is issued."""
+    return EventPublic.model_validate(event_service.release(context, merchant, event_id, False))

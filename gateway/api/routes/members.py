@@ -1,0 +1,25 @@
+"""``/v1/members``: a merchant looks up its own customers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gateway.api.deps import ContextDep, CurrentMerchant, SessionDep
+from gateway.api.routes.events import ERRORS
+from gateway.models import Member
+from gateway.schemas import MemberPublic
+from gateway.services import members as member_service
+
+router = APIRouter(prefix="/v1/members", tags=["members"])
+
+
+@router.get("/{customer_id}", response_model=MemberPublic, responses=ERRORS)
+def get_member(
+    customer_id: str, merchant: CurrentMerchant, session: SessionDep, context: ContextDep
+) -> MemberPublic:
+    """Address, on-chain balance, tier, badges and pending points of the merchant's customer."""
+    link = member_service.get_link(session, merchant.id, customer_id)
+    member = session.get(Member, link.member_id)
+    assert member is not None
+    balance = context.link.network.token.balance_of(member.address)
+    return MemberPublic.model_validate(member_service.member_view(session, balance, link, member))

@@ -1,0 +1,30 @@
+"""``/v1/webhook``: where the gateway sends the merchant signed notifications."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gateway.api.deps import ContextDep, CurrentMerchant
+from gateway.api.routes.events import ERRORS
+from gateway.db import transaction
+from gateway.models import Merchant
+from gateway.schemas import WebhookConfigIn, WebhookConfigPublic
+from gateway.services.merchants import new_webhook_secret
+from gateway.webhooks import EVENT_TYPES
+
+router = APIRouter(prefix="/v1/webhook", tags=["webhooks"])
+
+
+@router.put("", response_model=WebhookConfigPublic, responses=ERRORS)
+def configure_webhook(
+    body: WebhookConfigIn, merchant: CurrentMerchant, context: ContextDep
+) -> WebhookConfigPublic:
+    """Set the webhook URL; a new signing secret is returned once (HMAC-SHA256 over
+    ``timestamp.body``, header ``Pointsnet-Signature: t=...,v1=...``)."""
+    secret = new_webhook_secret()
+    with transaction(context.sessions) as session:
+        row = session.get(Merchant, merchant.id)
+        assert row is not None
+        row.webhook_url = body.url
+        row.webhook_secret_enc = context.box.encrypt(secret)
+    return WebhookConfigPublic(url=body.url, secret=secret.hex(), event_types=list(EVENT_TYPES))

@@ -1,0 +1,101 @@
+"""The FastAPI application and the background roles that run beside it.
+
+``create_app`` builds the HTTP API on a :class:`GatewayContext`.  With
+``run_background=True`` (``pointsnet serve``'s default role ``all``) the
+outbox worker and the webhook dispatcher run as threads of the same process;
+``--role api|worker`` runs them apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from gateway.api.errors import install_error_handlers
+from gateway.api.routes import events, members, rewards, rules, webhooks
+from gateway.context import GatewayContext
+from gateway.webhooks import WebhookDispatcher
+from gateway.worker import OutboxWorker
+
+log = logging.getLogger("pointsnet.gateway")
+
+WALLET_DIR = Path(__file__).resolve().parent.parent / "wallet"
+
+DESCRIPTION = """
+Merchant API of the pointsnet loyalty network.
+
+Authenticate with `Authorization: Bearer <API key>`. Post events with an
+`Idempotency-Key`: points are issued on chain exactly once. Every error has the
+body `{"error": {"code", "message", "details"}}` with a stable `code`.
+"""
+
+
+class BackgroundRoles:
+    """Threads running the worker loops until stopped."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        thread = threading.Thread(target=target, args=(self.stop,), name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+def start_background(context: GatewayContext) -> BackgroundRoles:
+    """Start the outbox worker and the webhook dispatcher threads."""
+    roles = BackgroundRoles()
+    worker = OutboxWorker(context.link, context.sessions)
+    dispatcher = WebhookDispatcher(
+        context.sessions, context.box, max_attempts=context.settings.webhook_max_attempts
+    )
+    roles.start("outbox-worker", worker.run)
+    roles.start("webhook-dispatcher", dispatcher.run)
+    return roles
+
+
+def create_app(context: GatewayContext, *, run_background: bool = False) -> FastAPI:
+    """The gateway's HTTP API (and, optionally, its background roles)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        roles = start_background(context) if run_background else None
+        try:
+            yield
+        finally:
+            if roles is not None:
+                roles.shutdown()
+
+    app = FastAPI(
+        title="pointsnet gateway",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    for module in (events, members, rules, rewards, webhooks):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

@@ -1,0 +1,182 @@
+"""``pointsnet`` sub-commands of the gateway: serve, merchant, demo.
+
+The root command line lives in :mod:`chain.cli`; this module adds the gateway's
+commands to it and is the console entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.table import Table
+
+from chain import devnet
+from chain.cli import app, console, err
+from chain.config import Settings, get_settings
+from chain.deploy import deploy
+from chain.errors import ChainError
+from gateway.context import GatewayContext
+from gateway.errors import GatewayError
+from gateway.migrate import upgrade
+
+merchant_app = typer.Typer(help="Register and manage partner merchants.", no_args_is_help=True)
+app.add_typer(merchant_app, name="merchant")
+
+
+def open_context(settings: Settings | None = None) -> GatewayContext:
+    """Context for CLI commands: database migrated, deployment loaded."""
+    settings = settings or get_settings()
+    context = GatewayContext.open(settings)
+    upgrade(context.engine)
+    return context
+
+
+# ---------------------------------------------------------------- serve
+
+
+@app.command("serve")
+def serve(
+    role: Annotated[str, typer.Option(help="all | api | worker")] = "all",
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes (api role)")] = 1,
+) -> None:
+    """Run the gateway: API + outbox worker + webhooks (role all), or one role alone."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = get_settings()
+    try:
+        context = open_context(settings)
+    except (ChainError, GatewayError) as exc:
+        raise typer.Exit(_fail(exc)) from exc
+    if role == "worker":
+        from gateway.app import start_background
+
+        roles = start_background(context)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        console.print("worker running; Ctrl-C stops it")
+        stop.wait()
+        roles.shutdown()
+        return
+    if role not in ("all", "api"):
+        raise typer.BadParameter("role must be all, api or worker")
+    from gateway.app import create_app
+
+    if workers > 1:
+        uvicorn.run(
+            "gateway.asgi:app", host=settings.host, port=settings.port, workers=workers,
+            log_level="warning",
+        )  # fmt: skip
+        return
+    application = create_app(context, run_background=role == "all")
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+
+
+def _fail(exc: Exception) -> int:
+    err.print(f"[red]error:[/red] {exc}")
+    return 1
+
+
+# ---------------------------------------------------------------- merchants
+
+
+@merchant_app.command("add")
+def merchant_add(
+    name: str,
+    currency: Annotated[str, typer.Option(help="ISO-4217 home currency")] = "USD",
+    cap: Annotated[int, typer.Option(help="points mintable per cap period")] = 10**12,
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Admit a merchant on chain (through the timelock) and print its API key once."""
+    from gateway.services.merchants import register
+
+    try:
+        created = register(open_context(), name, currency, cap)
+    except (ChainError, GatewayError) as exc:
+        raise typer.Exit(_fail(exc)) from exc
+    record = {"id": created.id, "name": created.name, "currency": created.currency,
+              "api_key": created.api_key, "signer": created.signer}  # fmt: skip
+    if json_out:
+        sys.stdout.write(json.dumps(record) + "\n")
+        return
+    console.print(f"merchant [bold]{created.name}[/bold] admitted with id {created.id}")
+    console.print(f"API key (shown once): [bold]{created.api_key}[/bold]")
+
+
+@merchant_app.command("list")
+def merchant_list() -> None:
+    """List merchants (API keys are never shown: only their prefix)."""
+    from gateway.services.merchants import list_merchants
+
+    table = Table(title="merchants")
+    for column in ("id", "name", "currency", "status", "key prefix", "rule version", "next seq"):
+        table.add_column(column)
+    for m in list_merchants(open_context()):
+        table.add_row(str(m.id), m.name, m.currency, m.status, m.api_key_prefix + "...",
+                      str(m.rule_version), str(m.next_seq))  # fmt: skip
+    console.print(table)
+
+
+@merchant_app.command("rotate-key")
+def merchant_rotate_key(merchant_id: int) -> None:
+    """Issue a new API key; the old one stops working at once."""
+    from gateway.services.merchants import rotate_key
+
+    try:
+        key = rotate_key(open_context(), merchant_id)
+    except GatewayError as exc:
+        raise typer.Exit(_fail(exc)) from exc
+    console.print(f"new API key (shown once): [bold]{key}[/bold]")
+
+
+@merchant_app.command("suspend")
+def merchant_suspend(merchant_id: int) -> None:
+    """Suspend a merchant on chain (guardian) and in the gateway."""
+    from gateway.services.merchants import suspend
+
+    try:
+        suspend(open_context(), merchant_id)
+    except (ChainError, GatewayError) as exc:
+        raise typer.Exit(_fail(exc)) from exc
+    console.print(f"merchant {merchant_id} suspended")
+
+
+# ---------------------------------------------------------------- demo (make run)
+
+
+@app.command("demo")
+def demo(
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+) -> None:
+    """Devnet + contracts + gateway with a demo network of three partners (make run)."""
+    from gateway.demo import ensure_demo
+
+    settings = get_settings()
+    if settings.is_devnet and not devnet.status(settings)["running"]:
+        devnet.start_background(settings)
+        console.log(f"devnet started at {settings.rpc_url}")
+    try:
+        deploy(settings, progress=lambda m: console.log(m))
+        context = open_context(settings)
+        partners = ensure_demo(context, progress=lambda m: console.log(m))
+    except (ChainError, GatewayError) as exc:
+        raise typer.Exit(_fail(exc)) from exc
+    base = settings.base_url
+    table = Table(title="pointsnet demo network")
+    for column in ("id", "partner", "currency", "API key"):
+        table.add_column(column)
+    for partner in partners:
+        table.add_row(str(partner["id"]), partner["name"], partner["currency"], partner["api_key"])
+    console.print(table)
+    console.print(f"API docs:   {base}/docs")
+    console.print(f"wallet:     {base}/wallet")
+    console.print(f"audit page: {base}/audit")
+    console.print(f"demo keys are also in {settings.data_path / 'demo-merchants.json'}")
+    if serve_after:
+        serve(role="all", workers=1)

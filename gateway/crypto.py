@@ -1,0 +1,74 @@
+"""Secrets at rest and in transit: API keys, custodial keys, webhook signatures.
+
+- Merchant API keys are random (256 bits), shown once, and stored only as a
+  SHA-256 hash (a slow hash adds nothing for keys of that entropy).
+- Custodial member keys and webhook secrets are encrypted with Fernet
+  (AES-128-CBC + HMAC-SHA256) under a key derived from the gateway's secret.
+- Webhooks carry ``Pointsnet-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+
+from cryptography.fernet import Fernet, InvalidToken
+
+API_KEY_PREFIX = "pn_live_"
+
+
+def new_api_key() -> str:
+    """A fresh merchant API key (shown once, never stored in clear)."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def api_key_prefix(api_key: str) -> str:
+    """The first characters of a key, safe to show in listings and logs."""
+    return api_key[: len(API_KEY_PREFIX) + 4]
+
+
+class SecretBox:
+    """Encrypts and decrypts small secrets under the gateway's secret key."""
+
+    def __init__(self, secret: bytes) -> None:
+        derived = hashlib.sha256(b"pointsnet-secretbox-v1" + secret).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        return self._fernet.encrypt(plaintext)
+
+    def decrypt(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken as exc:
+            raise ValueError("secret cannot be decrypted with this gateway's key") from exc
+
+    def __repr__(self) -> str:
+        return "SecretBox(<hidden>)"
+
+
+def sign_webhook(secret: bytes, body: bytes, timestamp: int | None = None) -> str:
+    """The ``Pointsnet-Signature`` header value for ``body``."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret, f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={ts},v1={mac}"
+
+
+def verify_webhook(secret: bytes, body: bytes, header: str, tolerance: int = 300) -> bool:
+    """Check a ``Pointsnet-Signature`` header (what a merchant's receiver does)."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        ts = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(time.time() - ts) > tolerance:
+        return False
+    expected = sign_webhook(secret, body, ts).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))

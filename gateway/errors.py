@@ -1,0 +1,98 @@
+"""Errors of the gateway's domain, each with a stable machine-readable code.
+
+``api/`` turns every :class:`GatewayError` into the one error body
+``{"error": {"code", "message", "details"}}`` with the error's HTTP status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """Root of every error raised by ``gateway``."""
+
+    code = "gateway_error"
+    status = 400
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class Unauthorized(GatewayError):
+    """Missing, unknown or revoked API key or session."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(GatewayError):
+    """Authenticated, but not allowed (suspended merchant, another merchant's data)."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(GatewayError, LookupError):
+    """The resource does not exist (or belongs to another merchant)."""
+
+    code = "not_found"
+    status = 404
+
+
+class InvalidRequest(GatewayError, ValueError):
+    """The request is well-formed JSON but not acceptable."""
+
+    code = "invalid_request"
+    status = 422
+
+
+class IdempotencyConflict(GatewayError):
+    """The same Idempotency-Key is being processed right now."""
+
+    code = "idempotency_in_flight"
+    status = 409
+
+
+class IdempotencyKeyReused(GatewayError):
+    """The Idempotency-Key was used before with a different request body."""
+
+    code = "idempotency_key_reused"
+    status = 422
+
+
+class RuleRejected(GatewayError):
+    """The rules engine rejected the event (frozen member, limits, unknown order...)."""
+
+    code = "event_rejected"
+    status = 422
+
+
+class InsufficientPoints(GatewayError):
+    """The member's balance does not cover the redemption or transfer."""
+
+    code = "insufficient_points"
+    status = 422
+
+
+class SignatureRejected(GatewayError):
+    """A member's signature is invalid, expired, or for another chain/contract/nonce."""
+
+    code = "invalid_signature"
+    status = 422
+
+
+class RateLimited(GatewayError):
+    """Too many requests for this API key."""
+
+    code = "rate_limited"
+    status = 429
+
+
+class ChainUnavailable(GatewayError):
+    """The chain could not be reached; nothing was written."""
+
+    code = "chain_unavailable"
+    status = 503

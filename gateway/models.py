@@ -1,0 +1,281 @@
+"""SQLAlchemy models of the gateway (kept apart from the API schemas).
+
+The flow a merchant event takes through these tables:
+
+``Event`` (accepted, with the rules engine's decision) → ``ChainOp`` rows, one
+per on-chain effect (issue points, claw back, award a badge, set a tier) →
+the outbox worker packs pending ops into a ``ChainTx`` (signed and stored
+before it is broadcast) → the receipt marks tx, ops and event confirmed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Merchant(Base):
+    """A partner merchant; ``id`` is its id in the hub's registry."""
+
+    __tablename__ = "merchants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_prefix: Mapped[str] = mapped_column(String(16))
+    cap_per_period: Mapped[int] = mapped_column(BigInteger)
+    next_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    rule_version: Mapped[int] = mapped_column(Integer, default=0)  # latest published on chain
+    signer_address: Mapped[str] = mapped_column(String(42))
+    signer_key_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    webhook_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    webhook_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Member(Base):
+    """A network member: an address, custodial (key kept encrypted) or self-custody."""
+
+    __tablename__ = "members"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    address: Mapped[str] = mapped_column(String(42), unique=True)
+    custodial: Mapped[bool] = mapped_column(Boolean, default=True)
+    key_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    claimed_by: Mapped[str | None] = mapped_column(String(42), default=None)
+    birth_month: Mapped[int | None] = mapped_column(Integer, default=None)
+    frozen: Mapped[bool] = mapped_column(Boolean, default=False)
+    tier: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CustomerLink(Base):
+    """(merchant, customer_id) → member. Never shown to another merchant."""
+
+    __tablename__ = "customer_links"
+    __table_args__ = (UniqueConstraint("merchant_id", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    customer_id: Mapped[str] = mapped_column(String(200))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    referred_by: Mapped[str | None] = mapped_column(String(32), default=None)
+    referral_rewarded: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """A merchant's Idempotency-Key: the request's hash and the stored answer."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("merchant_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="processing")  # processing | done
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Event(Base):
+    """A merchant event and the rules engine's decision about it."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_status_created", "status", "created_at"),
+        Index("ix_events_member_time", "member_id", "occurred_at"),
+        Index("ix_events_merchant_order", "merchant_id", "order_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(16))
+    customer_id: Mapped[str] = mapped_column(String(200))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    order_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    network_amount: Mapped[Any] = mapped_column(Numeric(38, 6), default=0)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(
+        String(16)
+    )  # accepted submitted confirmed held failed rejected
+    reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    clawback: Mapped[int] = mapped_column(BigInteger, default=0)
+    breakdown: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    badges: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    rule_version: Mapped[int] = mapped_column(Integer)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    device_id: Mapped[str | None] = mapped_column(String(200), default=None, index=True)
+    ip: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    ops: Mapped[list[ChainOp]] = relationship(back_populates="event", lazy="selectin")
+
+
+class ChainOp(Base):
+    """One on-chain effect an event needs: the outbox's unit of work."""
+
+    __tablename__ = "chain_ops"
+    __table_args__ = (Index("ix_chain_ops_pending", "status", "kind", "merchant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id"), index=True, default=None)
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), default=None)
+    # issue | clawback | badge | tier | rule | redeem | transfer
+    kind: Mapped[str] = mapped_column(String(16))
+    member_address: Mapped[str] = mapped_column(String(42))
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    badge_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    tier: Mapped[int | None] = mapped_column(Integer, default=None)
+    rule_version: Mapped[int] = mapped_column(Integer, default=0)
+    ref: Mapped[str] = mapped_column(String(66))  # bytes32 hex: the event reference on chain
+    original_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    status: Mapped[str] = mapped_column(
+        String(16), default="pending"
+    )  # pending sent confirmed failed
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # signatures etc.
+    burned: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"), default=None, index=True)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+    event: Mapped[Event | None] = relationship(back_populates="ops")
+
+
+class ChainTx(Base):
+    """A signed transaction, stored before it is broadcast so a restart can resend it."""
+
+    __tablename__ = "chain_txs"
+    __table_args__ = (Index("ix_chain_txs_status", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    merchant_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    sender: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    max_fee_per_gas: Mapped[int] = mapped_column(Numeric(38, 0))
+    max_priority_fee_per_gas: Mapped[int] = mapped_column(Numeric(38, 0))
+    gas: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="signed")
+    # signed → sent → confirmed | failed | replaced
+    replaces: Mapped[int | None] = mapped_column(Integer, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class RuleSetVersion(Base):
+    """A merchant's rule set, versioned; its hash is published on chain before it applies."""
+
+    __tablename__ = "rule_sets"
+    __table_args__ = (UniqueConstraint("merchant_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    hash: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Reward(Base):
+    """An item of a merchant's rewards catalog."""
+
+    __tablename__ = "rewards"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    cost_points: Mapped[int] = mapped_column(BigInteger)
+    stock: Mapped[int | None] = mapped_column(Integer, default=None)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Redemption(Base):
+    """A member's signed consent to spend points on a reward, relayed by the gateway."""
+
+    __tablename__ = "redemptions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    reward_id: Mapped[str] = mapped_column(ForeignKey("rewards.id"))
+    member_address: Mapped[str] = mapped_column(String(42), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    deadline: Mapped[int] = mapped_column(BigInteger)
+    ref: Mapped[str] = mapped_column(String(66))
+    signature: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(
+        String(16), default="submitted"
+    )  # submitted confirmed failed
+    voucher_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    op_id: Mapped[int | None] = mapped_column(ForeignKey("chain_ops.id"), default=None)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One webhook message to a merchant, retried with backoff; every attempt logged."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhooks_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending delivered failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,300 @@
+"""Pydantic schemas of the HTTP API (kept apart from the database models).
+
+Families follow ``XCreate`` (request), ``XPublic`` (one), ``XsPublic`` (a page:
+``{"data": [...], "count": n}``).  Every request model forbids unknown fields,
+and amounts are decimal strings, never floats.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+EventType = Literal["purchase", "refund", "signup", "review", "share", "referral", "check_in"]
+EventStatus = Literal["accepted", "submitted", "confirmed", "held", "failed", "rejected"]
+
+#: Largest order amount accepted (in the order's currency).
+MAX_AMOUNT = Decimal("1000000000")
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
+_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+
+Identifier = Annotated[str, Field(pattern=_ID, description="merchant-side identifier")]
+Address = Annotated[
+    str, Field(pattern=_ADDRESS, examples=["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"])
+]
+
+
+def parse_amount(value: Any, *, allow_zero: bool = False) -> Decimal:
+    """A positive decimal amount from a string (floats are refused: they lose cents)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError('amount must be a decimal string such as "12.50"')
+    text = str(value).strip()
+    if not re.fullmatch(r"\d{1,12}(\.\d{1,6})?", text):
+        raise ValueError("amount must be a non-negative decimal string with at most 6 decimals")
+    try:
+        amount = Decimal(text)
+    except InvalidOperation as exc:  # pragma: no cover - the regex rules this out
+        raise ValueError("amount is not a number") from exc
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"amount must not exceed {MAX_AMOUNT}")
+    if amount == 0 and not allow_zero:
+        raise ValueError("amount must be greater than zero")
+    return amount
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# ------------------------------------------------------------------ events
+
+
+class ItemIn(StrictModel):
+    sku: Identifier
+    category: Annotated[str, Field(min_length=1, max_length=64)] = "general"
+    amount: Decimal = Field(description="line amount, decimal string", examples=["59.90"])
+    eco: bool = False
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> Decimal:
+        return parse_amount(value, allow_zero=True)
+
+
+class OrderIn(StrictModel):
+    id: Identifier
+    amount: Decimal = Field(description="order total, decimal string", examples=["129.90"])
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
+    items: list[ItemIn] = Field(default_factory=list, max_length=500)
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> Decimal:
+        return parse_amount(value)
+
+
+class RefundIn(StrictModel):
+    order_id: Identifier
+    amount: Decimal | None = Field(default=None, description="refunded amount; omit for full")
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> Decimal | None:
+        return None if value is None else parse_amount(value)
+
+
+class EventCreate(StrictModel):
+    """A merchant's business event. Which fields are required depends on ``type``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "purchase",
+                    "customer_id": "cust-1001",
+                    "occurred_at": "2026-11-23T10:15:00Z",
+                    "order": {
+                        "id": "order-5001",
+                        "amount": "129.90",
+                        "currency": "EUR",
+                        "items": [
+                            {"sku": "tee-1", "category": "apparel", "amount": "129.90", "eco": True}
+                        ],
+                    },
+                    "device_id": "dev-9f2",
+                    "ip": "203.0.113.7",
+                }
+            ]
+        },
+    )
+
+    type: EventType
+    customer_id: Identifier
+    occurred_at: datetime
+    order: OrderIn | None = None
+    refund: RefundIn | None = None
+    referrer_customer_id: Identifier | None = None
+    birth_month: Annotated[int, Field(ge=1, le=12)] | None = None
+    device_id: Annotated[str, Field(max_length=128)] | None = None
+    ip: Annotated[str, Field(max_length=64)] | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("occurred_at needs a time zone (e.g. 2026-11-23T10:15:00Z)")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> EventCreate:
+        if self.type == "purchase" and self.order is None:
+            raise ValueError("a purchase needs an order")
+        if self.type == "refund" and self.refund is None:
+            raise ValueError("a refund needs refund.order_id")
+        if self.type != "purchase" and self.order is not None:
+            raise ValueError(f"a {self.type} event takes no order")
+        if self.type != "refund" and self.refund is not None:
+            raise ValueError(f"a {self.type} event takes no refund")
+        if self.type == "referral" and self.referrer_customer_id is None:
+            raise ValueError("a referral needs referrer_customer_id")
+        if self.referrer_customer_id is not None and self.referrer_customer_id == self.customer_id:
+            raise ValueError("a customer cannot refer themselves")
+        return self
+
+
+class BreakdownLine(BaseModel):
+    rule: str
+    description: str
+    points: int
+
+
+class EventPublic(BaseModel):
+    id: str
+    idempotency_key: str
+    type: EventType
+    customer_id: str
+    member_address: str
+    status: EventStatus
+    reason: str | None = None
+    points: int
+    clawback: int = 0
+    breakdown: list[BreakdownLine] = Field(default_factory=list)
+    badges: list[str] = Field(default_factory=list)
+    rule_version: int
+    tx_hash: str | None = None
+    block_number: int | None = None
+    occurred_at: datetime
+    created_at: datetime
+
+
+class EventsPublic(BaseModel):
+    data: list[EventPublic]
+    count: int
+
+
+class BatchItemIn(StrictModel):
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=255)]
+    event: EventCreate
+
+
+class EventBatchCreate(StrictModel):
+    events: list[BatchItemIn] = Field(min_length=1, max_length=1000)
+
+
+class BatchItemResult(BaseModel):
+    idempotency_key: str
+    status_code: int
+    event: EventPublic | None = None
+    error: dict[str, Any] | None = None
+
+
+class EventBatchPublic(BaseModel):
+    data: list[BatchItemResult]
+    count: int
+
+
+# ------------------------------------------------------------------ members
+
+
+class BadgePublic(BaseModel):
+    id: int
+    key: str
+    name: str
+    image_url: str
+    soulbound: bool
+
+
+class MemberPublic(BaseModel):
+    customer_id: str
+    address: str
+    custodial: bool
+    balance: int = Field(description="points on chain")
+    pending_points: int = Field(description="accepted, not yet confirmed on chain")
+    tier: int
+    tier_name: str
+    badges: list[BadgePublic]
+    frozen: bool
+
+
+# ------------------------------------------------------------------ rewards & redemptions
+
+
+class RewardCreate(StrictModel):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(max_length=2000)] = ""
+    cost_points: Annotated[int, Field(gt=0, le=10**12)]
+    stock: Annotated[int, Field(ge=0, le=10**9)] | None = None
+
+
+class RewardPublic(BaseModel):
+    id: str
+    merchant_id: int
+    merchant_name: str
+    name: str
+    description: str
+    cost_points: int
+    stock: int | None
+    active: bool
+
+
+class RewardsPublic(BaseModel):
+    data: list[RewardPublic]
+    count: int
+
+
+class RedemptionCreate(StrictModel):
+    """A member's EIP-712 consent (signed in the wallet) to spend points on a reward."""
+
+    reward_id: Annotated[str, Field(min_length=1, max_length=64)]
+    member: Address
+    nonce: Annotated[int, Field(ge=0)]
+    deadline: Annotated[int, Field(gt=0, lt=2**63)]
+    signature: Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$")]
+
+
+class RedemptionPublic(BaseModel):
+    id: str
+    merchant_id: int
+    reward_id: str
+    member: str
+    amount: int
+    status: Literal["submitted", "confirmed", "failed"]
+    voucher_code: str | None
+    tx_hash: str | None
+    error: str | None = None
+
+
+# ------------------------------------------------------------------ rules & webhooks
+
+
+class RuleSetPublic(BaseModel):
+    version: int
+    hash: str
+    published: bool
+    tx_hash: str | None
+    rules: dict[str, Any]
+
+
+class WebhookConfigIn(StrictModel):
+    url: Annotated[str, Field(pattern=r"^https?://", max_length=500)]
+
+
+class WebhookConfigPublic(BaseModel):
+    url: str
+    secret: str | None = Field(default=None, description="shown once, when (re)configured")
+    event_types: list[str]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

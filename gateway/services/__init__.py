@@ -1,0 +1,1 @@
+"""Domain services: the gateway's logic, free of HTTP."""

@@ -1,0 +1,567 @@
+"""Accepting merchant events: idempotency, rules, and the outbox, in one transaction.
+
+``submit`` is the whole of ``POST /v1/events`` below HTTP:
+
+1. claim the Idempotency-Key (a short transaction): a replay of a finished
+   request returns the stored answer, a different body under the same key is
+   refused, and a key still being processed answers "in flight";
+2. in one transaction: resolve the customer to a member, let the rules engine
+   decide, store the event as ``accepted`` (or ``held``) with one ``ChainOp``
+   per on-chain effect, and store the answer under the key.
+
+Nothing is sent to the chain here: the outbox worker does that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from eth_utils import keccak
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.context import GatewayContext
+from gateway.db import transaction
+from gateway.errors import (
+    GatewayError,
+    IdempotencyConflict,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    RuleRejected,
+)
+from gateway.models import ChainOp, CustomerLink, Event, IdempotencyRecord, Member, Merchant
+from gateway.rules import engine as rules_engine
+from gateway.rules.badges import BADGES, badge_id
+from gateway.rules.errors import RuleError
+from gateway.schemas import EventCreate, EventPublic
+from gateway.services import members as member_service
+from gateway.services.merchants import latest_rule_set, load_rules
+from gateway.webhooks import queue_webhook
+
+#: A key stuck in "processing" this long (a crashed request) may be taken over.
+STALE_PROCESSING = timedelta(seconds=60)
+
+
+def request_hash(body: EventCreate) -> str:
+    """Hash of the request's meaning (canonical JSON of the validated body)."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def event_ref(merchant_id: int, idempotency_key: str, part: str) -> str:
+    """The bytes32 reference of an event's issuance on chain (lets a gateway recover)."""
+    return "0x" + keccak(f"{merchant_id}:{idempotency_key}:{part}".encode()).hex()
+
+
+def submit(
+    ctx: GatewayContext, merchant: Merchant, key: str, body: EventCreate
+) -> tuple[int, dict[str, Any]]:
+    """Accept one event exactly once; returns (HTTP status, JSON answer)."""
+    if not key or len(key) > 255:
+        raise InvalidRequest("Idempotency-Key header is required (1 to 255 characters)")
+    digest = request_hash(body)
+    replay = _claim_key(ctx, merchant.id, key, digest)
+    if replay is not None:
+        return replay
+    try:
+        with transaction(ctx.sessions) as session:
+            event = _accept(ctx, session, merchant, key, body)
+            answer = public(event, session).model_dump(mode="json")
+            _finish_key(session, merchant.id, key, 202, answer)
+        return 202, answer
+    except GatewayError as exc:
+        # A refusal is an answer too: the same request gets the same refusal.
+        error = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
+        with transaction(ctx.sessions) as session:
+            _finish_key(session, merchant.id, key, exc.status, error)
+        raise
+    except BaseException:
+        with transaction(ctx.sessions) as session:  # let the client retry
+            session.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.merchant_id == merchant.id,
+                    IdempotencyRecord.key == key,
+                    IdempotencyRecord.state == "processing",
+                )
+            )
+        raise
+
+
+def _claim_key(
+    ctx: GatewayContext, merchant_id: int, key: str, digest: str
+) -> tuple[int, dict[str, Any]] | None:
+    """Register the key as processing, or return the stored answer for a replay."""
+    for _ in range(3):
+        try:
+            with transaction(ctx.sessions) as session:
+                record = session.scalars(
+                    select(IdempotencyRecord).where(
+                        IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key
+                    )
+                ).first()
+                if record is None:
+                    session.add(
+                        IdempotencyRecord(merchant_id=merchant_id, key=key, request_hash=digest)
+                    )
+                    return None
+                if record.request_hash != digest:
+                    raise IdempotencyKeyReused(
+                        "this Idempotency-Key was used with a different request body",
+                        idempotency_key=key,
+                    )
+                if record.state == "done":
+                    assert record.status_code is not None and record.response is not None
+                    if record.status_code >= 400:
+                        raise _stored_error(record.status_code, record.response)
+                    return record.status_code, record.response
+                created = record.created_at.replace(tzinfo=record.created_at.tzinfo or UTC)
+                if datetime.now(UTC) - created < STALE_PROCESSING:
+                    raise IdempotencyConflict(
+                        "a request with this Idempotency-Key is still being processed",
+                        idempotency_key=key,
+                    )
+                record.created_at = datetime.now(UTC)  # take over a crashed request
+                return None
+        except IntegrityError:
+            continue  # another request inserted the key first: look again
+    raise IdempotencyConflict("Idempotency-Key contention; retry", idempotency_key=key)
+
+
+def _stored_error(status: int, response: dict[str, Any]) -> GatewayError:
+    error = GatewayError(response["error"]["message"], **response["error"].get("details", {}))
+    error.code = response["error"]["code"]
+    error.status = status
+    return error
+
+
+def _finish_key(
+    session: Session, merchant_id: int, key: str, status: int, answer: dict[str, Any]
+) -> None:
+    record = session.scalars(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key
+        )
+    ).one()
+    record.state, record.status_code, record.response = "done", status, answer
+
+
+# ------------------------------------------------------------------ accept
+
+
+def _accept(
+    ctx: GatewayContext, session: Session, merchant: Merchant, key: str, body: EventCreate
+) -> Event:
+    link, member = member_service.resolve_customer(session, ctx.box, merchant.id, body.customer_id)
+    if body.birth_month is not None and member.birth_month is None:
+        member.birth_month = body.birth_month
+    referrer_member = None
+    if body.referrer_customer_id is not None:
+        referrer = member_service.find_link(session, merchant.id, body.referrer_customer_id)
+        if referrer is None:
+            raise NotFound(
+                f"referrer {body.referrer_customer_id!r} is not a customer of this merchant",
+                referrer_customer_id=body.referrer_customer_id,
+            )
+        referrer_member = referrer.member_id
+        if link.referred_by is None and referrer.member_id != member.id:
+            link.referred_by = referrer.member_id
+    rule_row = latest_rule_set(session, merchant.id)
+    rules = load_rules(rule_row)
+    original = _original_purchase(session, merchant.id, body) if body.type == "refund" else None
+    try:
+        decision = rules_engine.evaluate(
+            rules,
+            ctx.fx,
+            _event_input(body, referrer_member),
+            _member_snapshot(session, merchant, link, member, body),
+            _merchant_snapshot(session, merchant),
+            _original_outcome(session, original) if original is not None else None,
+        )
+    except RuleError as exc:
+        raise InvalidRequest(str(exc), code=getattr(exc, "code", "invalid_event")) from exc
+    if decision.status == "rejected":
+        raise RuleRejected(
+            f"event rejected: {decision.message or decision.reason}", reason=decision.reason
+        )
+    network_amount = Decimal(0)
+    if body.order is not None:
+        network_amount = ctx.fx.convert(body.order.amount, body.order.currency, body.occurred_at)
+    event = Event(
+        merchant_id=merchant.id,
+        idempotency_key=key,
+        type=body.type,
+        customer_id=body.customer_id,
+        member_id=member.id,
+        occurred_at=body.occurred_at,
+        order_id=body.order.id if body.order else (body.refund.order_id if body.refund else None),
+        network_amount=network_amount,
+        payload=body.model_dump(mode="json"),
+        status="held" if decision.status == "held" else "accepted",
+        reason=decision.reason,
+        points=decision.points,
+        clawback=decision.clawback,
+        breakdown=[line_dict(line) for line in decision.breakdown],
+        badges=list(decision.badges),
+        rule_version=rule_row.version,
+        device_id=body.device_id,
+        ip=body.ip,
+    )
+    session.add(event)
+    session.flush()
+    if event.status == "accepted":
+        _create_ops(session, merchant, event, member, decision, original, link)
+    return event
+
+
+def release(
+    ctx: GatewayContext, merchant: Merchant, event_id: str, approve: bool
+) -> dict[str, Any]:
+    """Release a held event to the outbox, or reject it."""
+    with transaction(ctx.sessions) as session:
+        event = _own_event(session, merchant.id, event_id)
+        if event.status != "held":
+            raise InvalidRequest(f"event is {event.status}, not held", status=event.status)
+        if not approve:
+            event.status, event.reason = "rejected", "rejected_by_merchant"
+        else:
+            member = session.get(Member, event.member_id)
+            link = member_service.get_link(session, merchant.id, event.customer_id)
+            assert member is not None
+            event.status, event.reason = "accepted", None
+            decision = _StoredDecision(event)
+            original = (
+                _original_purchase(session, merchant.id, EventCreate.model_validate(event.payload))
+                if event.type == "refund"
+                else None
+            )
+            _create_ops(session, merchant, event, member, decision, original, link)
+        return public(event, session).model_dump(mode="json")
+
+
+class _StoredDecision:
+    """A held event's recorded decision, replayed when it is released."""
+
+    def __init__(self, event: Event) -> None:
+        self.points = event.points
+        self.clawback = event.clawback
+        self.badges = list(event.badges)
+        self.referral_bonus = None
+        self.tier_after = None
+
+
+def _create_ops(
+    session: Session,
+    merchant: Merchant,
+    event: Event,
+    member: Member,
+    decision: Any,
+    original: Event | None,
+    link: CustomerLink,
+) -> None:
+    """One ChainOp per on-chain effect of the decision."""
+    ops: list[ChainOp] = []
+
+    def add(kind: str, address: str, part: str, **fields: Any) -> None:
+        ops.append(
+            ChainOp(
+                event_id=event.id,
+                merchant_id=merchant.id,
+                rule_version=event.rule_version,
+                kind=kind,
+                member_address=address,
+                ref=event_ref(merchant.id, event.idempotency_key, part),
+                **fields,
+            )
+        )
+
+    if decision.points > 0:
+        add("issue", member.address, "points", amount=decision.points)
+    if decision.clawback > 0:
+        assert original is not None
+        issued = next(
+            op for op in original.ops if op.kind == "issue" and not op.payload.get("referral")
+        )
+        add("clawback", member.address, "clawback", amount=decision.clawback,
+            payload={"original_op_id": issued.id})  # fmt: skip
+    for key in decision.badges:
+        add("badge", member.address, f"badge:{key}", badge_id=badge_id(key))
+    bonus = decision.referral_bonus
+    inviter = session.get(Member, bonus.member) if bonus is not None else None
+    if bonus is not None and inviter is not None:
+        if bonus.points > 0:
+            add("issue", inviter.address, "referral", amount=bonus.points,
+                payload={"referral": True, "inviter_id": inviter.id})  # fmt: skip
+        for key in bonus.badges:
+            add("badge", inviter.address, f"referral-badge:{key}", badge_id=badge_id(key))
+        link.referral_rewarded = True
+    claw = getattr(decision, "referral_clawback", None)
+    if claw is not None and claw.points > 0 and original is not None:
+        inviter = session.get(Member, claw.member)
+        referral = next((op for op in original.ops if op.payload.get("referral")), None)
+        if inviter is not None and referral is not None:
+            add("clawback", inviter.address, "referral-clawback", amount=claw.points,
+                payload={"original_op_id": referral.id})  # fmt: skip
+    if decision.tier_after is not None and decision.tier_after != member.tier:
+        old, member.tier = member.tier, decision.tier_after
+        add("tier", member.address, "tier", tier=decision.tier_after)
+        queue_webhook(session, merchant.id, "tier.changed", {
+            "customer_id": event.customer_id, "member": member.address,
+            "old_tier": old, "new_tier": decision.tier_after,
+        })  # fmt: skip
+    for op in ops:
+        session.add(op)
+    if not ops:
+        event.status = "confirmed"  # nothing to put on chain
+    session.flush()
+    session.refresh(event, ["ops"])
+
+
+# ------------------------------------------------------------------ snapshots for the engine
+
+
+def _event_input(body: EventCreate, referrer_member: str | None) -> rules_engine.EventInput:
+    order = None
+    if body.order is not None:
+        order = rules_engine.OrderInput(
+            order_id=body.order.id,
+            amount=body.order.amount,
+            currency=body.order.currency,
+            items=[
+                rules_engine.ItemInput(sku=i.sku, category=i.category, amount=i.amount, eco=i.eco)
+                for i in body.order.items
+            ],
+        )
+    refund = None
+    if body.refund is not None:
+        refund = rules_engine.RefundInput(order_id=body.refund.order_id, amount=body.refund.amount)
+    return rules_engine.EventInput(
+        type=body.type,
+        occurred_at=body.occurred_at,
+        order=order,
+        refund=refund,
+        referrer_member=referrer_member,
+        device_id=body.device_id,
+        ip=body.ip,
+    )
+
+
+_LIVE = ("accepted", "submitted", "confirmed")
+
+
+def _count(session: Session, *where: Any) -> int:
+    return int(session.scalar(select(func.count(Event.id)).where(*where)) or 0)
+
+
+def _member_snapshot(
+    session: Session, merchant: Merchant, link: CustomerLink, member: Member, body: EventCreate
+) -> rules_engine.MemberSnapshot:
+    """Everything the rules need about the member, from the gateway's records.
+
+    Tiers are network-wide (one tier on chain per member), so purchases count
+    across all partners, in network units.
+    """
+    at = body.occurred_at
+    purchases = session.execute(
+        select(Event.occurred_at, Event.network_amount).where(
+            Event.member_id == member.id,
+            Event.type == "purchase",
+            Event.status.in_(_LIVE),
+            Event.occurred_at >= at - timedelta(days=731),
+        )
+    ).all()
+    day_start = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = (Event.occurred_at >= day_start, Event.occurred_at < day_start + timedelta(days=1))
+    mine_here = (Event.member_id == member.id, Event.merchant_id == merchant.id)
+    check_ins = session.scalars(
+        select(Event.occurred_at).where(
+            *mine_here, Event.type == "check_in", Event.status.in_(_LIVE),
+            Event.occurred_at >= day_start - timedelta(days=31),
+        )
+    ).all()  # fmt: skip
+    now = datetime.now(UTC)
+    inviter_referrals, inviter_badges = 0, frozenset[str]()
+    if link.referred_by is not None:
+        inviter_referrals = int(
+            session.scalar(
+                select(func.count(CustomerLink.id)).where(
+                    CustomerLink.referred_by == link.referred_by,
+                    CustomerLink.referral_rewarded.is_(True),
+                )
+            )
+            or 0
+        )
+        inviter = session.get(Member, link.referred_by)
+        inviter_badges = _held_badges(session, inviter.address) if inviter else frozenset()
+    return rules_engine.MemberSnapshot(
+        member_id=member.id,
+        birth_month=member.birth_month,
+        frozen=member.frozen,
+        is_first_purchase_at_merchant=not _count(
+            session, *mine_here, Event.type == "purchase", Event.status.in_((*_LIVE, "held"))
+        ),
+        purchases=[(_aware(t), Decimal(a)) for t, a in purchases],
+        check_in_days=sorted({_aware(t).date() for t in check_ins}),
+        shares_today=_count(session, *mine_here, Event.type == "share", *today),
+        reviews_today=_count(session, *mine_here, Event.type == "review", *today),
+        referred_by=link.referred_by,
+        referral_rewarded=link.referral_rewarded,
+        referrer_referrals=inviter_referrals,
+        referrer_badges=inviter_badges,
+        held_badges=_held_badges(session, member.address),
+        current_tier=member.tier,
+        events_last_hour=_count(
+            session, Event.member_id == member.id, Event.created_at >= now - timedelta(hours=1)
+        ),
+        points_today=int(
+            session.scalar(
+                select(func.coalesce(func.sum(Event.points), 0)).where(
+                    Event.member_id == member.id, Event.created_at >= now - timedelta(days=1)
+                )
+            )
+            or 0
+        ),
+        accounts_on_device=_accounts_seen(session, Event.device_id, body.device_id, member.id),
+        accounts_on_ip=_accounts_seen(session, Event.ip, body.ip, member.id),
+    )
+
+
+def _held_badges(session: Session, address: str) -> frozenset[str]:
+    """Badge keys the address holds or is about to receive."""
+    ids = set(
+        session.scalars(
+            select(ChainOp.badge_id).where(
+                ChainOp.member_address == address,
+                ChainOp.kind == "badge",
+                ChainOp.status != "failed",
+            )
+        ).all()
+    )
+    return frozenset(b.key for b in BADGES if b.id in ids)
+
+
+def _accounts_seen(session: Session, column: Any, value: str | None, member_id: str) -> int:
+    """How many distinct members (this one included) used this device id or IP."""
+    if not value:
+        return 1
+    others = session.scalar(
+        select(func.count(func.distinct(Event.member_id))).where(
+            column == value, Event.member_id != member_id
+        )
+    )
+    return int(others or 0) + 1
+
+
+def _merchant_snapshot(session: Session, merchant: Merchant) -> rules_engine.MerchantSnapshot:
+    now = datetime.now(UTC)
+    issued_today = session.scalar(
+        select(func.coalesce(func.sum(Event.points), 0)).where(
+            Event.merchant_id == merchant.id, Event.created_at >= now - timedelta(days=1)
+        )
+    )
+    return rules_engine.MerchantSnapshot(
+        merchant_id=str(merchant.id),
+        points_issued_today=int(issued_today or 0),
+        events_last_minute=_count(
+            session,
+            Event.merchant_id == merchant.id,
+            Event.created_at >= now - timedelta(minutes=1),
+        ),
+    )
+
+
+def _original_purchase(session: Session, merchant_id: int, body: EventCreate) -> Event | None:
+    assert body.refund is not None
+    return session.scalars(
+        select(Event).where(
+            Event.merchant_id == merchant_id,
+            Event.type == "purchase",
+            Event.order_id == body.refund.order_id,
+            Event.customer_id == body.customer_id,
+            Event.status.in_(_LIVE),
+        )
+    ).first()
+
+
+def _original_outcome(session: Session, original: Event) -> rules_engine.OriginalOutcome:
+    earlier = session.execute(
+        select(Event.clawback, Event.payload).where(
+            Event.merchant_id == original.merchant_id,
+            Event.type == "refund",
+            Event.order_id == original.order_id,
+            Event.status.in_((*_LIVE, "held")),
+        )
+    ).all()
+    order = original.payload.get("order") or {}
+    order_amount = Decimal(str(order.get("amount", "0")))
+    refunded = sum(
+        (Decimal(str(p["refund"]["amount"])) if p["refund"].get("amount") else order_amount
+         for _c, p in earlier),
+        Decimal(0),
+    )  # fmt: skip
+    bonus = None
+    referral_op = next((op for op in original.ops if op.payload.get("referral")), None)
+    if referral_op is not None:
+        bonus = rules_engine.ReferralBonus(
+            member=str(referral_op.payload["inviter_id"]), points=referral_op.amount
+        )
+    return rules_engine.OriginalOutcome(
+        order_id=str(original.order_id),
+        points=original.points,
+        order_amount=order_amount,
+        network_amount=Decimal(original.network_amount),
+        breakdown=[rules_engine.BreakdownLine(**line) for line in original.breakdown],
+        already_clawed_back=sum(int(c) for c, _p in earlier),
+        refunded_amount=min(refunded, order_amount),
+        occurred_at=_aware(original.occurred_at),
+        referral_bonus=bonus,
+    )
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _own_event(session: Session, merchant_id: int, event_id: str) -> Event:
+    event = session.get(Event, event_id)
+    if event is None or event.merchant_id != merchant_id:
+        raise NotFound(f"no event {event_id}", event_id=event_id)
+    return event
+
+
+def get_event(session: Session, merchant_id: int, event_id: str) -> EventPublic:
+    return public(_own_event(session, merchant_id, event_id), session)
+
+
+def public(event: Event, session: Session) -> EventPublic:
+    member = session.get(Member, event.member_id)
+    return EventPublic(
+        id=event.id,
+        idempotency_key=event.idempotency_key,
+        type=event.type,  # type: ignore[arg-type]
+        customer_id=event.customer_id,
+        member_address=member.address if member else "",
+        status=event.status,  # type: ignore[arg-type]
+        reason=event.reason,
+        points=event.points,
+        clawback=event.clawback,
+        breakdown=event.breakdown,
+        badges=event.badges,
+        rule_version=event.rule_version,
+        tx_hash=event.tx_hash,
+        block_number=event.block_number,
+        occurred_at=_aware(event.occurred_at),
+        created_at=_aware(event.created_at),
+    )
+
+
+def line_dict(line: Any) -> dict[str, Any]:
+    return {"rule": line.rule, "description": line.description, "points": int(line.points)}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

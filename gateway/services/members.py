@@ -1,0 +1,111 @@
+"""Members: map a merchant's customer to a network member, custodial by default.
+
+A first event for an unknown customer creates a member whose key the gateway
+generates and keeps encrypted.  The mapping (merchant, customer_id) → member
+is private to that merchant: lookups always go through the merchant's own id.
+"""
+
+from __future__ import annotations
+
+from eth_account import Account
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.crypto import SecretBox
+from gateway.errors import NotFound
+from gateway.models import CustomerLink, Member
+
+
+def find_link(session: Session, merchant_id: int, customer_id: str) -> CustomerLink | None:
+    return session.scalars(
+        select(CustomerLink).where(
+            CustomerLink.merchant_id == merchant_id, CustomerLink.customer_id == customer_id
+        )
+    ).first()
+
+
+def get_link(session: Session, merchant_id: int, customer_id: str) -> CustomerLink:
+    """The merchant's own customer, or NotFound (also for another merchant's customers)."""
+    link = find_link(session, merchant_id, customer_id)
+    if link is None:
+        raise NotFound(f"no customer {customer_id!r} at this merchant", customer_id=customer_id)
+    return link
+
+
+def resolve_customer(
+    session: Session, box: SecretBox, merchant_id: int, customer_id: str
+) -> tuple[CustomerLink, Member]:
+    """The customer's link and member, creating a custodial member on first sight."""
+    link = find_link(session, merchant_id, customer_id)
+    if link is not None:
+        member = session.get(Member, link.member_id)
+        assert member is not None
+        return link, member
+    account = Account.create()
+    member = Member(
+        address=account.address,
+        custodial=True,
+        key_enc=box.encrypt(bytes(account.key)),
+    )
+    session.add(member)
+    session.flush()
+    link = CustomerLink(merchant_id=merchant_id, customer_id=customer_id, member_id=member.id)
+    session.add(link)
+    session.flush()
+    return link, member
+
+
+def member_by_address(session: Session, address: str) -> Member | None:
+    return session.scalars(select(Member).where(Member.address == address)).first()
+
+
+def custodial_key(box: SecretBox, member: Member) -> str:
+    """The custodial member's private key (hex), for signing on the member's behalf."""
+    if member.key_enc is None or not member.custodial:
+        raise NotFound("member is not custodial")
+    return "0x" + box.decrypt(member.key_enc).hex()
+
+
+def member_view(
+    session: Session, token_balance: int, link: CustomerLink, member: Member
+) -> dict[str, object]:
+    """What a merchant may see of its customer: address, balance, tier, badges, pending."""
+    from sqlalchemy import func
+
+    from gateway.models import ChainOp
+    from gateway.rules.badges import BADGES
+    from gateway.rules.engine import TIER_NAMES
+
+    pending = session.scalar(
+        select(func.coalesce(func.sum(ChainOp.amount), 0)).where(
+            ChainOp.member_address == member.address,
+            ChainOp.kind == "issue",
+            ChainOp.status.in_(("pending", "sent")),
+        )
+    )
+    held = set(
+        session.scalars(
+            select(ChainOp.badge_id).where(
+                ChainOp.member_address == member.address,
+                ChainOp.kind == "badge",
+                ChainOp.status == "confirmed",
+            )
+        ).all()
+    )
+    badges = [
+        {"id": b.id, "key": b.key, "name": b.name, "image_url": f"/v1/badges/{b.id}.svg",
+         "soulbound": b.soulbound}
+        for b in BADGES
+        if b.id in held
+    ]  # fmt: skip
+    return {
+        "customer_id": link.customer_id,
+        "address": member.address,
+        "custodial": member.custodial,
+        "balance": token_balance,
+        "pending_points": int(pending or 0),
+        "tier": member.tier,
+        "tier_name": TIER_NAMES[member.tier],
+        "badges": badges,
+        "frozen": member.frozen,
+    }

@@ -1,0 +1,186 @@
+"""Rewards catalog and redemptions with the member's signed consent.
+
+A redemption is checked here (reward, amount, nonce, deadline, signature,
+balance) so that a bad one is refused with a clear error instead of a reverted
+transaction; the outbox worker then relays it and pays the gas.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from chain import signing
+from gateway.context import GatewayContext
+from gateway.db import transaction
+from gateway.errors import InsufficientPoints, InvalidRequest, NotFound, SignatureRejected
+from gateway.models import ChainOp, Merchant, Redemption, Reward
+from gateway.schemas import RedemptionCreate, RedemptionPublic, RewardCreate, RewardPublic
+
+
+def create_reward(ctx: GatewayContext, merchant: Merchant, body: RewardCreate) -> RewardPublic:
+    with transaction(ctx.sessions) as session:
+        reward = Reward(merchant_id=merchant.id, **body.model_dump())
+        session.add(reward)
+        session.flush()
+        return reward_public(reward, merchant.name)
+
+
+def list_rewards(session: Session, merchant_id: int | None = None) -> list[RewardPublic]:
+    """One merchant's rewards, or every active reward of the network (the wallet's catalog)."""
+    query = select(Reward, Merchant.name).join(Merchant, Merchant.id == Reward.merchant_id)
+    if merchant_id is not None:
+        query = query.where(Reward.merchant_id == merchant_id)
+    else:
+        query = query.where(Reward.active.is_(True), Merchant.status == "active")
+    rows = session.execute(query.order_by(Reward.merchant_id, Reward.cost_points)).all()
+    return [reward_public(reward, name) for reward, name in rows]
+
+
+def reward_public(reward: Reward, merchant_name: str) -> RewardPublic:
+    return RewardPublic(
+        id=reward.id,
+        merchant_id=reward.merchant_id,
+        merchant_name=merchant_name,
+        name=reward.name,
+        description=reward.description,
+        cost_points=reward.cost_points,
+        stock=reward.stock,
+        active=reward.active,
+    )
+
+
+def redemption_ref(reward_id: str) -> str:
+    """The bytes32 ``ref`` a member signs for a reward."""
+    return "0x" + keccak(f"reward:{reward_id}".encode()).hex()
+
+
+def redemption_message(
+    ctx: GatewayContext, reward: Reward, member: str, nonce: int, deadline: int
+) -> dict[str, Any]:
+    """The EIP-712 ``Redemption`` message for this reward (what the wallet signs)."""
+    return {
+        "member": to_checksum_address(member),
+        "merchantId": reward.merchant_id,
+        "amount": reward.cost_points,
+        "ref": redemption_ref(reward.id),
+        "nonce": nonce,
+        "deadline": deadline,
+    }
+
+
+def redeem(ctx: GatewayContext, merchant_id: int, body: RedemptionCreate) -> RedemptionPublic:
+    """Check the member's consent and queue the redemption for the worker."""
+    hub = ctx.link.network.hub
+    with transaction(ctx.sessions) as session:
+        reward = session.get(Reward, body.reward_id, with_for_update=True)
+        if reward is None or reward.merchant_id != merchant_id or not reward.active:
+            raise NotFound(f"no active reward {body.reward_id}", reward_id=body.reward_id)
+        if reward.stock is not None and reward.stock <= 0:
+            raise InvalidRequest("reward is out of stock", code="out_of_stock")
+        member = to_checksum_address(body.member)
+        if body.deadline < time.time():
+            raise SignatureRejected("the signature's deadline has passed", deadline=body.deadline)
+        message = redemption_message(ctx, reward, member, body.nonce, body.deadline)
+        signature = bytes.fromhex(body.signature[2:])
+        try:
+            signer = signing.recover(
+                signature, "Redemption", ctx.link.chain_id, hub.address, message
+            )
+        except Exception as exc:
+            raise SignatureRejected("the signature cannot be decoded") from exc
+        if signer != member:
+            raise SignatureRejected("the signature is not the member's", member=member)
+        in_flight = _queued_spend(session, member)
+        expected_nonce = hub.nonce_of(member) + _queued_signatures(session, member)
+        if body.nonce != expected_nonce:
+            raise SignatureRejected(
+                "the signature's nonce is not the member's next one",
+                expected=expected_nonce, got=body.nonce,
+            )  # fmt: skip
+        balance = ctx.link.network.token.balance_of(member)
+        if balance - in_flight < reward.cost_points:
+            raise InsufficientPoints(
+                "not enough points", balance=balance - in_flight, needed=reward.cost_points
+            )
+        if reward.stock is not None:
+            reward.stock -= 1
+        op = ChainOp(
+            merchant_id=merchant_id,
+            kind="redeem",
+            member_address=member,
+            amount=reward.cost_points,
+            ref=message["ref"],
+            payload={"redemption": message, "signature": body.signature},
+        )
+        session.add(op)
+        session.flush()
+        redemption = Redemption(
+            merchant_id=merchant_id,
+            reward_id=reward.id,
+            member_address=member,
+            amount=reward.cost_points,
+            nonce=body.nonce,
+            deadline=body.deadline,
+            ref=message["ref"],
+            signature=body.signature,
+            op_id=op.id,
+        )
+        session.add(redemption)
+        session.flush()
+        return redemption_public(redemption)
+
+
+def _queued_spend(session: Session, member: str) -> int:
+    """Points already promised to queued redemptions and transfers."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(ChainOp.amount), 0)).where(
+                ChainOp.member_address == member,
+                ChainOp.kind.in_(("redeem", "transfer")),
+                ChainOp.status.in_(("pending", "sent")),
+            )
+        )
+        or 0
+    )
+
+
+def _queued_signatures(session: Session, member: str) -> int:
+    """Nonces the member already used in queued (not yet mined) signed actions."""
+    return int(
+        session.scalar(
+            select(func.count(ChainOp.id)).where(
+                ChainOp.member_address == member,
+                ChainOp.kind.in_(("redeem", "transfer")),
+                ChainOp.status.in_(("pending", "sent")),
+            )
+        )
+        or 0
+    )
+
+
+def get_redemption(
+    session: Session, merchant_id: int | None, redemption_id: str
+) -> RedemptionPublic:
+    redemption = session.get(Redemption, redemption_id)
+    if redemption is None or (merchant_id is not None and redemption.merchant_id != merchant_id):
+        raise NotFound(f"no redemption {redemption_id}")
+    return redemption_public(redemption)
+
+
+def redemption_public(r: Redemption) -> RedemptionPublic:
+    return RedemptionPublic(
+        id=r.id,
+        merchant_id=r.merchant_id,
+        reward_id=r.reward_id,
+        member=r.member_address,
+        amount=r.amount,
+        status=r.status,  # type: ignore[arg-type]
+        voucher_code=r.voucher_code,
+        tx_hash=r.tx_hash,
+        error=r.error,
+    )

@@ -1,0 +1,614 @@
+"""Outbox worker: pending chain ops become on-chain transactions, exactly once.
+
+Responsibilities:
+
+- on start, reconcile the operator nonce with the chain and re-broadcast every
+  stored transaction that is not final (same raw bytes, hence the same hash);
+- take pending ops in order and pack them: issuances per (merchant, rule
+  version) into ``issueBatch`` over a contiguous range of fresh per-merchant
+  sequence numbers; badges and tiers in batches; clawbacks, rule-set
+  publications, redemptions and transfers one per transaction;
+- sign locally and store the signed raw transaction and its nonce, in the same
+  database transaction that marks the ops ``sent``, **before** broadcasting;
+- follow receipts behind the configured confirmation depth and mark
+  transactions, ops, events and redemptions confirmed, or failed with the
+  decoded custom error;
+- replace transactions stuck for ``tx_stuck_after`` seconds with fees raised by
+  at least 10% (same nonce);
+- queue webhooks for what it confirmed or failed.
+
+Whatever happens between two of these steps, the database says what to do
+next, and the hub's sequence bitmap makes a double mint impossible regardless.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eth_account.typed_transactions import TypedTransaction
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError
+from web3.logs import DISCARD
+
+from chain.contracts import LoyaltyNetworkClient
+from chain.errors import ChainError, ContractRevert, TransientTransactionError
+from chain.sender import SignedTx, TransactionSender
+from gateway.chainlink import ChainLink
+from gateway.db import transaction
+from gateway.models import ChainOp, ChainTx, Event, Merchant, Redemption, RuleSetVersion
+from gateway.rules.badges import BADGES
+from gateway.webhooks import queue_webhook
+
+log = logging.getLogger("pointsnet.worker")
+
+#: Ops of these kinds go one per transaction.
+SINGLE_KINDS = ("rule", "clawback", "redeem", "transfer")
+#: Ops that move points: if one fails, its event fails.
+VALUE_KINDS = ("issue", "clawback")
+#: How many badge awards or tier changes share one transaction.
+SMALL_BATCH = 200
+
+
+class OutboxWorker:
+    """Consumes ``chain_ops``; one instance owns the operator key's nonces."""
+
+    def __init__(
+        self,
+        link: ChainLink,
+        sessions: sessionmaker[Session],
+        *,
+        sender: TransactionSender | None = None,
+    ) -> None:
+        self.link = link
+        self.sessions = sessions
+        self.sender = sender or link.new_sender()
+        self.hub: LoyaltyNetworkClient = link.network.hub
+        self.settings = link.settings
+        self._recovered = False
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self, stop: threading.Event, idle_sleep: float = 0.05) -> None:
+        """Work until ``stop`` is set; transient failures are logged and retried."""
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except (ChainError, OSError) as exc:
+                log.warning("worker cycle failed (will retry): %s", exc)
+                busy = False
+                time.sleep(1.0)
+            if not busy:
+                stop.wait(idle_sleep)
+
+    def run_once(self) -> bool:
+        """One pass over everything; True when something was done."""
+        if not self._recovered:
+            self.recover()
+        did = self.follow_receipts()
+        did |= self.pack_and_send()
+        did |= self.replace_stuck()
+        return did
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover(self) -> None:
+        """Re-broadcast stored, unfinished transactions and set the next nonce."""
+        with transaction(self.sessions) as session:
+            pending = session.scalars(
+                select(ChainTx)
+                .where(
+                    ChainTx.sender == self.sender.address, ChainTx.status.in_(("signed", "sent"))
+                )
+                .order_by(ChainTx.nonce, ChainTx.id)
+            ).all()
+            highest = max((tx.nonce for tx in pending), default=-1)
+            for tx in pending:
+                self._broadcast(session, tx)
+        chain_next = self.sender.reconcile_nonce()
+        self.sender.set_next_nonce(max(chain_next, highest + 1))
+        self.define_badges()
+        self._recovered = True
+        if pending:
+            log.info("recovered %d stored transaction(s)", len(pending))
+
+    def define_badges(self) -> None:
+        """Define on chain every badge of the catalogue that is not defined yet."""
+        badges = self.link.network.badges
+        for badge in BADGES:
+            try:
+                badges.badge_type(badge.id)
+                continue
+            except ContractLogicError:
+                pass
+            uri = f"{self.settings.base_url}/v1/badges/{badge.id}.json"
+            self.sender.transact(
+                self.hub.define_badge(badge.id, badge.name, uri, badge.max_supply, badge.soulbound)
+            )
+            log.info("defined badge %s (%s)", badge.id, badge.name)
+
+    # ------------------------------------------------------------------ packing
+
+    def pack_and_send(self) -> bool:
+        """Pack pending ops into transactions (stored, then broadcast)."""
+        did = False
+        for kind in SINGLE_KINDS:
+            did |= self._pack_singles(kind)
+        did |= self._pack_issues()
+        did |= self._pack_small_batches("badge")
+        did |= self._pack_small_batches("tier")
+        return did
+
+    def _pending(self, session: Session, kind: str, limit: int) -> list[ChainOp]:
+        query = (
+            select(ChainOp)
+            .where(ChainOp.status == "pending", ChainOp.kind == kind)
+            .order_by(ChainOp.id)
+            .limit(limit)
+        )
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(session.scalars(query).all())
+
+    def _pack_issues(self) -> bool:
+        did = False
+        while True:
+            with transaction(self.sessions) as session:
+                ops = self._pending(session, "issue", self.settings.batch_max_events * 4)
+                if not ops:
+                    return did
+                published = self._published_versions(session)
+                groups: dict[tuple[int, int], list[ChainOp]] = defaultdict(list)
+                for op in ops:
+                    assert op.merchant_id is not None
+                    if op.rule_version <= published.get(op.merchant_id, 0):
+                        groups[(op.merchant_id, op.rule_version)].append(op)
+                if not groups:
+                    return did
+                (merchant_id, version), group = next(iter(groups.items()))
+                group = group[: self.settings.batch_max_events]
+                oldest = min(o.event.created_at for o in group if o.event is not None)
+                age = (datetime.now(UTC) - _aware(oldest)).total_seconds()
+                if (
+                    len(group) < self.settings.batch_max_events
+                    and age < self.settings.batch_max_wait
+                ):
+                    return did  # let the batch fill up a little
+                merchant = session.get(Merchant, merchant_id, with_for_update=True)
+                assert merchant is not None
+                first_seq = merchant.next_seq
+                for i, op in enumerate(group):
+                    op.seq = first_seq + i
+                call = self.hub.issue_batch(
+                    merchant_id, version, first_seq,
+                    [HexBytes(op.ref) for op in group],
+                    [op.member_address for op in group],
+                    [op.amount for op in group],
+                )  # fmt: skip
+                if not self._store(session, "issue", merchant_id, call, group):
+                    return did
+                merchant.next_seq = first_seq + len(group)
+            did = True
+            self._broadcast_new()
+
+    def _pack_small_batches(self, kind: str) -> bool:
+        with transaction(self.sessions) as session:
+            ops = self._pending(session, kind, SMALL_BATCH)
+            if kind == "badge":
+                # One merchant per awardBadges call.
+                ops = [op for op in ops if op.merchant_id == ops[0].merchant_id] if ops else []
+            if not ops:
+                return False
+            members = [op.member_address for op in ops]
+            if kind == "badge":
+                assert ops[0].merchant_id is not None
+                call = self.hub.award_badges(
+                    ops[0].merchant_id, members, [int(op.badge_id or 0) for op in ops]
+                )
+            else:
+                call = self.hub.set_tiers(members, [int(op.tier or 0) for op in ops])
+            if not self._store(session, kind, ops[0].merchant_id, call, ops):
+                return False
+        self._broadcast_new()
+        return True
+
+    def _pack_singles(self, kind: str) -> bool:
+        did = False
+        for _ in range(50):  # bounded per cycle
+            with transaction(self.sessions) as session:
+                ops = self._pending(session, kind, 20)
+                op = next((o for o in ops if self._ready(session, o)), None)
+                if op is None:
+                    return did
+                call = self._single_call(session, op)
+                if not self._store(session, kind, op.merchant_id, call, [op]):
+                    continue
+            did = True
+            self._broadcast_new()
+        return did
+
+    def _ready(self, session: Session, op: ChainOp) -> bool:
+        """A clawback waits until the issuance it claws back is on chain."""
+        if op.kind != "clawback":
+            return True
+        original = session.get(ChainOp, int(op.payload["original_op_id"]))
+        if original is None or original.status == "failed":
+            self._fail_ops(session, [op], "original issuance failed")
+            return False
+        if original.status != "confirmed":
+            return False
+        op.original_seq = original.seq
+        return True
+
+    def _single_call(self, session: Session, op: ChainOp) -> ContractFunction:
+        hub = self.hub
+        if op.kind == "rule":
+            assert op.merchant_id is not None
+            return hub.publish_rule_set(op.merchant_id, HexBytes(op.payload["hash"]))
+        if op.kind == "clawback":
+            assert op.merchant_id is not None and op.original_seq is not None
+            merchant = session.get(Merchant, op.merchant_id, with_for_update=True)
+            assert merchant is not None
+            op.seq = merchant.next_seq
+            merchant.next_seq += 1
+            return hub.clawback(
+                op.merchant_id, op.seq, op.original_seq, op.member_address, op.amount
+            )
+        if op.kind == "redeem":
+            r = dict(op.payload["redemption"])
+            r["ref"] = HexBytes(r["ref"])
+            return hub.redeem(r, HexBytes(op.payload["signature"]))
+        if op.kind == "transfer":
+            return hub.transfer_with_signature(
+                dict(op.payload["request"]), HexBytes(op.payload["signature"])
+            )
+        raise ValueError(f"unknown op kind {op.kind}")
+
+    def _store(
+        self,
+        session: Session,
+        kind: str,
+        merchant_id: int | None,
+        call: ContractFunction,
+        ops: list[ChainOp],
+    ) -> bool:
+        """Sign ``call`` and store it with its ops marked sent; False if it would revert."""
+        try:
+            signed = self.sender.sign_call(call)
+        except ContractRevert as revert:
+            self._handle_revert(session, kind, merchant_id, ops, revert)
+            return False
+        tx = _chain_tx(kind, merchant_id, signed)
+        session.add(tx)
+        session.flush()
+        for op in ops:
+            op.status = "sent"
+            op.tx_id = tx.id
+        event_ids = {op.event_id for op in ops if op.event_id}
+        if event_ids:
+            session.execute(
+                update(Event)
+                .where(Event.id.in_(event_ids), Event.status == "accepted")
+                .values(status="submitted")
+            )
+        return True
+
+    def _handle_revert(
+        self,
+        session: Session,
+        kind: str,
+        merchant_id: int | None,
+        ops: list[ChainOp],
+        revert: ContractRevert,
+    ) -> None:
+        """A transaction that would revert is not sent: fix what can be fixed, fail the rest."""
+        if revert.name == "LoyaltyNetworkSequenceUsed" and merchant_id is not None:
+            # Our counter is behind the chain (a restored database): skip past used numbers.
+            merchant = session.get(Merchant, merchant_id, with_for_update=True)
+            assert merchant is not None
+            merchant.next_seq = self._next_free_seq(merchant_id, merchant.next_seq)
+            for op in ops:
+                op.seq = None
+            log.warning("merchant %s sequence resynced to %s", merchant_id, merchant.next_seq)
+            return
+        if revert.name in ("EnforcedPause", "LoyaltyNetworkMintCapExceeded") and kind == "issue":
+            log.warning("issuance for merchant %s held back: %s", merchant_id, revert)
+            for op in ops:
+                op.seq = None
+            self._fail_ops(session, ops, str(revert))
+            return
+        self._fail_ops(session, ops, str(revert))
+
+    def _next_free_seq(self, merchant_id: int, start: int) -> int:
+        """The first sequence number at or after ``start`` above every used one nearby."""
+        word = start >> 8
+        seq = start
+        while True:
+            bits = int(self.hub.functions.sequenceWord(merchant_id, word).call())
+            if bits == 0:
+                return max(seq, word * 256)
+            seq = word * 256 + bits.bit_length()
+            word += 1
+
+    # ------------------------------------------------------------------ sending
+
+    def _broadcast_new(self) -> None:
+        with transaction(self.sessions) as session:
+            for tx in session.scalars(
+                select(ChainTx)
+                .where(ChainTx.sender == self.sender.address, ChainTx.status == "signed")
+                .order_by(ChainTx.nonce)
+            ):
+                self._broadcast(session, tx)
+
+    def _broadcast(self, session: Session, tx: ChainTx) -> None:
+        signed = _signed(tx)
+        tx.attempts += 1
+        try:
+            self.sender.broadcast(signed)
+        except TransientTransactionError as exc:
+            message = str(exc).lower()
+            if "nonce too low" in message:
+                # Another transaction with this nonce was mined: ours never will be.
+                if not self._nonce_taken_by_sibling(session, tx):
+                    self._requeue(session, tx, "nonce consumed elsewhere")
+                self.sender.reconcile_nonce()
+                return
+            tx.error = str(exc)[:500]
+            log.warning("broadcast of %s deferred: %s", tx.tx_hash, exc)
+            return
+        except ChainError as exc:
+            self._requeue(session, tx, str(exc))
+            return
+        if tx.status == "signed":
+            tx.status = "sent"
+            tx.sent_at = datetime.now(UTC)
+
+    def _nonce_taken_by_sibling(self, session: Session, tx: ChainTx) -> bool:
+        siblings = session.scalars(
+            select(ChainTx).where(
+                ChainTx.sender == tx.sender, ChainTx.nonce == tx.nonce, ChainTx.id != tx.id
+            )
+        ).all()
+        return any(self.sender.receipt(s.tx_hash) is not None for s in siblings)
+
+    def _requeue(self, session: Session, tx: ChainTx, reason: str) -> None:
+        """A transaction that can never be mined: its ops go back to pending."""
+        tx.status = "failed"
+        tx.error = reason[:500]
+        for op in session.scalars(select(ChainOp).where(ChainOp.tx_id == tx.id)):
+            if op.status == "sent":
+                op.status, op.tx_id, op.seq = "pending", None, None
+        log.warning("transaction %s dropped (%s); its ops are queued again", tx.tx_hash, reason)
+
+    # ------------------------------------------------------------------ receipts
+
+    def follow_receipts(self) -> bool:
+        """Finalize sent transactions that have a receipt deep enough."""
+        with transaction(self.sessions) as session:
+            sent = session.scalars(
+                select(ChainTx)
+                .where(ChainTx.sender == self.sender.address, ChainTx.status == "sent")
+                .order_by(ChainTx.nonce)
+            ).all()
+            if not sent:
+                return False
+            head = self.link.w3.eth.block_number
+            did = False
+            for tx in sent:
+                receipt = self.sender.receipt(tx.tx_hash)
+                if receipt is None:
+                    continue
+                if receipt["blockNumber"] + self.settings.confirmations > head:
+                    continue
+                self._finalize(session, tx, receipt)
+                did = True
+            return did
+
+    def _finalize(self, session: Session, tx: ChainTx, receipt: Any) -> None:
+        ops = list(session.scalars(select(ChainOp).where(ChainOp.tx_id == tx.id)))
+        # Siblings with the same nonce (replacements) can never be mined now.
+        for sibling in session.scalars(
+            select(ChainTx).where(
+                ChainTx.sender == tx.sender, ChainTx.nonce == tx.nonce, ChainTx.id != tx.id
+            )
+        ):
+            sibling.status = "replaced"
+            for op in session.scalars(select(ChainOp).where(ChainOp.tx_id == sibling.id)):
+                op.tx_id = tx.id
+                ops.append(op)
+        tx.block_number = int(receipt["blockNumber"])
+        tx.gas_used = int(receipt["gasUsed"])
+        if receipt["status"] == 1:
+            tx.status = "confirmed"
+            self._confirm_ops(session, tx, ops, receipt)
+        else:
+            tx.status = "failed"
+            revert = self.sender.revert_reason(tx.tx_hash, receipt)
+            tx.error = str(revert)[:500]
+            self._fail_ops(session, ops, str(revert))
+
+    def _confirm_ops(self, session: Session, tx: ChainTx, ops: list[ChainOp], receipt: Any) -> None:
+        for op in ops:
+            op.status = "confirmed"
+        if tx.kind == "rule":
+            for op in ops:
+                assert op.merchant_id is not None
+                merchant = session.get(Merchant, op.merchant_id)
+                assert merchant is not None
+                merchant.rule_version = max(merchant.rule_version, int(op.payload["version"]))
+                session.execute(
+                    update(RuleSetVersion)
+                    .where(
+                        RuleSetVersion.merchant_id == op.merchant_id,
+                        RuleSetVersion.version == int(op.payload["version"]),
+                    )
+                    .values(tx_hash=tx.tx_hash)
+                )
+        if tx.kind == "clawback":
+            for log_entry in self.hub.contract.events.PointsClawedBack().process_receipt(
+                receipt, errors=DISCARD
+            ):
+                for op in ops:
+                    op.burned = int(log_entry["args"]["burned"])
+        if tx.kind == "redeem":
+            for op in ops:
+                self._settle_redemption(session, op, tx, confirmed=True)
+        self._update_events(session, ops)
+
+    def _fail_ops(self, session: Session, ops: Iterable[ChainOp], reason: str) -> None:
+        ops = list(ops)
+        for op in ops:
+            op.status = "failed"
+            op.error = reason[:500]
+            if op.kind == "redeem":
+                self._settle_redemption(session, op, None, confirmed=False)
+        self._update_events(session, ops)
+
+    def _settle_redemption(
+        self, session: Session, op: ChainOp, tx: ChainTx | None, *, confirmed: bool
+    ) -> None:
+        redemption = session.scalars(select(Redemption).where(Redemption.op_id == op.id)).first()
+        if redemption is None:
+            return
+        if confirmed and tx is not None:
+            redemption.status = "confirmed"
+            redemption.tx_hash = tx.tx_hash
+            redemption.voucher_code = redemption.voucher_code or secrets.token_hex(6).upper()
+            queue_webhook(session, redemption.merchant_id, "redemption.confirmed", {
+                "redemption_id": redemption.id, "reward_id": redemption.reward_id,
+                "member": redemption.member_address, "amount": redemption.amount,
+                "voucher_code": redemption.voucher_code, "tx_hash": tx.tx_hash,
+            })  # fmt: skip
+        else:
+            redemption.status = "failed"
+            redemption.error = op.error
+
+    def _update_events(self, session: Session, ops: list[ChainOp]) -> None:
+        """Derive each touched event's status from its ops; webhook the final ones."""
+        event_ids = {op.event_id for op in ops if op.event_id}
+        for event_id in event_ids:
+            event = session.get(Event, event_id)
+            assert event is not None
+            if event.status in ("confirmed", "failed"):
+                continue
+            statuses = {op.status for op in event.ops}
+            value_failed = [
+                op for op in event.ops if op.status == "failed" and op.kind in VALUE_KINDS
+            ]
+            if value_failed:
+                event.status = "failed"
+                event.reason = value_failed[0].error
+                queue_webhook(session, event.merchant_id, "event.failed", _event_payload(event))
+            elif statuses <= {"confirmed", "failed"}:
+                # Points are on chain; a badge or tier that failed is reported, not fatal.
+                side_failed = [op for op in event.ops if op.status == "failed"]
+                if side_failed:
+                    event.reason = f"{side_failed[0].kind} not applied: {side_failed[0].error}"
+                main = next((op for op in event.ops if op.kind in ("issue", "clawback")), None)
+                main = main or event.ops[0]
+                tx = session.get(ChainTx, main.tx_id) if main.tx_id else None
+                event.status = "confirmed"
+                if tx is not None:
+                    event.tx_hash, event.block_number = tx.tx_hash, tx.block_number
+                queue_webhook(session, event.merchant_id, "event.confirmed", _event_payload(event))
+
+    # ------------------------------------------------------------------ stuck
+
+    def replace_stuck(self) -> bool:
+        """Re-sign transactions pending too long with ≥10% higher fees (same nonce)."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.tx_stuck_after)
+        did = False
+        with transaction(self.sessions) as session:
+            stuck = session.scalars(
+                select(ChainTx).where(
+                    ChainTx.sender == self.sender.address,
+                    ChainTx.status == "sent",
+                    ChainTx.sent_at < cutoff,
+                )
+            ).all()
+            for tx in stuck:
+                if self.sender.receipt(tx.tx_hash) is not None:
+                    continue  # mined; follow_receipts will finalize it
+                newer = self.sender.replacement(_signed(tx))
+                replacement = _chain_tx(tx.kind, tx.merchant_id, newer)
+                replacement.replaces = tx.id
+                session.add(replacement)
+                session.flush()
+                tx.sent_at = datetime.now(UTC)  # do not bump it again right away
+                for op in session.scalars(select(ChainOp).where(ChainOp.tx_id == tx.id)):
+                    op.tx_id = replacement.id
+                tx.status = "sent"
+                self._broadcast(session, replacement)
+                log.info("replaced stuck %s with %s", tx.tx_hash, replacement.tx_hash)
+                did = True
+        return did
+
+    def _published_versions(self, session: Session) -> dict[int, int]:
+        return dict(session.execute(select(Merchant.id, Merchant.rule_version)).tuples().all())
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _chain_tx(kind: str, merchant_id: int | None, signed: SignedTx) -> ChainTx:
+    return ChainTx(
+        kind=kind,
+        merchant_id=merchant_id,
+        sender=signed.sender,
+        nonce=signed.nonce,
+        tx_hash=signed.hash,
+        raw=signed.raw,
+        max_fee_per_gas=signed.max_fee_per_gas,
+        max_priority_fee_per_gas=signed.max_priority_fee_per_gas,
+        gas=signed.gas,
+        status="signed",
+    )
+
+
+def _signed(tx: ChainTx) -> SignedTx:
+    """The stored transaction as the sender's SignedTx (to resend or replace it)."""
+    decoded = TypedTransaction.from_bytes(HexBytes(tx.raw)).as_dict()
+    return SignedTx(
+        raw=bytes(tx.raw),
+        hash=tx.tx_hash,
+        sender=to_checksum_address(tx.sender),
+        nonce=int(tx.nonce),
+        to=to_checksum_address(decoded["to"]) if decoded.get("to") else None,
+        data=bytes(HexBytes(decoded.get("data", b""))),
+        gas=int(tx.gas),
+        max_fee_per_gas=int(tx.max_fee_per_gas),
+        max_priority_fee_per_gas=int(tx.max_priority_fee_per_gas),
+        value=int(decoded.get("value", 0)),
+    )
+
+
+def _event_payload(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": event.id,
+        "idempotency_key": event.idempotency_key,
+        "type": event.type,
+        "customer_id": event.customer_id,
+        "status": event.status,
+        "reason": event.reason,
+        "points": event.points,
+        "clawback": event.clawback,
+        "badges": event.badges,
+        "rule_version": event.rule_version,
+        "tx_hash": event.tx_hash,
+        "block_number": event.block_number,
+    }

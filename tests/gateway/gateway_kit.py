@@ -1,0 +1,104 @@
+"""Gateway test kit: a real anvil, deployed contracts, a real database, the real app.
+
+``gateway`` is module-scoped (deploying and admitting merchants takes a
+second or two): tests in a module share it and use fresh customer ids and
+idempotency keys.  ``settle`` drives the outbox worker until nothing is
+pending or in flight, so tests read final states without sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from chain.config import Settings
+from chain.deploy import deploy
+from chain.devnet import Devnet, free_port
+from gateway.app import create_app
+from gateway.context import GatewayContext
+from gateway.migrate import upgrade
+from gateway.models import ChainOp
+from gateway.services.merchants import NewMerchant, register
+from gateway.worker import OutboxWorker
+
+
+@dataclass
+class Gateway:
+    """A running gateway (in process) with two merchants."""
+
+    context: GatewayContext
+    client: TestClient
+    worker: OutboxWorker
+    merchants: list[NewMerchant]
+    data_dir: Path
+
+    def headers(self, merchant: int = 0, key: str | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.merchants[merchant].api_key}"}
+        headers["Idempotency-Key"] = key or uuid.uuid4().hex
+        return headers
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Run the worker until no op is pending or sent (or fail after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.worker.run_once()
+            with self.context.sessions() as session:
+                busy = (
+                    session.query(ChainOp).filter(ChainOp.status.in_(("pending", "sent"))).count()
+                )
+            if not busy:
+                return
+            time.sleep(0.02)
+        raise AssertionError("outbox did not settle")
+
+
+def start_gateway(tmp: Path, database_url: str | None = None) -> Iterator[Gateway]:
+    port = free_port()
+    with Devnet(port=port, log_file=tmp / "anvil.log") as node:
+        settings = Settings(
+            data_dir=tmp,
+            rpc_url=node.url,
+            devnet_port=port,
+            timelock_delay=0,
+            batch_max_wait=0.0,
+            tx_stuck_after=3600,
+            database_url=database_url,
+        )
+        deploy(settings)
+        context = GatewayContext.open(settings)
+        upgrade(context.engine)
+        merchants = [
+            register(context, "Lumière Paris", "EUR"),
+            register(context, "Sakura Goods", "JPY"),
+        ]
+        worker = OutboxWorker(context.link, context.sessions)
+        app = create_app(context)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            gateway = Gateway(context, client, worker, merchants, tmp)
+            gateway.settle()  # publish the first rule sets
+            yield gateway
+        context.engine.dispose()
+
+
+def purchase(
+    customer: str, order: str, amount: str = "100.00", currency: str = "EUR", **extra: object
+) -> dict[str, object]:
+    """A purchase event body."""
+    body: dict[str, object] = {
+        "type": "purchase",
+        "customer_id": customer,
+        "occurred_at": "2026-11-20T10:00:00Z",
+        "order": {
+            "id": order,
+            "amount": amount,
+            "currency": currency,
+            "items": [{"sku": "sku-1", "category": "apparel", "amount": amount}],
+        },
+    }
+    body.update(extra)
+    return body

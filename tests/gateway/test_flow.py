@@ -1,0 +1,107 @@
+"""The product's main path, end to end: earn at one partner, spend at another."""
+
+from __future__ import annotations
+
+import time
+
+from gateway_kit import Gateway, purchase
+
+from chain import signing
+from gateway.models import Member
+from gateway.services.members import custodial_key
+from gateway.services.rewards import redemption_message
+
+
+def _member(gateway: Gateway, address: str) -> Member:
+    with gateway.context.sessions() as session:
+        member = session.query(Member).filter_by(address=address).one()
+        session.expunge(member)
+        return member
+
+
+def test_purchase_is_confirmed_on_chain_with_its_tx_hash(gateway: Gateway) -> None:
+    response = gateway.client.post(
+        "/v1/events", json=purchase("alice", "A-1"), headers=gateway.headers()
+    )
+    assert response.status_code == 202, response.text
+    event = response.json()
+    assert event["status"] == "accepted"
+    assert event["points"] > 0
+    gateway.settle()
+    confirmed = gateway.client.get(f"/v1/events/{event['id']}", headers=gateway.headers()).json()
+    assert confirmed["status"] == "confirmed"
+    assert confirmed["tx_hash"].startswith("0x") and confirmed["block_number"] > 0
+    balance = gateway.context.link.network.token.balance_of(event["member_address"])
+    assert balance == event["points"]
+    member = gateway.client.get("/v1/members/alice", headers=gateway.headers()).json()
+    assert member["balance"] == event["points"]
+    assert member["pending_points"] == 0
+
+
+def test_refund_claws_back_what_the_order_earned(gateway: Gateway) -> None:
+    earned = gateway.client.post(
+        "/v1/events", json=purchase("bob", "B-1", "50.00"), headers=gateway.headers()
+    ).json()
+    gateway.settle()
+    token = gateway.context.link.network.token
+    before = token.balance_of(earned["member_address"])
+    refund = {
+        "type": "refund",
+        "customer_id": "bob",
+        "occurred_at": "2026-11-21T10:00:00Z",
+        "refund": {"order_id": "B-1"},
+    }
+    response = gateway.client.post("/v1/events", json=refund, headers=gateway.headers())
+    assert response.status_code == 202, response.text
+    assert response.json()["clawback"] == earned["points"]
+    gateway.settle()
+    assert token.balance_of(earned["member_address"]) == before - earned["points"]
+    final = gateway.client.get(f"/v1/events/{response.json()['id']}", headers=gateway.headers())
+    assert final.json()["status"] == "confirmed"
+
+
+def test_points_earned_at_one_partner_are_redeemed_at_another(gateway: Gateway) -> None:
+    earned = gateway.client.post(
+        "/v1/events", json=purchase("carol", "C-1", "900.00"), headers=gateway.headers(0)
+    ).json()
+    gateway.settle()
+    address = earned["member_address"]
+    partner2 = gateway.merchants[1]
+    reward = gateway.client.post(
+        "/v1/rewards",
+        json={"name": "Matcha set", "cost_points": 100},
+        headers=gateway.headers(1),
+    ).json()
+    hub = gateway.context.link.network.hub
+    deadline = int(time.time()) + 600
+    with gateway.context.sessions() as session:
+        from gateway.models import Reward
+
+        reward_row = session.get(Reward, reward["id"])
+        assert reward_row is not None
+        message = redemption_message(
+            gateway.context, reward_row, address, hub.nonce_of(address), deadline
+        )
+    key = custodial_key(gateway.context.box, _member(gateway, address))
+    signature = signing.sign(key, "Redemption", gateway.context.link.chain_id, hub.address, message)
+    response = gateway.client.post(
+        "/v1/redemptions",
+        json={
+            "reward_id": reward["id"],
+            "member": address,
+            "nonce": message["nonce"],
+            "deadline": deadline,
+            "signature": "0x" + signature.hex(),
+        },
+        headers=gateway.headers(1),
+    )
+    assert response.status_code == 202, response.text
+    gateway.settle()
+    done = gateway.client.get(
+        f"/v1/redemptions/{response.json()['id']}", headers=gateway.headers(1)
+    ).json()
+    assert done["status"] == "confirmed" and done["voucher_code"]
+    token = gateway.context.link.network.token
+    assert token.balance_of(address) == earned["points"] - 100
+    merchant2 = hub.merchant(partner2.id)
+    assert merchant2.redeemed == 100
