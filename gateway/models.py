@@ -279,3 +279,42 @@ class WebhookDelivery(Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IndexedBlock(Base):
+    """A block the indexer has processed, with its hash to detect reorgs."""
+
+    __tablename__ = "indexed_blocks"
+
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(66))
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChainRecord(Base):
+    """One decoded log of the network's contracts (the history members and auditors see)."""
+
+    __tablename__ = "chain_records"
+    __table_args__ = (
+        UniqueConstraint("tx_hash", "log_index", "item"),
+        Index("ix_chain_records_member", "member", "block_number"),
+        Index("ix_chain_records_counterparty", "counterparty", "block_number"),
+        Index("ix_chain_records_merchant", "merchant_id", "block_number"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger, index=True)
+    block_time: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    item: Mapped[int] = mapped_column(Integer, default=0)  # position inside a batch log
+    # issued | redeemed | clawed_back | transferred | badge | tier | rule | merchant | ...
+    kind: Mapped[str] = mapped_column(String(24))
+    merchant_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    member: Mapped[str | None] = mapped_column(String(42), default=None)
+    counterparty: Mapped[str | None] = mapped_column(String(42), default=None)
+    amount: Mapped[int] = mapped_column(Numeric(78, 0), default=0)
+    seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    rule_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    ref: Mapped[str | None] = mapped_column(String(66), default=None)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
