@@ -753,8 +753,9 @@ class AuditLog:
     """Reads and decodes the network's whole log history (see the module docstring).
 
     ``target_logs`` is the number of logs a page aims at: the block span of the next
-    request is scaled from the density of the last one, and halved (or cut to the range
-    a provider suggests) when the provider refuses a request as too large.
+    request is scaled from the density of the last one (growing at most eightfold, from
+    ``initial_span`` up to ``max_span``), and halved, or cut to the range a provider
+    suggests, when the provider refuses a request as too large.
     """
 
     def __init__(
@@ -764,7 +765,7 @@ class AuditLog:
         *,
         start_block: int | None = None,
         target_logs: int = 25_000,
-        initial_span: int = 1_000,
+        initial_span: int = 32,
         max_span: int = 500_000,
         log_timestamps: bool = True,
         progress: ProgressCallback | None = None,
@@ -793,8 +794,11 @@ class AuditLog:
         block = first
         while block <= last:
             end = min(last, block + span - 1)
-            query: dict[str, Any] = {"address": addresses, "fromBlock": hex(block)}
-            query["toBlock"] = hex(end)
+            query: dict[str, Any] = {
+                "address": addresses,
+                "fromBlock": hex(block),
+                "toBlock": hex(end),
+            }
             if topics is not None:
                 query["topics"] = topics
             try:
@@ -2079,8 +2083,10 @@ def sequence_anomalies(records: Iterable[Record]) -> list[Anomaly]:
 
 
 def clawback_anomalies(records: Iterable[Record]) -> list[Anomaly]:
-    """Clawbacks whose original sequence number was never issued (before them), and
-    clawbacks burning more than the original event issued."""
+    """Clawbacks whose original sequence number was never issued (before them), that burn
+    from another member than the one the original event credited, or that burn, in all,
+    more than the original event issued."""
+    records = list(records)
     issued: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)  # merchant -> ranges
     clawbacks: list[Clawback] = []
     for r in records:
@@ -2105,30 +2111,45 @@ def clawback_anomalies(records: Iterable[Record]) -> list[Anomaly]:
     for r in records:
         if isinstance(r, Clawback):
             wanted[(r.merchant, r.original_seq)].append(r)
-    if wanted:
-        amounts = {
-            (r.merchant, r.seq): r.amount
-            for r in records
-            if isinstance(r, Issuance) and (r.merchant, r.seq) in wanted
-        }
-        for key, claws in wanted.items():
-            original = amounts.get(key)
-            burned = sum(c.amount for c in claws)
-            if original is not None and burned > original:
-                last = claws[-1]
+    originals = {
+        (r.merchant, r.seq): r
+        for r in (records if wanted else ())
+        if isinstance(r, Issuance) and (r.merchant, r.seq) in wanted
+    }
+    for key, claws in wanted.items():
+        original = originals.get(key)
+        if original is None:
+            continue
+        burned = 0
+        for claw in claws:
+            if claw.member != original.member:
                 found.append(
                     _at(
-                        last,
-                        "clawback_exceeds_issuance",
-                        f"merchant {key[0]} clawed back {burned:,} for event {key[1]}, "
-                        f"which issued {original:,}",
+                        claw,
+                        "clawback_wrong_member",
+                        f"merchant {key[0]} clawed back {claw.amount:,} from "
+                        f"{checksum(claw.member)} for event {key[1]}, which credited "
+                        f"{checksum(original.member)}",
                         key[0],
                         original_seq=key[1],
-                        issued=original,
+                        credited=checksum(original.member),
+                    )
+                )
+            before, burned = burned, burned + claw.amount
+            if burned > original.amount >= before:
+                found.append(
+                    _at(
+                        claw,
+                        "clawback_exceeds_issuance",
+                        f"merchant {key[0]} clawed back {burned:,} in all for event {key[1]}, "
+                        f"which issued {original.amount:,}",
+                        key[0],
+                        original_seq=key[1],
+                        issued=original.amount,
                         clawed_back=burned,
                     )
                 )
-    return found
+    return sorted(found, key=lambda a: (a.block or 0, a.log_index or 0))
 
 
 def pause_anomalies(records: Iterable[Record]) -> list[Anomaly]:

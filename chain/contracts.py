@@ -194,11 +194,16 @@ class LoyaltyNetworkClient:
         )
 
     def clawback(
-        self, merchant_id: int, seq: int, original_seq: int, member: str, amount: int
+        self,
+        merchant_id: int,
+        seq: int,
+        original: tuple[int, int, str, int],
+        proof: list[bytes],
+        amount: int,
     ) -> ContractFunction:
-        return self.functions.clawback(
-            merchant_id, seq, original_seq, to_checksum_address(member), amount
-        )
+        """Claw back up to ``amount`` of issuance ``original`` (batchFirstSeq, seq, member,
+        amount), proved against its batch root (see :mod:`chain.merkle`)."""
+        return self.functions.clawback(merchant_id, seq, original, proof, amount)
 
     def redeem(self, redemption: dict[str, Any], signature: bytes) -> ContractFunction:
         r = redemption

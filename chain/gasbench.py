@@ -29,6 +29,7 @@ from chain.config import Settings, anvil_dev_key
 from chain.contracts import Network
 from chain.deploy import deploy, operator_sender
 from chain.devnet import Devnet
+from chain.merkle import find_issuance
 from chain.sender import TransactionSender
 
 BATCH_SIZES = (1, 10, 100, 500)
@@ -83,6 +84,11 @@ def fresh_network(
 def _gas(sender: TransactionSender, fn: object) -> int:
     receipt = sender.transact(fn)  # type: ignore[arg-type]
     return int(receipt["gasUsed"])
+
+
+def _proved(network: Network, seq: int) -> tuple[tuple[int, int, str, int], list[bytes]]:
+    item, path = find_issuance(network, 1, seq)
+    return item.as_tuple(), path
 
 
 def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
@@ -180,7 +186,9 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
 
         rows.append(
             GasRow(
-                "clawback (refund)", 1, _gas(sender, hub.clawback(1, seq, issued_seq, member, 100))
+                "clawback (refund)",
+                1,
+                _gas(sender, hub.clawback(1, seq, *_proved(network, issued_seq), 100)),
             )
         )
         seq += 1

@@ -7,6 +7,8 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {ILoyaltyNetwork} from "./interfaces/ILoyaltyNetwork.sol";
 import {PointsToken} from "./PointsToken.sol";
 import {BadgeCollection} from "./BadgeCollection.sol";
@@ -28,6 +30,10 @@ import {BadgeCollection} from "./BadgeCollection.sol";
  * Exactly once: every issuance and clawback carries a per-merchant sequence number that
  * can be used once (a bitmap, 256 per storage slot), so an event can never be minted
  * twice, even if the gateway's database is lost.
+ *
+ * Clawbacks are bound to what was issued: each batch stores a Merkle root over its
+ * `(seq, member, amount)` items, a clawback proves the item it refunds, and the total
+ * clawed back from one item never exceeds what it issued.
  */
 contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Nonces {
     using SafeCast for uint256;
@@ -60,6 +66,8 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
     mapping(uint32 merchantId => Merchant) private _merchants;
     mapping(uint32 merchantId => mapping(uint256 word => uint256 bits)) private _usedSeqs;
     mapping(address member => uint8) public tierOf;
+    mapping(uint32 merchantId => mapping(uint64 firstSeq => bytes32 root)) private _batchRoots;
+    mapping(uint32 merchantId => mapping(uint64 seq => uint256 burned)) private _clawedBackOf;
 
     /// @dev Deployment parameters.
     struct Config {
@@ -122,6 +130,18 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         return _usedSeqs[merchantId][word];
     }
 
+    /// @dev Merkle root of the issuance batch of merchant `merchantId` starting at `firstSeq`
+    /// (zero if none): leaves are `keccak256(abi.encode(seq, member, amount))`, pairs hashed
+    /// commutatively (OpenZeppelin `Hashes.commutativeKeccak256`), an odd last node carried up.
+    function batchRoot(uint32 merchantId, uint64 firstSeq) external view returns (bytes32) {
+        return _batchRoots[merchantId][firstSeq];
+    }
+
+    /// @dev Points already clawed back from the issuance with sequence number `seq`.
+    function clawedBackOf(uint32 merchantId, uint64 seq) external view returns (uint256) {
+        return _clawedBackOf[merchantId][seq];
+    }
+
     /// @dev Whether member-to-member transfers may happen now (asked by the token).
     function transfersOpen() external view returns (bool) {
         return transfersAllowed && !paused();
@@ -156,33 +176,44 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         if (ruleVersion == 0 || ruleVersion > m.ruleVersion) {
             revert LoyaltyNetworkUnknownRuleVersion(merchantId, ruleVersion);
         }
+        if (firstSeq + n - 1 > type(uint64).max) revert LoyaltyNetworkSequenceOutOfRange(firstSeq, n);
         _useSequenceRange(merchantId, firstSeq, n);
         uint256 total = token.mintBatch(members, amounts);
         _countAgainstCap(merchantId, m, total);
         m.issued += total.toUint128();
+        _batchRoots[merchantId][firstSeq] = _batchRoot(firstSeq, members, amounts);
         emit PointsIssued(merchantId, ruleVersion, firstSeq, eventRefs, total);
     }
 
     /**
-     * @dev Refund clawback: for refund event `seq`, burns up to `amount` of `member`'s points
-     * that merchant event `originalSeq` issued. Burns what is left when the member already
-     * spent them (the gateway nets the shortfall from future earnings).
+     * @dev Refund clawback: for refund event `seq`, burns up to `amount` of the points that the
+     * issuance `original` (proved by `proof` against its batch root) gave its member. Burns what
+     * is left when the member already spent them; never more, over all clawbacks of one
+     * issuance, than it issued.
      */
-    function clawback(uint32 merchantId, uint64 seq, uint64 originalSeq, address member, uint256 amount)
-        external
-        whenNotPaused
-        onlyIssuerFor(merchantId)
-        returns (uint256 burned)
-    {
+    function clawback(
+        uint32 merchantId,
+        uint64 seq,
+        IssuedItem calldata original,
+        bytes32[] calldata proof,
+        uint256 amount
+    ) external whenNotPaused onlyIssuerFor(merchantId) returns (uint256 burned) {
         if (amount == 0) revert LoyaltyNetworkZeroAmount();
         Merchant storage m = _existingMerchant(merchantId);
-        if (_usedSeqs[merchantId][originalSeq >> 8] & (1 << (originalSeq & 0xff)) == 0) {
-            revert LoyaltyNetworkUnknownSequence(merchantId, originalSeq);
+        bytes32 root = _batchRoots[merchantId][original.batchFirstSeq];
+        bytes32 leaf = _leaf(original.seq, original.member, original.amount);
+        if (root == bytes32(0) || !MerkleProof.verifyCalldata(proof, root, leaf)) {
+            revert LoyaltyNetworkUnknownIssuance(merchantId, original.seq);
+        }
+        uint256 already = _clawedBackOf[merchantId][original.seq];
+        if (already + amount > original.amount) {
+            revert LoyaltyNetworkClawbackExceedsIssued(merchantId, original.seq, original.amount, already + amount);
         }
         _useSequence(merchantId, seq);
-        burned = token.burnUpTo(member, amount);
+        burned = token.burnUpTo(original.member, amount);
+        _clawedBackOf[merchantId][original.seq] = already + burned;
         m.clawedBack += burned.toUint128();
-        emit PointsClawedBack(merchantId, member, seq, originalSeq, amount, burned);
+        emit PointsClawedBack(merchantId, original.member, seq, original.seq, amount, burned);
     }
 
     // =========================================================== redemption
@@ -393,6 +424,40 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
             x >>= 1;
             ++i;
         }
+    }
+
+    /// @dev Merkle root of a batch's items (see {batchRoot}): leaves are hashed in pairs straight
+    /// into the first level, then each level is folded in place.
+    function _batchRoot(uint64 firstSeq, address[] calldata members, uint256[] calldata amounts)
+        private
+        pure
+        returns (bytes32)
+    {
+        uint256 n = members.length;
+        if (n == 1) return _leaf(firstSeq, members[0], amounts[0]);
+        uint256 pairs = n >> 1;
+        bytes32[] memory level = new bytes32[](pairs + (n & 1));
+        for (uint256 i; i < pairs; ++i) {
+            uint256 j = 2 * i;
+            level[i] = Hashes.commutativeKeccak256(
+                _leaf(firstSeq + j, members[j], amounts[j]), _leaf(firstSeq + j + 1, members[j + 1], amounts[j + 1])
+            );
+        }
+        if (n & 1 == 1) level[pairs] = _leaf(firstSeq + n - 1, members[n - 1], amounts[n - 1]);
+        n = level.length;
+        while (n > 1) {
+            pairs = n >> 1;
+            for (uint256 i; i < pairs; ++i) {
+                level[i] = Hashes.commutativeKeccak256(level[2 * i], level[2 * i + 1]);
+            }
+            if (n & 1 == 1) level[pairs] = level[n - 1];
+            n = pairs + (n & 1);
+        }
+        return level[0];
+    }
+
+    function _leaf(uint256 seq, address member, uint256 amount) private pure returns (bytes32) {
+        return keccak256(abi.encode(seq, member, amount));
     }
 
     function _useSequence(uint32 merchantId, uint64 seq) private {

@@ -318,3 +318,41 @@ class ChainRecord(Base):
     rule_version: Mapped[int | None] = mapped_column(Integer, default=None)
     ref: Mapped[str | None] = mapped_column(String(66), default=None)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class WalletChallenge(Base):
+    """A one-time secret of the wallet, stored hashed: a SIWE nonce, a login link or a link code.
+
+    ``purpose`` says which: ``siwe`` (a sign-in nonce), ``login`` (a custodial
+    member's one-time login link, ``member_id`` set) or ``link`` (a code that
+    attaches ``merchant_id``'s ``customer_id`` to the member who signs it).
+    Each is used at most once (``used_at``) and only before ``expires_at``.
+    """
+
+    __tablename__ = "wallet_challenges"
+    __table_args__ = (Index("ix_wallet_challenges_expiry", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(8))  # siwe | login | link
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"), default=None)
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), default=None)
+    customer_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class WalletSession(Base):
+    """A member signed in to the wallet page; only the token's SHA-256 is stored."""
+
+    __tablename__ = "wallet_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    address: Mapped[str] = mapped_column(String(42))
+    custodial: Mapped[bool] = mapped_column(Boolean)  # the gateway signs for the member
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -298,3 +298,201 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+# ------------------------------------------------------------------ member wallet
+
+_SIGNATURE = r"^0x[0-9a-fA-F]{130}$"
+Signature = Annotated[str, Field(pattern=_SIGNATURE, description="65-byte signature, hex")]
+HistoryKind = Literal["issue", "redeem", "transfer", "clawback", "badge"]
+
+
+class WalletConfigPublic(BaseModel):
+    """What the wallet page needs to build the messages members sign."""
+
+    chain_id: int
+    hub: str = Field(description="the hub contract: EIP-712 verifyingContract")
+    token: str
+    badges: str
+    eip712_name: str
+    eip712_version: str
+    siwe_statement: str
+    link_message: str = Field(description="personal_sign text with {code} to fill in")
+    claim_message: str = Field(description="personal_sign text with {custodial} and {address}")
+    network_unit: str = Field(description="currency of tier spend thresholds")
+    tier_names: list[str]
+    max_deadline_seconds: int = Field(description="farthest deadline a signed action may carry")
+
+
+class SiweNoncePublic(BaseModel):
+    nonce: str = Field(description="single use; put it in the EIP-4361 message")
+    expires_at: datetime
+    statement: str
+
+
+class SiweVerifyCreate(StrictModel):
+    """An EIP-4361 message and the member's personal_sign signature of it."""
+
+    message: Annotated[str, Field(min_length=1, max_length=4000)]
+    signature: Signature
+
+
+class LoginLinkExchangeCreate(StrictModel):
+    token: Annotated[str, Field(min_length=8, max_length=100)]
+
+
+class WalletSessionPublic(BaseModel):
+    token: str = Field(description="send as 'Authorization: Bearer <token>' (also set as cookie)")
+    expires_at: datetime
+    address: str
+    custodial: bool
+
+
+class TierProgressPublic(BaseModel):
+    """The member's tier and what the next one needs (network-wide seed thresholds)."""
+
+    tier: int
+    tier_name: str
+    next_tier: int | None
+    next_tier_name: str | None
+    window_days: int
+    orders: int = Field(description="purchases in the window")
+    orders_needed: int | None
+    spend: str = Field(description="spend in the window, network units (decimal string)")
+    spend_needed: str | None
+    days_since_last_order: int | None
+    max_recency_days: int | None
+
+
+class WalletBadgePublic(BaseModel):
+    id: int
+    key: str
+    name: str
+    description: str
+    image_url: str
+    soulbound: bool
+
+
+class LinkedAccountPublic(BaseModel):
+    merchant_id: int
+    merchant_name: str
+
+
+class WalletMemberPublic(BaseModel):
+    """The signed-in member: balance from the chain, tier progress, badges, links."""
+
+    address: str
+    custodial: bool
+    frozen: bool
+    balance: int = Field(description="points on chain")
+    pending_points: int = Field(description="issued, not yet confirmed on chain")
+    spendable: int = Field(description="balance less queued transfers and redemptions")
+    next_nonce: int = Field(description="the nonce the member's next signed action carries")
+    tier: TierProgressPublic
+    badges: list[WalletBadgePublic]
+    linked_accounts: list[LinkedAccountPublic]
+    claimed_addresses: list[str] = Field(description="custodial accounts this member claimed")
+
+
+class HistoryItemPublic(BaseModel):
+    id: int
+    kind: HistoryKind
+    direction: Literal["in", "out"]
+    amount: int
+    counterparty: str | None = None
+    badge_id: int | None = None
+    badge_name: str | None = None
+    merchant_id: int | None = None
+    merchant_name: str | None = None
+    reward_name: str | None = None
+    rule_version: int | None = None
+    occurred_at: datetime
+    tx_hash: str
+    block_number: int | None
+
+
+class HistoryPublic(BaseModel):
+    data: list[HistoryItemPublic]
+    count: int
+    page: int
+    per_page: int
+
+
+class TransferCreate(StrictModel):
+    """A gasless transfer. Self-custody members send their EIP-712 ``TransferRequest``
+    signature with its nonce and deadline; custodial members omit all three (the
+    gateway signs with their custodial key)."""
+
+    to: Address
+    amount: Annotated[int, Field(gt=0, le=10**18)]
+    nonce: Annotated[int, Field(ge=0)] | None = None
+    deadline: Annotated[int, Field(gt=0, lt=2**63)] | None = None
+    signature: Signature | None = None
+
+
+class TransferPublic(BaseModel):
+    id: int
+    from_address: str
+    to: str
+    amount: int
+    nonce: int
+    status: Literal["submitted", "confirmed", "failed"]
+    tx_hash: str | None
+    error: str | None = None
+
+
+class WalletRedemptionCreate(StrictModel):
+    """Redeem a reward of any partner; signature fields as for transfers."""
+
+    reward_id: Annotated[str, Field(min_length=1, max_length=64)]
+    nonce: Annotated[int, Field(ge=0)] | None = None
+    deadline: Annotated[int, Field(gt=0, lt=2**63)] | None = None
+    signature: Signature | None = None
+
+
+class WalletRedemptionsPublic(BaseModel):
+    data: list[RedemptionPublic]
+    count: int
+
+
+class LoginLinkPublic(BaseModel):
+    url: str = Field(description="one-time wallet URL for the customer (short expiry)")
+    expires_at: datetime
+
+
+class LinkCodePublic(BaseModel):
+    code: str = Field(description="one-time code the customer enters in the wallet")
+    expires_at: datetime
+
+
+class AccountLinkCreate(StrictModel):
+    code: Annotated[str, Field(min_length=4, max_length=20)]
+    signature: Signature
+
+
+class AccountLinkPublic(BaseModel):
+    merchant_id: int
+    merchant_name: str
+    customer_id: str
+
+
+class ClaimCreate(StrictModel):
+    """The new self-custody address and its personal_sign of the claim message."""
+
+    address: Address
+    signature: Signature
+
+
+class ClaimPublic(BaseModel):
+    address: str
+    amount: int = Field(description="points moved from the custodial account")
+    transfer: TransferPublic | None
+
+
+class BadgeMetadataPublic(BaseModel):
+    """ERC-1155 metadata JSON of a badge type."""
+
+    name: str
+    description: str
+    image: str
+    properties: dict[str, Any]

@@ -41,8 +41,10 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
+from chain import merkle
 from chain.contracts import LoyaltyNetworkClient
 from chain.errors import ChainError, ContractRevert, TransientTransactionError
+from chain.merkle import IssuedItem
 from chain.sender import SignedTx, TransactionSender
 from gateway.chainlink import ChainLink
 from gateway.db import transaction
@@ -257,13 +259,12 @@ class OutboxWorker:
             return hub.publish_rule_set(op.merchant_id, HexBytes(op.payload["hash"]))
         if op.kind == "clawback":
             assert op.merchant_id is not None and op.original_seq is not None
+            item, path = self._issuance_proof(session, int(op.payload["original_op_id"]))
             merchant = session.get(Merchant, op.merchant_id, with_for_update=True)
             assert merchant is not None
             op.seq = merchant.next_seq
             merchant.next_seq += 1
-            return hub.clawback(
-                op.merchant_id, op.seq, op.original_seq, op.member_address, op.amount
-            )
+            return hub.clawback(op.merchant_id, op.seq, item.as_tuple(), path, op.amount)
         if op.kind == "redeem":
             r = dict(op.payload["redemption"])
             r["ref"] = HexBytes(r["ref"])
@@ -273,6 +274,22 @@ class OutboxWorker:
                 dict(op.payload["request"]), HexBytes(op.payload["signature"])
             )
         raise ValueError(f"unknown op kind {op.kind}")
+
+    def _issuance_proof(self, session: Session, op_id: int) -> tuple[IssuedItem, list[bytes]]:
+        """The issuance item of op ``op_id`` and its Merkle proof, from the batch it was sent in."""
+        original = session.get(ChainOp, op_id)
+        assert original is not None and original.seq is not None and original.tx_id is not None
+        batch = session.scalars(
+            select(ChainOp)
+            .where(ChainOp.tx_id == original.tx_id, ChainOp.kind == "issue")
+            .order_by(ChainOp.seq)
+        ).all()
+        first = int(batch[0].seq or 0)
+        members = [op.member_address for op in batch]
+        amounts = [op.amount for op in batch]
+        index = int(original.seq) - first
+        item = IssuedItem(first, int(original.seq), original.member_address, original.amount)
+        return item, merkle.proof(first, members, amounts, index)
 
     def _store(
         self,

@@ -34,7 +34,7 @@ ISSUE_BATCH = function_signature_to_4byte_selector(
     "issueBatch(uint32,uint64,uint64,bytes32[],address[],uint256[])"
 )
 
-console = Console()
+console = Console(width=150)
 
 
 def issue_batch_calldata(

@@ -40,6 +40,14 @@ interface ILoyaltyNetwork {
         uint256 deadline;
     }
 
+    /// @dev One item of an issuance batch, as a clawback proves it (see `batchRoot`).
+    struct IssuedItem {
+        uint64 batchFirstSeq;
+        uint64 seq;
+        address member;
+        uint256 amount;
+    }
+
     /// @dev A member's consent to move `amount` points to `to`.
     struct TransferRequest {
         address from;
@@ -130,8 +138,14 @@ interface ILoyaltyNetwork {
     /// @dev Sequence number `seq` of merchant `merchantId` was already used.
     error LoyaltyNetworkSequenceUsed(uint32 merchantId, uint64 seq);
 
-    /// @dev A clawback references `originalSeq`, which merchant `merchantId` never issued.
-    error LoyaltyNetworkUnknownSequence(uint32 merchantId, uint64 originalSeq);
+    /// @dev A clawback names issuance `originalSeq` with a member or amount its batch never issued.
+    error LoyaltyNetworkUnknownIssuance(uint32 merchantId, uint64 originalSeq);
+
+    /// @dev Clawing back would take `requested` in total from issuance `originalSeq`, which issued `issued`.
+    error LoyaltyNetworkClawbackExceedsIssued(uint32 merchantId, uint64 originalSeq, uint256 issued, uint256 requested);
+
+    /// @dev A batch of `count` items starting at `firstSeq` runs past the largest sequence number.
+    error LoyaltyNetworkSequenceOutOfRange(uint64 firstSeq, uint256 count);
 
     /// @dev Batch arrays have different lengths.
     error LoyaltyNetworkLengthMismatch(uint256 expected, uint256 actual);

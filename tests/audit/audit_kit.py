@@ -16,6 +16,7 @@ from factories import AnvilNode, new_member
 from web3 import Web3
 
 from chain import governance, signing
+from chain.artifacts import load_artifact
 from chain.config import Settings
 from chain.contracts import Network
 from chain.deploy import Deployment
@@ -120,7 +121,7 @@ class Ledger:
     clawed_value: dict[int, int] = field(default_factory=lambda: {1: 0, 2: 0})
     balances: dict[str, int] = field(default_factory=dict)
     items: list[IssuedItem] = field(default_factory=list)
-    batches: int = 0
+    batches: list[tuple[int, int, list[str], list[int]]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
     def count(self, kind: str, n: int = 1) -> None:
@@ -204,7 +205,9 @@ class Actions:
             book.issued[merchant] += amount
             book.issued_value[merchant] += amount * book.value
             book.move(who.lower, amount)
-        book.batches += 1
+        book.batches.append(
+            (merchant, first_seq, [m.address for m, _ in grants], [a for _, a in grants])
+        )
         book.count("points_issued")
         book.count("issuance", len(grants))
         return tx_hash
@@ -232,9 +235,8 @@ class Actions:
     def clawback(
         self, merchant: int, seq: int, original_seq: int, who: Member, amount: int
     ) -> None:
-        self.net.operator.transact(
-            self.hub.clawback(merchant, seq, original_seq, who.address, amount)
-        )
+        """Refund event ``seq`` claws back ``amount`` of what event ``original_seq`` gave."""
+        self.net.operator.transact(self._clawback_call(merchant, seq, original_seq, who, amount))
         book = self.ledger
         burned = min(amount, book.balances.get(who.lower, 0))
         book.clawed[merchant] += burned
@@ -242,6 +244,31 @@ class Actions:
         book.move(who.lower, -burned)
         book.count("clawback")
         book.count("token_burn")
+
+    def _clawback_call(
+        self, merchant: int, seq: int, original_seq: int, who: Member, amount: int
+    ) -> Any:
+        """The hub's ``clawback`` call, for either of its two ABIs: the original one naming
+        ``(originalSeq, member)``, or the one proving the original item against its
+        batch's Merkle root (built here from what this ledger booked)."""
+        functions = self.hub.contract.functions
+        inputs = next(
+            item["inputs"]
+            for item in load_artifact("LoyaltyNetwork")["abi"]
+            if item.get("name") == "clawback"
+        )
+        if inputs[2]["type"] != "tuple":
+            return functions.clawback(merchant, seq, original_seq, who.address, amount)
+        from chain import merkle  # the proved clawback came with it
+
+        for batch_merchant, first, members, amounts in self.ledger.batches:
+            index = original_seq - first
+            if batch_merchant == merchant and 0 <= index < len(members):
+                item = (first, original_seq, members[index], amounts[index])
+                return functions.clawback(
+                    merchant, seq, item, merkle.proof(first, members, amounts, index), amount
+                )
+        raise AssertionError(f"merchant {merchant} never issued {original_seq} here")
 
     def relay_transfer(self, sender: Member, recipient: Member, amount: int) -> None:
         message = {

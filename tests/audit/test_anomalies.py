@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from eth_abi import encode
+from eth_utils import to_checksum_address
 
 from chain.audit import (
     ZERO_ADDRESS,
@@ -350,6 +351,16 @@ def test_clawbacks_burning_more_than_the_event_issued_are_reported() -> None:
 
 
 # ---------------------------------------------------------------- pauses and attribution
+
+
+def test_clawback_from_another_member_than_the_event_credited_is_reported() -> None:
+    bobs_claw = Clawback(11, 1, 110, "0x0b", "hub", "clawback", 1, BOB, 1, 0, 3, 3)
+    history = network([item(10, 1, 0, 8), batch(10, 1, 0, 1, 8), bobs_claw])
+
+    found = clawback_anomalies(history)
+
+    assert [(a.kind, a.block) for a in found] == [("clawback_wrong_member", 11)]
+    assert found[0].details["credited"] == to_checksum_address(ALICE)
 
 
 def test_member_transfer_while_paused_is_an_anomaly() -> None:

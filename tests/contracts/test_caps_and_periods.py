@@ -13,6 +13,8 @@ from contract_kit import (
     reverts,
 )
 
+from chain.merkle import find_issuance
+
 
 def set_cap(net, merchant_id: int, cap: int) -> None:
     admin(net, net.hub.functions.setMerchantCap(merchant_id, cap))
@@ -91,7 +93,8 @@ def test_clawback_does_not_give_back_cap_room(net):
     align_to_period_start(net)
     alice = member()
     issue(net, 1, 0, [alice.address], [100])
-    net.operator.transact(net.hub.clawback(1, 1, 0, alice.address, 50))
+    item, proof = find_issuance(net.network, 1, 0)
+    net.operator.transact(net.hub.clawback(1, 1, item.as_tuple(), proof, 50))
 
     with reverts("LoyaltyNetworkMintCapExceeded", merchantId=1, cap=100, requested=101):
         issue(net, 1, 2, [alice.address], [1])

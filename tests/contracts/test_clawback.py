@@ -14,7 +14,8 @@ from contract_kit import (
     reverts,
 )
 
-from chain.errors import ContractRevert
+from chain.errors import ChainError
+from chain.merkle import IssuedItem, find_issuance
 
 
 @pytest.fixture
@@ -26,7 +27,15 @@ def alice(net):
 
 
 def clawback(net, merchant_id, seq, original_seq, who, amount, sender=None):
-    fn = net.hub.clawback(merchant_id, seq, original_seq, who, amount)
+    """Claw back from issuance ``original_seq``, proving it from the chain's logs.
+
+    ``who`` must be the member that issuance credited (the proof binds it)."""
+    try:
+        item, proof = find_issuance(net.network, merchant_id, original_seq)
+    except ChainError:  # e.g. an unknown merchant: claim merchant 1's issuance instead
+        item, proof = find_issuance(net.network, 1, original_seq)
+    assert item.member == who
+    fn = net.hub.clawback(merchant_id, seq, item.as_tuple(), proof, amount)
     return (sender or net.operator).transact(fn)
 
 
@@ -54,7 +63,8 @@ def test_clawback_burns_the_requested_points_and_emits_points_clawed_back(net, a
 
 
 def test_clawback_returns_the_points_it_burned(net, alice):
-    fn = net.hub.clawback(1, 1, 0, alice.address, 30)
+    item, proof = find_issuance(net.network, 1, 0)
+    fn = net.hub.clawback(1, 1, item.as_tuple(), proof, 30)
     assert fn.call({"from": net.operator.address}) == 30
 
 
@@ -100,14 +110,21 @@ def test_clawback_still_works_for_a_suspended_merchant(net, alice):
     assert net.token.balance_of(alice.address) == 90
 
 
+def forged_clawback(net, merchant_id, seq, item, proof, amount, sender=None):
+    fn = net.hub.clawback(merchant_id, seq, item.as_tuple(), proof, amount)
+    return (sender or net.operator).transact(fn)
+
+
 def test_clawback_reverts_when_the_original_sequence_was_never_issued(net, alice):
-    with reverts("LoyaltyNetworkUnknownSequence", merchantId=1, originalSeq=5):
-        clawback(net, 1, 6, 5, alice.address, 10)
+    never = IssuedItem(batch_first_seq=5, seq=5, member=alice.address, amount=100)
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=5):
+        forged_clawback(net, 1, 6, never, [], 10)
 
 
 def test_clawback_reverts_when_the_original_sequence_belongs_to_another_merchant(net, alice):
-    with reverts("LoyaltyNetworkUnknownSequence", merchantId=2, originalSeq=0):
-        clawback(net, 2, 1, 0, alice.address, 10)
+    item, proof = find_issuance(net.network, 1, 0)
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=2, originalSeq=0):
+        forged_clawback(net, 2, 1, item, proof, 10)
 
 
 def test_clawback_reverts_when_the_refund_sequence_was_used(net, alice):
@@ -149,30 +166,45 @@ def test_clawback_reverts_while_paused(net, alice):
         clawback(net, 1, 1, 0, alice.address, 10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="contract bug: clawback is not bound to what originalSeq issued; any used "
-    "sequence of the merchant lets its signer burn any member's points (here bob's, "
-    "earned at merchant 2)",
-)
 def test_clawback_reverts_for_a_member_the_original_event_did_not_credit(net, alice):
     bob = member()
     issue(net, 2, 0, [bob.address], [500])
+    item, proof = find_issuance(net.network, 1, 0)  # alice's 100 points from merchant 1
+    forged = IssuedItem(item.batch_first_seq, item.seq, bob.address, 500)
 
-    with pytest.raises(ContractRevert):
-        clawback(net, 1, 1, 0, bob.address, 500, sender=net.merchant_signers[1])
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=0):
+        forged_clawback(net, 1, 1, forged, proof, 500, sender=net.merchant_signers[1])
+    assert net.token.balance_of(bob.address) == 500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="contract bug: the same original event can be clawed back again and again "
-    "(each time with a fresh refund seq), beyond the 100 points it issued",
-)
 def test_clawback_reverts_when_refunds_exceed_what_the_original_event_issued(net, alice):
     issue(net, 1, 1, [alice.address], [400])  # alice now holds 500
     clawback(net, 1, 2, 0, alice.address, 100)
 
-    with pytest.raises(ContractRevert):
+    with reverts(
+        "LoyaltyNetworkClawbackExceedsIssued",
+        merchantId=1,
+        originalSeq=0,
+        issued=100,
+        requested=200,
+    ):
         clawback(net, 1, 3, 0, alice.address, 100)
+    assert net.hub.functions.clawedBackOf(1, 0).call() == 100
+
+
+def test_a_partly_burned_clawback_leaves_the_rest_claimable_later(net, alice):
+    spent = member()
+    issue(net, 1, 1, [spent.address], [100])
+    item, proof = find_issuance(net.network, 1, 1)
+    receipt = forged_clawback(net, 1, 2, item, proof, 60)
+    assert net.hub.functions.clawedBackOf(1, 1).call() == 60
+    forged_clawback(net, 1, 3, item, proof, 40)
+    with reverts(
+        "LoyaltyNetworkClawbackExceedsIssued",
+        merchantId=1,
+        originalSeq=1,
+        issued=100,
+        requested=101,
+    ):
+        forged_clawback(net, 1, 4, item, proof, 1)
+    assert receipt["status"] == 1
