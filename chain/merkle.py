@@ -9,6 +9,7 @@ chain's logs alone, so neither the gateway's database nor trust in it is needed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eth_abi import encode
@@ -45,7 +46,7 @@ def _pair(a: bytes, b: bytes) -> bytes:
     return keccak(a + b) if a < b else keccak(b + a)
 
 
-def levels(first_seq: int, members: list[str], amounts: list[int]) -> list[list[bytes]]:
+def levels(first_seq: int, members: Sequence[str], amounts: Sequence[int]) -> list[list[bytes]]:
     """Every level of the tree, leaves first."""
     level = [
         leaf(first_seq + i, m, a) for i, (m, a) in enumerate(zip(members, amounts, strict=True))
@@ -60,11 +61,13 @@ def levels(first_seq: int, members: list[str], amounts: list[int]) -> list[list[
     return tree
 
 
-def root(first_seq: int, members: list[str], amounts: list[int]) -> bytes:
+def root(first_seq: int, members: Sequence[str], amounts: Sequence[int]) -> bytes:
     return levels(first_seq, members, amounts)[-1][0]
 
 
-def proof(first_seq: int, members: list[str], amounts: list[int], index: int) -> list[bytes]:
+def proof(
+    first_seq: int, members: Sequence[str], amounts: Sequence[int], index: int
+) -> list[bytes]:
     """Sibling hashes from the leaf at ``index`` up to the root."""
     path: list[bytes] = []
     for level in levels(first_seq, members, amounts)[:-1]:
