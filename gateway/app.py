@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from gateway.api.errors import install_error_handlers
-from gateway.api.routes import events, members, rewards, rules, webhooks
+from gateway.api.routes import events, members, rewards, rules, wallet, webhooks
 from gateway.context import GatewayContext
 from gateway.webhooks import WebhookDispatcher
 from gateway.worker import OutboxWorker
@@ -88,6 +88,9 @@ def create_app(context: GatewayContext, *, run_background: bool = False) -> Fast
     install_error_handlers(app)
     for module in (events, members, rules, rewards, webhooks):
         app.include_router(module.router)
+    for router in (wallet.router, wallet.public_router, wallet.merchant_router, wallet.page_router):
+        app.include_router(router)
+    app.mount("/wallet", wallet.static_files(), name="wallet")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

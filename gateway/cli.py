@@ -180,3 +180,7 @@ def demo(
     console.print(f"demo keys are also in {settings.data_path / 'demo-merchants.json'}")
     if serve_after:
         serve(role="all", workers=1)
+
+
+if __name__ == "__main__":
+    app()

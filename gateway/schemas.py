@@ -302,6 +302,7 @@ class ErrorResponse(BaseModel):
 
 # ------------------------------------------------------------------ member wallet
 
+CUSTOMER_ID_PATTERN = _ID
 _SIGNATURE = r"^0x[0-9a-fA-F]{130}$"
 Signature = Annotated[str, Field(pattern=_SIGNATURE, description="65-byte signature, hex")]
 HistoryKind = Literal["issue", "redeem", "transfer", "clawback", "badge"]

@@ -48,6 +48,7 @@ from chain.merkle import IssuedItem
 from chain.sender import SignedTx, TransactionSender
 from gateway.chainlink import ChainLink
 from gateway.db import transaction
+from gateway.faults import fault_point
 from gateway.models import ChainOp, ChainTx, Event, Merchant, Redemption, RuleSetVersion
 from gateway.rules.badges import BADGES
 from gateway.webhooks import queue_webhook
@@ -200,6 +201,7 @@ class OutboxWorker:
                 if not self._store(session, "issue", merchant_id, call, group):
                     return did
                 merchant.next_seq = first_seq + len(group)
+            fault_point("after_store")
             did = True
             self._broadcast_new()
 
@@ -387,6 +389,7 @@ class OutboxWorker:
         except ChainError as exc:
             self._requeue(session, tx, str(exc))
             return
+        fault_point("after_broadcast")
         if tx.status == "signed":
             tx.status = "sent"
             tx.sent_at = datetime.now(UTC)
@@ -428,6 +431,7 @@ class OutboxWorker:
                     continue
                 if receipt["blockNumber"] + self.settings.confirmations > head:
                     continue
+                fault_point("before_receipt")
                 self._finalize(session, tx, receipt)
                 did = True
             return did

@@ -177,7 +177,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -442,7 +442,7 @@ def authenticate(session: Session, token: str | None) -> WalletSession:
     ).first()
     if row is None or row.revoked_at is not None:
         raise SessionRequired("the session is unknown or signed out; sign in again")
-    if _aware(row.expires_at) <= _now():
+    if aware(row.expires_at) <= _now():
         raise SessionRequired("the session has expired; sign in again")
     session.expunge(row)
     return row
@@ -570,7 +570,7 @@ def tier_progress(session: Session, member_ids: list[str], tier: int) -> TierPro
             Event.occurred_at > now - timedelta(days=ladder.window_days),
         )
     ).all()
-    measured = rfm([(_aware(t), Decimal(a)) for t, a in purchases], now, ladder.window_days)
+    measured = rfm([(aware(t), Decimal(a)) for t, a in purchases], now, ladder.window_days)
     tier = max(0, min(tier, len(ladder.levels) - 1))
     nxt = tier + 1 if tier + 1 < len(ladder.levels) else None
     level = ladder.levels[nxt] if nxt is not None else None
@@ -656,7 +656,7 @@ def history(
                 badge_name=badge.name if badge else None, merchant_id=op.merchant_id,
                 merchant_name=merchant_name, reward_name=reward,
                 rule_version=rule_version if op.event_id else None,
-                occurred_at=_aware(occurred_at or signed_at), tx_hash=tx_hash, block_number=block,
+                occurred_at=aware(occurred_at or signed_at), tx_hash=tx_hash, block_number=block,
             )
         )  # fmt: skip
     return HistoryPublic(data=items, count=total, page=page, per_page=per_page)
