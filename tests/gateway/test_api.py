@@ -6,7 +6,7 @@ import json
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from gateway_kit import Gateway, purchase
@@ -186,7 +186,7 @@ def test_batch_endpoint_answers_each_event_on_its_own(gateway: Gateway) -> None:
     )
     assert response.status_code == 200
     data = response.json()["data"]
-    assert [d["status_code"] for d in data][0] == 202
+    assert data[0]["status_code"] == 202
     assert data[1]["status_code"] >= 400 and data[1]["error"]["code"]
     assert data[2] == data[0]  # the same key again: the same answer
 
@@ -254,7 +254,7 @@ def test_redemption_with_a_bad_signature_is_refused(gateway: Gateway) -> None:
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]] = []
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
