@@ -18,7 +18,7 @@ import uvicorn
 from rich.table import Table
 
 from chain import devnet
-from chain.cli import app, console, err
+from chain.cli import app, bench_app, console, err
 from chain.config import Settings, get_settings
 from chain.deploy import deploy
 from chain.errors import ChainError
@@ -184,3 +184,47 @@ def demo(
 
 if __name__ == "__main__":
     app()
+
+
+# ---------------------------------------------------------------- bench e2e
+
+
+@bench_app.command("e2e")
+def bench_e2e(
+    events: Annotated[int, typer.Option(help="events per mode (rate phase + saturation)")] = 20_000,
+    clients: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 16,
+    rate: Annotated[float, typer.Option(help="offered events/s in the rate phase")] = 500.0,
+    block_time: Annotated[
+        float | None, typer.Option(help="anvil interval mining (s); default automine")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="PostgreSQL server URL (a fresh database is made on it)")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="single | batch | both")] = "both",
+    batch_size: Annotated[int, typer.Option(help="events per batch request")] = 100,
+    naive_threads: Annotated[int, typer.Option(help="threads of the naive variant")] = 4,
+    naive_seconds: Annotated[float, typer.Option(help="time box of each naive variant")] = 20.0,
+    profile: Annotated[bool, typer.Option(help="py-spy the gateway during saturation")] = False,
+    out: Annotated[str, typer.Option(help="directory for JSON, chart, profiles")] = "docs/bench",
+    json_out: Annotated[bool, typer.Option("--json", help="print the JSON report")] = False,
+) -> None:
+    """End to end: HTTP in, events confirmed on chain out, beside a naive mint per event."""
+    from pathlib import Path
+
+    from gateway import e2ebench
+
+    config = e2ebench.E2EConfig(
+        events=events, clients=clients, rate=rate, block_time=block_time,
+        database_url=database_url, mode=mode, batch_size=batch_size,
+        naive_threads=naive_threads, naive_seconds=naive_seconds, profile=profile,
+        out_dir=Path(out) if out else None,
+    )  # fmt: skip
+    try:
+        config.modes  # noqa: B018  (validates --mode)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    report = e2ebench.run_e2e_bench(config, progress=None if json_out else console.log)
+    if json_out:
+        sys.stdout.write(report.to_json() + "\n")
+        return
+    e2ebench.print_report(report, console)

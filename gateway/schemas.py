@@ -402,6 +402,7 @@ class HistoryItemPublic(BaseModel):
     amount: int
     counterparty: str | None = None
     badge_id: int | None = None
+    badge_key: str | None = None
     badge_name: str | None = None
     merchant_id: int | None = None
     merchant_name: str | None = None

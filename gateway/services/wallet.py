@@ -653,6 +653,7 @@ def history(
             HistoryItemPublic(
                 id=op.id, kind=op.kind, direction=direction, amount=int(amount or 0),  # type: ignore[arg-type]
                 counterparty=counterparty, badge_id=op.badge_id,
+                badge_key=badge.key if badge else None,
                 badge_name=badge.name if badge else None, merchant_id=op.merchant_id,
                 merchant_name=merchant_name, reward_name=reward,
                 rule_version=rule_version if op.event_id else None,

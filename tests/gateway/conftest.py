@@ -1,13 +1,30 @@
-"""Gateway fixtures (see gateway_kit for what they build)."""
+"""Gateway fixtures (see gateway_kit for what they build).
+
+Every gateway test runs on SQLite and, where a server is reachable, on
+PostgreSQL too (a fresh database per module); without PostgreSQL those runs
+are skipped, saying why.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from factories import fresh_postgres_database, postgres_available
 from gateway_kit import Gateway, start_gateway
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    yield from start_gateway(tmp_path_factory.mktemp("gateway"))
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("gateway")
+    if request.param == "sqlite":
+        yield from start_gateway(tmp)
+        return
+    if not postgres_available():
+        pytest.skip("no PostgreSQL reachable (set POINTSNET_TEST_POSTGRES_URL)")
+    with fresh_postgres_database() as url:
+        yield from start_gateway(tmp, database_url=url)

@@ -36,6 +36,8 @@ def worker_process(gateway: Gateway, fault: str | None) -> subprocess.Popen[byte
         "POINTSNET_BATCH_MAX_WAIT": "0",
         "POINTSNET_TX_STUCK_AFTER": "3600",
     }
+    if settings.database_url:
+        env["POINTSNET_DATABASE_URL"] = settings.database_url
     env.pop("POINTSNET_FAULT", None)
     if fault:
         env["POINTSNET_FAULT"] = fault
