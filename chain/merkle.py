@@ -1,6 +1,6 @@
 """Issuance batch commitments: the Merkle tree the hub stores a root of per batch.
 
-Leaves are ``keccak256(abi.encode(seq, member, amount))``; pairs are hashed
+Leaves are ``keccak256(keccak256(seq << 160 | member, amount), 0)``; pairs are hashed
 commutatively (sorted, as OpenZeppelin's ``Hashes.commutativeKeccak256``); an
 odd last node is carried up unchanged.  A clawback proves the issuance it
 refunds with :func:`proof`.  :func:`find_issuance` rebuilds any batch from the
@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
@@ -37,9 +36,11 @@ class IssuedItem:
 
 
 def leaf(seq: int, member: str, amount: int) -> bytes:
-    return keccak(
-        encode(["uint256", "address", "uint256"], [seq, to_checksum_address(member), amount])
-    )
+    """``keccak256(keccak256(seq << 160 | member, amount), 0)``: hashed twice so that no inner
+    node can pass for a leaf."""
+    word = ((seq << 160) | int(member, 16)).to_bytes(32, "big")
+    item = keccak(word + amount.to_bytes(32, "big"))
+    return keccak(item + b"\x00" * 32)
 
 
 def _pair(a: bytes, b: bytes) -> bytes:

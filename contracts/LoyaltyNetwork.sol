@@ -131,8 +131,8 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
     }
 
     /// @dev Merkle root of the issuance batch of merchant `merchantId` starting at `firstSeq`
-    /// (zero if none): leaves are `keccak256(abi.encode(seq, member, amount))`, pairs hashed
-    /// commutatively (OpenZeppelin `Hashes.commutativeKeccak256`), an odd last node carried up.
+    /// (zero if none): leaves as in `_leaf`, pairs hashed commutatively (OpenZeppelin
+    /// `Hashes.commutativeKeccak256`), an odd last node carried up.
     function batchRoot(uint32 merchantId, uint64 firstSeq) external view returns (bytes32) {
         return _batchRoots[merchantId][firstSeq];
     }
@@ -456,8 +456,11 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         return level[0];
     }
 
+    /// @dev A batch item's leaf: `keccak256(keccak256(seq << 160 | member, amount), 0)`. Hashed twice,
+    /// the second time with a zero word, so no inner node (two hashes) can pass for a leaf.
     function _leaf(uint256 seq, address member, uint256 amount) private pure returns (bytes32) {
-        return keccak256(abi.encode(seq, member, amount));
+        bytes32 item = Hashes.efficientKeccak256(bytes32((seq << 160) | uint160(member)), bytes32(amount));
+        return Hashes.efficientKeccak256(item, bytes32(0));
     }
 
     function _useSequence(uint32 merchantId, uint64 seq) private {
