@@ -215,6 +215,9 @@ class MemberPublic(BaseModel):
     custodial: bool
     balance: int = Field(description="points on chain")
     pending_points: int = Field(description="accepted, not yet confirmed on chain")
+    owed_points: int = Field(
+        default=0, description="refunded points already spent, netted from future earnings"
+    )
     tier: int
     tier_name: str
     badges: list[BadgePublic]

@@ -192,6 +192,14 @@ def _accept(
     network_amount = Decimal(0)
     if body.order is not None:
         network_amount = ctx.fx.convert(body.order.amount, body.order.currency, body.occurred_at)
+    breakdown = [line_dict(line) for line in decision.breakdown]
+    points, clawback = decision.points, decision.clawback
+    netted = min(shortfall_owed(session, member.address), points) if body.type != "refund" else 0
+    if netted:
+        # An earlier refund could not claw back points already spent: net them here.
+        points, clawback = points - netted, netted
+        breakdown.append({"rule": "refund_shortfall", "points": -netted,
+                          "description": "netted against points an earlier refund could not claw back"})  # fmt: skip
     event = Event(
         merchant_id=merchant.id,
         idempotency_key=key,
@@ -204,9 +212,9 @@ def _accept(
         payload=body.model_dump(mode="json"),
         status="held" if decision.status == "held" else "accepted",
         reason=decision.reason,
-        points=decision.points,
-        clawback=decision.clawback,
-        breakdown=[line_dict(line) for line in decision.breakdown],
+        points=points,
+        clawback=clawback,
+        breakdown=breakdown,
         badges=list(decision.badges),
         rule_version=rule_row.version,
         device_id=body.device_id,
@@ -280,14 +288,14 @@ def _create_ops(
             )
         )
 
-    if decision.points > 0:
-        add("issue", member.address, "points", amount=decision.points)
-    if decision.clawback > 0:
+    if event.points > 0:
+        add("issue", member.address, "points", amount=event.points)
+    if event.type == "refund" and event.clawback > 0:
         assert original is not None
         issued = next(
             op for op in original.ops if op.kind == "issue" and not op.payload.get("referral")
         )
-        add("clawback", member.address, "clawback", amount=decision.clawback,
+        add("clawback", member.address, "clawback", amount=event.clawback,
             payload={"original_op_id": issued.id})  # fmt: skip
     for key in decision.badges:
         add("badge", member.address, f"badge:{key}", badge_id=badge_id(key))
@@ -320,6 +328,24 @@ def _create_ops(
         event.status = "confirmed"  # nothing to put on chain
     session.flush()
     session.refresh(event, ["ops"])
+
+
+def shortfall_owed(session: Session, address: str) -> int:
+    """Points refunds could not claw back (already spent), less what purchases since netted."""
+    unburned = session.scalar(
+        select(func.coalesce(func.sum(ChainOp.amount - ChainOp.burned), 0)).where(
+            ChainOp.member_address == address,
+            ChainOp.kind == "clawback",
+            ChainOp.status == "confirmed",
+            ChainOp.burned.is_not(None),
+        )
+    )
+    netted = session.scalar(
+        select(func.coalesce(func.sum(Event.clawback), 0))
+        .join(Member, Member.id == Event.member_id)
+        .where(Member.address == address, Event.type != "refund", Event.status != "failed")
+    )
+    return max(0, int(unburned or 0) - int(netted or 0))
 
 
 # ------------------------------------------------------------------ snapshots for the engine

@@ -75,6 +75,7 @@ def member_view(
     from gateway.models import ChainOp
     from gateway.rules.badges import BADGES
     from gateway.rules.engine import TIER_NAMES
+    from gateway.services.events import shortfall_owed
 
     pending = session.scalar(
         select(func.coalesce(func.sum(ChainOp.amount), 0)).where(
@@ -104,6 +105,7 @@ def member_view(
         "custodial": member.custodial,
         "balance": token_balance,
         "pending_points": int(pending or 0),
+        "owed_points": shortfall_owed(session, member.address),
         "tier": member.tier,
         "tier_name": TIER_NAMES[member.tier],
         "badges": badges,

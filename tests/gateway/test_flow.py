@@ -105,3 +105,58 @@ def test_points_earned_at_one_partner_are_redeemed_at_another(gateway: Gateway) 
     assert token.balance_of(address) == earned["points"] - 100
     merchant2 = hub.merchant(partner2.id)
     assert merchant2.redeemed == 100
+
+
+def test_a_refund_of_spent_points_is_netted_from_the_next_earnings(gateway: Gateway) -> None:
+    earned = gateway.client.post(
+        "/v1/events", json=purchase("dave", "D-1", "300.00"), headers=gateway.headers(0)
+    ).json()
+    gateway.settle()
+    address = earned["member_address"]
+    token = gateway.context.link.network.token
+    # dave spends all but 10 points at the other partner
+    spend = earned["points"] - 10
+    reward = gateway.client.post(
+        "/v1/rewards", json={"name": "Spend it", "cost_points": spend}, headers=gateway.headers(1)
+    ).json()
+    hub = gateway.context.link.network.hub
+    deadline = int(time.time()) + 600
+    with gateway.context.sessions() as session:
+        from gateway.models import Reward
+
+        row = session.get(Reward, reward["id"])
+        assert row is not None
+        message = redemption_message(gateway.context, row, address, hub.nonce_of(address), deadline)
+    key = custodial_key(gateway.context.box, _member(gateway, address))
+    signature = signing.sign(key, "Redemption", gateway.context.link.chain_id, hub.address, message)
+    assert gateway.client.post(
+        "/v1/redemptions",
+        json={"reward_id": reward["id"], "member": address, "nonce": message["nonce"],
+              "deadline": deadline, "signature": "0x" + signature.hex()},
+        headers=gateway.headers(1),
+    ).status_code == 202  # fmt: skip
+    gateway.settle()
+    assert token.balance_of(address) == 10
+
+    refund = {"type": "refund", "customer_id": "dave", "occurred_at": "2026-11-21T10:00:00Z",
+              "refund": {"order_id": "D-1"}}  # fmt: skip
+    gateway.client.post("/v1/events", json=refund, headers=gateway.headers(0))
+    gateway.settle()
+    assert token.balance_of(address) == 0
+    owed = earned["points"] - 10
+    member = gateway.client.get("/v1/members/dave", headers=gateway.headers(0)).json()
+    assert member["owed_points"] == owed
+
+    later = gateway.client.post(
+        "/v1/events", json=purchase("dave", "D-2", "2000.00"), headers=gateway.headers(0)
+    ).json()
+    assert later["clawback"] == owed
+    assert later["breakdown"][-1] == {
+        "rule": "refund_shortfall", "points": -owed,
+        "description": "netted against points an earlier refund could not claw back",
+    }  # fmt: skip
+    assert sum(line["points"] for line in later["breakdown"]) == later["points"]
+    gateway.settle()
+    assert token.balance_of(address) == later["points"]
+    member = gateway.client.get("/v1/members/dave", headers=gateway.headers(0)).json()
+    assert member["owed_points"] == 0
