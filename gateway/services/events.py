@@ -44,6 +44,9 @@ from gateway.services import members as member_service
 from gateway.services.merchants import latest_rule_set, load_rules
 from gateway.webhooks import queue_webhook
 
+#: The breakdown line of points withheld to cover an earlier refund's shortfall.
+SHORTFALL_LINE = "netted against points an earlier refund could not claw back"
+
 #: A key stuck in "processing" this long (a crashed request) may be taken over.
 STALE_PROCESSING = timedelta(seconds=60)
 
@@ -198,8 +201,9 @@ def _accept(
     if netted:
         # An earlier refund could not claw back points already spent: net them here.
         points, clawback = points - netted, netted
-        breakdown.append({"rule": "refund_shortfall", "points": -netted,
-                          "description": "netted against points an earlier refund could not claw back"})  # fmt: skip
+        breakdown.append(
+            {"rule": "refund_shortfall", "points": -netted, "description": SHORTFALL_LINE}
+        )
     event = Event(
         merchant_id=merchant.id,
         idempotency_key=key,
