@@ -354,7 +354,7 @@ def _render_value(value: Any) -> str:
     if isinstance(plain, str) and len(plain) == 42 and plain.startswith("0x"):
         return checksum(plain)
     if isinstance(plain, str) and not plain.startswith("0x"):
-        return json.dumps(plain)
+        return json.dumps(plain, ensure_ascii=False)
     return str(plain)
 
 

@@ -3,7 +3,9 @@
 - ``report``: replay every log of the hub, token, badges and timelock, then print the
   supply invariant, per-merchant settlement, the rule timeline and anomalies (tables,
   ``--json``, and ``--csv FILE`` with one row per record);
-- ``verify``: compare the deployed runtime code with a fresh build of ``contracts/``.
+- ``verify``: compare the deployed runtime code with a fresh build of ``contracts/``;
+- ``reconcile``: compare the gateway's database with the chain entry by entry (run
+  where the gateway runs: it reads the gateway's settings and database).
 
 Only an RPC URL and the hub address are needed; both default to the settings
 (``POINTSNET_RPC_URL``) and the recorded deployment. Exit codes: 0 all good, 1 the audit
@@ -355,4 +357,39 @@ def verify_command(
             "[green]verified[/green]" if result.ok else "[red]bytecode verification FAILED[/red]"
         )
     if not result.ok:
+        raise typer.Exit(code=1)
+
+
+# ---------------------------------------------------------------- reconcile
+
+
+@audit_app.command("reconcile")
+def reconcile_command(
+    rpc_url: RpcUrlOption = None,
+    to_block: Annotated[
+        int | None, typer.Option("--to-block", help="compare at this block (default: latest)")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Compare the gateway's database with the chain, entry by entry; exit 1 on any difference."""
+    # Imported here: the chain package never depends on the gateway at import time.
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.context import GatewayContext
+    from gateway.errors import GatewayError
+    from gateway.reconcile import reconcile, render
+
+    try:
+        context = GatewayContext.open(get_settings())
+        try:
+            report = reconcile(context, rpc_url=rpc_url, to_block=to_block)
+        finally:
+            context.engine.dispose()
+    except (ChainError, GatewayError, SQLAlchemyError, OSError) as exc:
+        raise _could_not_run(exc) from exc
+    if json_out:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    else:
+        render(report, console)
+    if not report.ok:
         raise typer.Exit(code=1)

@@ -18,8 +18,9 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from gateway.api.errors import install_error_handlers
-from gateway.api.routes import events, members, rewards, rules, wallet, webhooks
+from gateway.api.routes import audit, events, members, rewards, rules, wallet, webhooks
 from gateway.context import GatewayContext
+from gateway.indexer import Indexer
 from gateway.webhooks import WebhookDispatcher
 from gateway.worker import OutboxWorker
 
@@ -54,15 +55,22 @@ class BackgroundRoles:
             thread.join(timeout)
 
 
-def start_background(context: GatewayContext) -> BackgroundRoles:
-    """Start the outbox worker and the webhook dispatcher threads."""
+def start_background(
+    context: GatewayContext, roles_wanted: tuple[str, ...] = ("worker", "indexer")
+) -> BackgroundRoles:
+    """Start the background threads: the outbox worker with the webhook dispatcher
+    (role "worker") and the indexer (role "indexer")."""
     roles = BackgroundRoles()
-    worker = OutboxWorker(context.link, context.sessions)
-    dispatcher = WebhookDispatcher(
-        context.sessions, context.box, max_attempts=context.settings.webhook_max_attempts
-    )
-    roles.start("outbox-worker", worker.run)
-    roles.start("webhook-dispatcher", dispatcher.run)
+    if "worker" in roles_wanted:
+        worker = OutboxWorker(context.link, context.sessions)
+        dispatcher = WebhookDispatcher(
+            context.sessions, context.box, max_attempts=context.settings.webhook_max_attempts
+        )
+        roles.start("outbox-worker", worker.run)
+        roles.start("webhook-dispatcher", dispatcher.run)
+    if "indexer" in roles_wanted:
+        indexer = Indexer(context.settings, context.link.deployment.hub, context.sessions)
+        roles.start("indexer", indexer.run)
     return roles
 
 
@@ -91,6 +99,9 @@ def create_app(context: GatewayContext, *, run_background: bool = False) -> Fast
     for router in (wallet.router, wallet.public_router, wallet.merchant_router, wallet.page_router):
         app.include_router(router)
     app.mount("/wallet", wallet.static_files(), name="wallet")
+    for router in (audit.router, audit.page_router):
+        app.include_router(router)
+    app.mount("/audit", audit.static_files(), name="audit")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

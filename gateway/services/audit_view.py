@@ -310,14 +310,12 @@ class AuditView:
             if current is not None and last < current.to_block:
                 log.info("chain is behind the audited block %s: reading again", current.to_block)
                 current = None
-            if current is not None:
-                if last == current.to_block:
-                    if self._hash(current.to_block) == current.block_hash:
-                        return current
-                    current = None
-                else:
-                    extended = self._extend(current, last)
-                    current = extended
+            if current is not None and last == current.to_block:
+                if self._hash(last) == current.block_hash:
+                    return current
+                current = None  # the same height, another block: a reorg
+            elif current is not None:
+                current = self._extend(current, last)
             if current is None:
                 current = self._read_all(last)
             self._snapshot = current
@@ -329,8 +327,11 @@ class AuditView:
 
     def _read_all(self, last: int) -> Snapshot:
         started = time.monotonic()
+        block_hash = self._hash(last)
         history = AuditLog(self.rpc, self.hub, start_block=self.start_block).read(last)
-        block = self.rpc.call("eth_getBlockByNumber", [hex(last), False])
+        if self._hash(last) != block_hash:  # reorged while reading: once more
+            block_hash = self._hash(last)
+            history = AuditLog(self.rpc, self.hub, start_block=self.start_block).read(last)
         index = _Index()
         index.add(history.records, 0)
         self.full_reads += 1
@@ -347,7 +348,7 @@ class AuditView:
             from_block=history.from_block,
             to_block=last,
             to_time=int(history.to_time if history.to_time is not None else 0),
-            block_hash=str(block["hash"]) if block else "",
+            block_hash=block_hash,
             records=history.records,
             log_count=history.log_count,
             block_times=history.block_times,
@@ -368,7 +369,7 @@ class AuditView:
         contracts = current.contracts
         reader = AuditLog(self.rpc, self.hub, start_block=contracts.start_block)
         added: list[Record] = []
-        block_times = dict(current.block_times)
+        block_times = current.block_times  # append-only, like the index
         logs_read = 0
         for _first, _end, logs in reader.pages(contracts.addresses(), current.to_block + 1, last):
             times = self._block_times(logs)
@@ -377,6 +378,9 @@ class AuditView:
                 block_times[r.block] = r.time
             added.extend(page)
             logs_read += len(logs)
+        if newest is None or self._hash(last) != str(newest["hash"]):
+            log.info("block %s changed while reading: reading the history again", last)
+            return None
         admins = dict.fromkeys(contracts.admins, True)
         for r in added:
             if isinstance(r, RoleChange) and r.contract == "hub" and r.role == ZERO_WORD:
@@ -397,8 +401,8 @@ class AuditView:
             contracts=contracts,
             from_block=current.from_block,
             to_block=last,
-            to_time=int(newest["timestamp"], 16) if newest else current.to_time,
-            block_hash=str(newest["hash"]) if newest else "",
+            to_time=int(newest["timestamp"], 16),
+            block_hash=str(newest["hash"]),
             records=current.records + added if added else current.records,
             log_count=current.log_count + logs_read,
             block_times=block_times,
@@ -505,8 +509,19 @@ class AuditView:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}", limit=limit)
         if offset < 0:
             raise InvalidRequest("offset must not be negative", offset=offset)
-        found = list(self.matching(snap, query))
-        return len(found), found[offset : offset + limit]
+        if query == HistoryQuery(newest_first=query.newest_first):  # no filter: no scan
+            records = snap.records
+            count = len(records)
+            if query.newest_first:
+                stop = max(count - offset, 0)
+                return count, records[max(stop - limit, 0) : stop][::-1]
+            return count, records[offset : offset + limit]
+        count, page = 0, []
+        for r in self.matching(snap, query):
+            if offset <= count < offset + limit:
+                page.append(r)
+            count += 1
+        return count, page
 
     def matching(self, snap: Snapshot, query: HistoryQuery) -> Iterator[Record]:
         """Every matching record, in the query's order; the index narrows the scan."""

@@ -18,8 +18,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from chain.audit import build_report
-from gateway.api.routes.events import ERRORS
 from gateway.context import GatewayContext
+from gateway.schemas import ErrorResponse
 from gateway.services.audit_view import (
     MAX_PAGE,
     AuditView,
@@ -31,6 +31,8 @@ from gateway.services.audit_view import (
 PAGE_DIR = Path(__file__).resolve().parent.parent.parent / "audit_page"
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
+#: Bad parameters (422) and an unreachable chain (503): the only errors of these endpoints.
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (422, 503)}
 page_router = APIRouter(include_in_schema=False)
 
 _view_lock = threading.Lock()
@@ -71,8 +73,10 @@ ToBlock = Annotated[int | None, Query(ge=0, description="last block of the range
 def _history_query(
     address: Annotated[
         str | None,
-        Query(description="a member (or any account): records where it is member, sender, "
-              "recipient, signer or account"),
+        Query(
+            description="a member (or any account): records where it is member, sender, "
+            "recipient, signer or account"
+        ),
     ] = None,
     merchant: Annotated[int | None, Query(ge=0, description="merchant id")] = None,
     tx: Annotated[str | None, Query(description="transaction hash")] = None,
@@ -95,7 +99,7 @@ def _history_query(
         from_block=from_block,
         to_block=to_block,
         order=order,
-    )  # fmt: skip
+    )
 
 
 HistoryQueryDep = Annotated[HistoryQuery, Depends(_history_query)]
@@ -172,9 +176,7 @@ def settlement(
     """Per merchant: points issued, redeemed and clawed back in the range, each valued at
     the point value published when it happened, and the net position."""
     response.headers.update(NO_STORE)
-    return view.settlement(
-        snap, from_block=from_block, to_block=to_block, since=since, until=until
-    )
+    return view.settlement(snap, from_block=from_block, to_block=to_block, since=since, until=until)
 
 
 @router.get("/timeline", responses=ERRORS)

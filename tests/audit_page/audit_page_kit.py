@@ -1,0 +1,269 @@
+"""Helpers for the audit page's tests: make history through the merchant API and book
+what the API answered (the expectations the audit's figures are compared with).
+
+Imported by this folder's ``conftest.py`` and tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_utils import keccak
+from gateway_kit import Gateway, purchase
+from hexbytes import HexBytes
+
+from chain import signing
+from chain.devnet import rpc_call
+from chain.sender import TransactionSender
+from gateway.db import transaction
+from gateway.models import ChainOp, Member, Merchant, Reward
+from gateway.services.members import custodial_key
+from gateway.services.rewards import redemption_message
+
+
+@dataclass(frozen=True)
+class BookedEvent:
+    merchant_id: int
+    id: str
+    member: str  # lower-case
+    points: int
+    clawback: int
+    status: str
+    tx_hash: str | None
+    block_number: int | None
+
+
+@dataclass(frozen=True)
+class BookedRedemption:
+    merchant_id: int
+    member: str  # lower-case
+    amount: int
+    status: str
+    tx_hash: str | None
+    relayed_by_gateway: bool = True
+
+
+@dataclass
+class Book:
+    """What the merchant API answered for the history the tests made."""
+
+    gateway: Gateway
+    events: list[BookedEvent] = field(default_factory=list)
+    redemptions: list[BookedRedemption] = field(default_factory=list)
+    transfers: list[tuple[str, str, int]] = field(default_factory=list)  # (from, to, amount)
+
+    def _confirmed(self) -> list[BookedEvent]:
+        return [e for e in self.events if e.status == "confirmed"]
+
+    def issued(self, merchant_id: int | None = None) -> int:
+        return sum(e.points for e in self._confirmed() if merchant_id in (None, e.merchant_id))
+
+    def clawed_back(self, merchant_id: int | None = None) -> int:
+        return sum(e.clawback for e in self._confirmed() if merchant_id in (None, e.merchant_id))
+
+    def redeemed(self, merchant_id: int | None = None) -> int:
+        return sum(
+            r.amount
+            for r in self.redemptions
+            if r.status == "confirmed" and merchant_id in (None, r.merchant_id)
+        )
+
+    @property
+    def supply(self) -> int:
+        return self.issued() - self.clawed_back() - self.redeemed()
+
+    def balances(self) -> dict[str, int]:
+        balances: defaultdict[str, int] = defaultdict(int)
+        for e in self._confirmed():
+            balances[e.member] += e.points - e.clawback
+        for r in self.redemptions:
+            if r.status == "confirmed":
+                balances[r.member] -= r.amount
+        for sender, to, amount in self.transfers:
+            balances[sender] -= amount
+            balances[to] += amount
+        return dict(balances)
+
+    @property
+    def members(self) -> set[str]:
+        """Addresses that were ever credited points."""
+        credited = {e.member for e in self._confirmed() if e.points > 0}
+        return credited | {to for _sender, to, _amount in self.transfers}
+
+    @property
+    def holders(self) -> int:
+        return sum(1 for v in self.balances().values() if v > 0)
+
+    def merchant_ids(self) -> list[int]:
+        return [m.id for m in self.gateway.merchants]
+
+    # ---------------------------------------------------------------- making history
+
+    def post(self, merchant: int, body: dict[str, Any]) -> str:
+        """Post an event at merchant index ``merchant``; returns its id (booked on settle)."""
+        response = self.gateway.client.post(
+            "/v1/events", json=body, headers=self.gateway.headers(merchant)
+        )
+        assert response.status_code == 202, response.text
+        event_id = str(response.json()["id"])
+        self._pending.append((merchant, event_id))
+        return event_id
+
+    def _signed_redemption(
+        self, merchant: int, member: str, cost: int
+    ) -> tuple[dict[str, Any], bytes, str]:
+        """A new reward costing ``cost`` at merchant index ``merchant`` and the member's
+        consent to redeem it, signed with its custodial key (as the wallet does)."""
+        gw = self.gateway
+        reward = gw.client.post(
+            "/v1/rewards",
+            json={"name": f"Reward {cost}", "cost_points": cost},
+            headers=gw.headers(merchant),
+        ).json()
+        hub = gw.context.link.network.hub
+        deadline = int(time.time()) + 600
+        with gw.context.sessions() as session:
+            row = session.get(Reward, reward["id"])
+            assert row is not None
+            message = redemption_message(gw.context, row, member, hub.nonce_of(member), deadline)
+            owner = session.query(Member).filter_by(address=member).one()
+            key = custodial_key(gw.context.box, owner)
+        signature = signing.sign(key, "Redemption", gw.context.link.chain_id, hub.address, message)
+        return message, signature, str(reward["id"])
+
+    def redeem(self, merchant: int, member: str, cost: int) -> str:
+        """Redeem through the gateway (``POST /v1/redemptions``), which relays it."""
+        gw = self.gateway
+        message, signature, reward_id = self._signed_redemption(merchant, member, cost)
+        response = gw.client.post(
+            "/v1/redemptions",
+            json={
+                "reward_id": reward_id,
+                "member": member,
+                "nonce": message["nonce"],
+                "deadline": message["deadline"],
+                "signature": "0x" + signature.hex(),
+            },
+            headers=gw.headers(merchant),
+        )
+        assert response.status_code == 202, response.text
+        redemption_id = str(response.json()["id"])
+        self._pending_redemptions.append((merchant, redemption_id))
+        return redemption_id
+
+    def redeem_elsewhere(self, merchant: int, member: str, cost: int) -> str:
+        """Relay a member-signed redemption with the merchant's own signer key instead of
+        through the gateway: the gateway's database never hears of it."""
+        gw = self.gateway
+        message, signature, _reward_id = self._signed_redemption(merchant, member, cost)
+        with gw.context.sessions() as session:
+            row = session.get(Merchant, gw.merchants[merchant].id)
+            assert row is not None and row.signer_key_enc is not None
+            key = "0x" + gw.context.box.decrypt(row.signer_key_enc).hex()
+        w3 = gw.context.link.w3
+        relayer = TransactionSender(w3, key, gw.context.link.chain_id)
+        rpc_call(gw.context.settings.rpc_url, "anvil_setBalance", [relayer.address, hex(10**18)])
+        hub = gw.context.link.network.hub
+        receipt = relayer.transact(
+            hub.redeem({**message, "ref": HexBytes(message["ref"])}, signature)
+        )
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        self.redemptions.append(
+            BookedRedemption(
+                gw.merchants[merchant].id, member.lower(), cost, "confirmed", tx_hash, False
+            )
+        )
+        return tx_hash
+
+    def transfer(self, sender: str, to: str, amount: int) -> None:
+        """Queue a member-to-member transfer signed with the sender's custodial key, as the
+        wallet queues one (``gateway.services.wallet.transfer``): the worker relays it."""
+        gw = self.gateway
+        hub = gw.context.link.network.hub
+        nonce = hub.nonce_of(sender)
+        request = {
+            "from": sender,
+            "to": to,
+            "amount": amount,
+            "nonce": nonce,
+            "deadline": int(time.time()) + 600,
+        }
+        with transaction(gw.context.sessions) as session:
+            owner = session.query(Member).filter_by(address=sender).one()
+            key = custodial_key(gw.context.box, owner)
+            signature = signing.sign(
+                key, "TransferRequest", gw.context.link.chain_id, hub.address, request
+            )
+            session.add(
+                ChainOp(
+                    kind="transfer",
+                    member_address=sender,
+                    amount=amount,
+                    ref="0x" + keccak(f"transfer:{sender}:{nonce}".encode()).hex(),
+                    payload={"request": request, "signature": "0x" + signature.hex()},
+                )
+            )
+        self.transfers.append((sender.lower(), to.lower(), amount))
+
+    def settle(self) -> None:
+        """Let the worker finish, then book the final answers of what was posted."""
+        gw = self.gateway
+        gw.settle()
+        for merchant, event_id in self._pending:
+            e = gw.client.get(f"/v1/events/{event_id}", headers=gw.headers(merchant)).json()
+            self.events.append(
+                BookedEvent(
+                    gw.merchants[merchant].id,
+                    e["id"],
+                    e["member_address"].lower(),
+                    e["points"],
+                    e["clawback"],
+                    e["status"],
+                    e["tx_hash"],
+                    e["block_number"],
+                )
+            )
+        for merchant, redemption_id in self._pending_redemptions:
+            r = gw.client.get(
+                f"/v1/redemptions/{redemption_id}", headers=gw.headers(merchant)
+            ).json()
+            self.redemptions.append(
+                BookedRedemption(
+                    r["merchant_id"], r["member"].lower(), r["amount"], r["status"], r["tx_hash"]
+                )
+            )
+        self._pending.clear()
+        self._pending_redemptions.clear()
+
+    def __post_init__(self) -> None:
+        self._pending: list[tuple[int, str]] = []
+        self._pending_redemptions: list[tuple[int, str]] = []
+
+
+def build_history(gateway: Gateway) -> Book:
+    """Purchases at both merchants, a refund at the first, a redemption at the second of
+    points earned at the first, and a member-to-member transfer."""
+    book = Book(gateway)
+    book.post(0, purchase("alice", "A-1", "300.00"))
+    book.post(0, purchase("bob", "B-1", "50.00"))
+    book.post(1, purchase("carol", "C-1", "12000", currency="JPY"))
+    book.post(1, purchase("dave", "D-1", "8000", currency="JPY"))
+    book.settle()
+    refund = {
+        "type": "refund",
+        "customer_id": "bob",
+        "occurred_at": "2026-11-21T10:00:00Z",
+        "refund": {"order_id": "B-1"},
+    }
+    book.post(0, refund)
+    alice, _bob, carol, _dave = book.events
+    checksum = gateway.context.link.w3.to_checksum_address
+    book.redeem(1, checksum(alice.member), 40)
+    book.transfer(checksum(carol.member), checksum(alice.member), 25)
+    book.settle()
+    assert all(e.status == "confirmed" for e in book.events), book.events
+    assert all(r.status == "confirmed" for r in book.redemptions), book.redemptions
+    return book

@@ -1,0 +1,153 @@
+"""``/audit`` in a real browser (Debian's chromium driven by playwright) against a real
+uvicorn server: the page shows the chain's figures, and needs nothing off the origin."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from audit_page_kit import Book
+
+from chain.config import PROJECT_ROOT
+from chain.devnet import free_port
+from gateway.app import create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+OUTPUT = PROJECT_ROOT / "test-output"
+DOCS_SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "audit.png"
+MAX_DOCS_PNG = 150_000
+
+
+@pytest.fixture(scope="module")
+def server(book: Book) -> Iterator[str]:
+    """The gateway app served by uvicorn on a free port, in a thread."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(book.gateway.context), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-audit", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_audit_page_shows_supply_settlement_and_the_linked_transaction(
+    book: Book, server: str, browser: Any
+) -> None:
+    refund = next(e for e in book.events if e.clawback > 0)
+    names = {m.id: m.name for m in book.gateway.merchants}
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    off_origin: list[str] = []
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+
+    def only_this_origin(route: Any) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            off_origin.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_origin)
+
+    page.goto(f"{server}/audit?tx={refund.tx_hash}")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+
+    assert page.url.startswith(f"{server}/audit/?tx=")
+    assert page.inner_text("#total-supply") == f"{book.supply:,}"
+    assert page.inner_text("#members") == str(len(book.members))
+    assert page.inner_text("#merchant-count") == "2"
+    assert page.inner_text("#invariant") == "holds"
+    settlement = page.locator("#settlement-table tbody tr")
+    assert settlement.count() == 2
+    for i, merchant_id in enumerate(book.merchant_ids()):
+        cells = settlement.nth(i).locator("td").all_inner_texts()
+        assert cells[0] == str(merchant_id) and cells[1] == names[merchant_id]
+        assert cells[2] == f"{book.issued(merchant_id):,}"
+        assert cells[3] == f"{book.redeemed(merchant_id):,}"
+        assert cells[4] == f"{book.clawed_back(merchant_id):,}"
+    # ?tx= (the wallet's link) searched the refund's transaction
+    assert page.input_value("#history-q") == refund.tx_hash
+    kinds = page.locator("#history-table tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.kind)"
+    )
+    assert "clawback" in kinds
+    assert page.locator("#daily-chart svg rect").count() >= 3  # bars drawn inline
+    assert page.locator("#verification-table .pill.ok").count() == 4
+    timeline = book.gateway.client.get("/v1/audit/timeline").json()["data"]
+    assert page.locator("#timeline-table tbody tr").count() == len(timeline)
+    pending = [e for e in timeline if e["status"] == "pending"]
+    assert page.locator("#timeline-table tr.upcoming").count() == len(pending)
+    assert off_origin == [] and errors == []
+
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "audit-page.png"), full_page=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_SCREENSHOT), clip={"x": 0, "y": 0, "width": 1280, "height": 900})
+    assert DOCS_SCREENSHOT.stat().st_size < MAX_DOCS_PNG
+    page.close()
+
+
+def test_searching_a_member_address_in_the_page_lists_their_records(
+    book: Book, server: str, browser: Any
+) -> None:
+    alice = next(e for e in book.events if e.points > 0)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server}/audit/")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+
+    page.fill("#history-q", alice.member)
+    page.click("#history-form button[type=submit]")
+    page.wait_for_function(
+        "addr => document.getElementById('history-summary').textContent.includes(addr)",
+        arg=alice.member,
+        timeout=10_000,
+    )
+
+    assert f"address={alice.member}" in page.url
+    assert f"address {alice.member}" in page.inner_text("#history-summary")
+    redemptions = sum(1 for r in book.redemptions if r.member == alice.member)
+    assert page.locator("#history-table tbody tr[data-kind=redemption]").count() == redemptions
+    issuance = page.locator("#history-table tbody tr[data-kind=issuance] td").all_inner_texts()
+    assert issuance[5] == f"{alice.points:,}"
+    assert page.get_attribute("#history-csv", "href") == (
+        f"/v1/audit/history.csv?address={alice.member}"
+    )
+    page.close()
