@@ -70,6 +70,13 @@ class RuleRejected(GatewayError):
     status = 422
 
 
+class OutOfStock(GatewayError):
+    """The reward has no stock left."""
+
+    code = "out_of_stock"
+    status = 409
+
+
 class InsufficientPoints(GatewayError):
     """The member's balance does not cover the redemption or transfer."""
 

@@ -35,7 +35,7 @@ from typing import Any
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
@@ -56,7 +56,9 @@ from gateway.webhooks import queue_webhook
 log = logging.getLogger("pointsnet.worker")
 
 #: Ops of these kinds go one per transaction.
-SINGLE_KINDS = ("rule", "clawback", "redeem", "transfer")
+#: Each group is relayed in queue order; redemptions and transfers share one group
+#: because both consume the member's hub nonce in the order the member signed them.
+SINGLE_KINDS: tuple[tuple[str, ...], ...] = (("rule",), ("clawback",), ("redeem", "transfer"))
 #: Ops that move points: if one fails, its event fails.
 VALUE_KINDS = ("issue", "clawback")
 #: How many badge awards or tier changes share one transaction.
@@ -145,17 +147,18 @@ class OutboxWorker:
     def pack_and_send(self) -> bool:
         """Pack pending ops into transactions (stored, then broadcast)."""
         did = False
-        for kind in SINGLE_KINDS:
-            did |= self._pack_singles(kind)
+        for kinds in SINGLE_KINDS:
+            did |= self._pack_singles(kinds)
         did |= self._pack_issues()
         did |= self._pack_small_batches("badge")
         did |= self._pack_small_batches("tier")
         return did
 
-    def _pending(self, session: Session, kind: str, limit: int) -> list[ChainOp]:
+    def _pending(self, session: Session, kind: str | tuple[str, ...], limit: int) -> list[ChainOp]:
+        kinds = (kind,) if isinstance(kind, str) else kind
         query = (
             select(ChainOp)
-            .where(ChainOp.status == "pending", ChainOp.kind == kind)
+            .where(ChainOp.status == "pending", ChainOp.kind.in_(kinds))
             .order_by(ChainOp.id)
             .limit(limit)
         )
@@ -226,23 +229,35 @@ class OutboxWorker:
         self._broadcast_new()
         return True
 
-    def _pack_singles(self, kind: str) -> bool:
+    def _pack_singles(self, kinds: tuple[str, ...]) -> bool:
         did = False
         for _ in range(50):  # bounded per cycle
             with transaction(self.sessions) as session:
-                ops = self._pending(session, kind, 20)
+                ops = self._pending(session, kinds, 20)
                 op = next((o for o in ops if self._ready(session, o)), None)
                 if op is None:
                     return did
                 call = self._single_call(session, op)
-                if not self._store(session, kind, op.merchant_id, call, [op]):
+                if not self._store(session, op.kind, op.merchant_id, call, [op]):
                     continue
             did = True
             self._broadcast_new()
         return did
 
     def _ready(self, session: Session, op: ChainOp) -> bool:
-        """A clawback waits until the issuance it claws back is on chain."""
+        """A clawback waits until the issuance it claws back is on chain; a member's signed
+        action waits until the member's earlier ones are final (they use nonces in order,
+        and several workers may be running)."""
+        if op.kind in ("redeem", "transfer"):
+            earlier = session.scalar(
+                select(func.count(ChainOp.id)).where(
+                    ChainOp.member_address == op.member_address,
+                    ChainOp.kind.in_(("redeem", "transfer")),
+                    ChainOp.id < op.id,
+                    ChainOp.status.in_(("pending", "sent")),
+                )
+            )
+            return not earlier
         if op.kind != "clawback":
             return True
         original = session.get(ChainOp, int(op.payload["original_op_id"]))
@@ -576,7 +591,8 @@ class OutboxWorker:
         return did
 
     def _published_versions(self, session: Session) -> dict[int, int]:
-        return dict(session.execute(select(Merchant.id, Merchant.rule_version)).tuples().all())
+        rows = session.execute(select(Merchant.id, Merchant.rule_version)).all()
+        return {int(merchant_id): int(version) for merchant_id, version in rows}
 
 
 # ---------------------------------------------------------------------- helpers

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from chain import signing
 from gateway.context import GatewayContext
 from gateway.db import transaction
-from gateway.errors import InsufficientPoints, InvalidRequest, NotFound, SignatureRejected
+from gateway.errors import InsufficientPoints, NotFound, OutOfStock, SignatureRejected
 from gateway.models import ChainOp, Merchant, Redemption, Reward
 from gateway.schemas import RedemptionCreate, RedemptionPublic, RewardCreate, RewardPublic
 
@@ -81,7 +81,7 @@ def redeem(ctx: GatewayContext, merchant_id: int, body: RedemptionCreate) -> Red
         if reward is None or reward.merchant_id != merchant_id or not reward.active:
             raise NotFound(f"no active reward {body.reward_id}", reward_id=body.reward_id)
         if reward.stock is not None and reward.stock <= 0:
-            raise InvalidRequest("reward is out of stock", code="out_of_stock")
+            raise OutOfStock("reward is out of stock", reward_id=reward.id)
         member = to_checksum_address(body.member)
         if body.deadline < time.time():
             raise SignatureRejected("the signature's deadline has passed", deadline=body.deadline)

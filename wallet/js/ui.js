@@ -6,7 +6,9 @@ import { has, t } from "./i18n.js";
 /** A localised, human sentence for any error (API, key handling or network). */
 export function errorMessage(error) {
   const code = error && error.code;
-  if (code && has(`errors.${code}`)) return t(`errors.${code}`, error.details || {});
+  if (code && has(`errors.${code}`)) {
+    return t(`errors.${code}`, { message: error.message, ...(error.details || {}) });
+  }
   if (error && error.status >= 500) return t("errors.server_error");
   if (error && error.status === 0) return t("errors.network");
   return (error && error.message) || t("errors.unknown");

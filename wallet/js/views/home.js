@@ -1,7 +1,7 @@
 // Home (balance, tier progress, badges, receive) and History.
 
 import { api } from "../api.js";
-import { clear, h, svgElement } from "../dom.js";
+import { clear, h, newId, svgElement } from "../dom.js";
 import { formatDate, formatMoney, formatNumber, t } from "../i18n.js";
 import { qrSvg } from "../qr.js";
 import { refreshMe, state } from "../session.js";
@@ -17,19 +17,24 @@ export function renderHome(main, app) {
   main.querySelector("h1").focus();
 
   let timer = null;
+  let alive = true;
   async function load() {
     try {
       const me = await refreshMe();
       showError(box, null);
+      if (!alive) return;
       clear(body).append(...homeCards(me, app));
       body.setAttribute("aria-busy", "false");
     } catch (e) {
       showError(box, e);
     }
     clearTimeout(timer);
-    if (app.isCurrent("home")) timer = setTimeout(load, REFRESH_MS);
+    if (alive) timer = setTimeout(load, REFRESH_MS);
   }
-  app.onLeave(() => clearTimeout(timer));
+  app.onLeave(() => {
+    alive = false;
+    clearTimeout(timer);
+  });
   if (state.me) clear(body).append(...homeCards(state.me, app));
   load();
 }
@@ -92,7 +97,7 @@ function tierCard(tier) {
 }
 
 function meter(label, value, max, valueText, maxText) {
-  const id = `meter-${label.length}-${max}`;
+  const id = newId("meter");
   return h("div", { class: "meter" },
     h("label", { for: id }, label, " ", h("span", { class: "muted" }, `${valueText} / ${maxText}`)),
     h("progress", { id, max: String(max || 1), value: String(Math.min(value, max || 1)) }),
