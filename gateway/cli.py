@@ -43,29 +43,29 @@ def open_context(settings: Settings | None = None) -> GatewayContext:
 
 @app.command("serve")
 def serve(
-    role: Annotated[str, typer.Option(help="all | api | worker")] = "all",
+    role: Annotated[str, typer.Option(help="all | api | worker | indexer")] = "all",
     workers: Annotated[int, typer.Option(help="uvicorn worker processes (api role)")] = 1,
 ) -> None:
-    """Run the gateway: API + outbox worker + webhooks (role all), or one role alone."""
+    """Run the gateway: API + outbox worker + webhooks + indexer (role all), or one role alone."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = get_settings()
     try:
         context = open_context(settings)
     except (ChainError, GatewayError) as exc:
         raise typer.Exit(_fail(exc)) from exc
-    if role == "worker":
+    if role in ("worker", "indexer"):
         from gateway.app import start_background
 
-        roles = start_background(context)
+        roles = start_background(context, (role,))
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        console.print("worker running; Ctrl-C stops it")
+        console.print(f"{role} running; Ctrl-C stops it")
         stop.wait()
         roles.shutdown()
         return
     if role not in ("all", "api"):
-        raise typer.BadParameter("role must be all, api or worker")
+        raise typer.BadParameter("role must be all, api, worker or indexer")
     from gateway.app import create_app
 
     if workers > 1:
@@ -169,8 +169,9 @@ def demo(
         raise typer.Exit(_fail(exc)) from exc
     base = settings.base_url
     table = Table(title="pointsnet demo network")
-    for column in ("id", "partner", "currency", "API key"):
+    for column in ("id", "partner", "currency"):
         table.add_column(column)
+    table.add_column("API key", overflow="fold")
     for partner in partners:
         table.add_row(str(partner["id"]), partner["name"], partner["currency"], partner["api_key"])
     console.print(table)
@@ -182,17 +183,13 @@ def demo(
         serve(role="all", workers=1)
 
 
-if __name__ == "__main__":
-    app()
-
-
 # ---------------------------------------------------------------- bench e2e
 
 
 @bench_app.command("e2e")
 def bench_e2e(
     events: Annotated[int, typer.Option(help="events per mode (rate phase + saturation)")] = 20_000,
-    clients: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 16,
+    clients: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 8,
     rate: Annotated[float, typer.Option(help="offered events/s in the rate phase")] = 500.0,
     block_time: Annotated[
         float | None, typer.Option(help="anvil interval mining (s); default automine")
@@ -204,7 +201,18 @@ def bench_e2e(
     batch_size: Annotated[int, typer.Option(help="events per batch request")] = 100,
     naive_threads: Annotated[int, typer.Option(help="threads of the naive variant")] = 4,
     naive_seconds: Annotated[float, typer.Option(help="time box of each naive variant")] = 20.0,
+    rate_seconds: Annotated[float, typer.Option(help="time box of each rate phase")] = 60.0,
+    saturation_seconds: Annotated[
+        float, typer.Option(help="time box of each saturation phase")
+    ] = 120.0,
     profile: Annotated[bool, typer.Option(help="py-spy the gateway during saturation")] = False,
+    split_roles: Annotated[
+        bool, typer.Option(help="API, worker and indexer as separate processes (not role all)")
+    ] = False,
+    keep: Annotated[bool, typer.Option(help="keep each stack's data dir and logs")] = False,
+    instrument: Annotated[
+        bool, typer.Option(help="serve via scripts/e2e_instrumented_serve.py (SQL, lock times)")
+    ] = False,
     out: Annotated[str, typer.Option(help="directory for JSON, chart, profiles")] = "docs/bench",
     json_out: Annotated[bool, typer.Option("--json", help="print the JSON report")] = False,
 ) -> None:
@@ -217,6 +225,8 @@ def bench_e2e(
         events=events, clients=clients, rate=rate, block_time=block_time,
         database_url=database_url, mode=mode, batch_size=batch_size,
         naive_threads=naive_threads, naive_seconds=naive_seconds, profile=profile,
+        split_roles=split_roles, keep=keep, instrument=instrument,
+        rate_seconds=rate_seconds, saturation_seconds=saturation_seconds,
         out_dir=Path(out) if out else None,
     )  # fmt: skip
     try:
@@ -228,3 +238,7 @@ def bench_e2e(
         sys.stdout.write(report.to_json() + "\n")
         return
     e2ebench.print_report(report, console)
+
+
+if __name__ == "__main__":
+    app()

@@ -98,7 +98,7 @@ class E2EConfig:
     """What to run; the CLI's options."""
 
     events: int = 20_000
-    clients: int = 16
+    clients: int = 8
     rate: float = 500.0
     block_time: float | None = None
     database_url: str | None = None
@@ -107,12 +107,22 @@ class E2EConfig:
     rate_share: float = 0.4  # fraction of each mode's events sent in the rate phase
     naive_threads: int = 4
     naive_seconds: float = 20.0  # time box of each naive variant
+    rate_seconds: float = 60.0  # time box of the rate phase (sending)
+    saturation_seconds: float = 120.0  # time box of the saturation phase (sending)
     gas_limit: int = 1_000_000_000
     drain_timeout: float = 240.0
     poll_samples: int = 200  # events polled through GET /v1/events/{id} per phase
     profile: bool = False  # py-spy record the server during each saturation phase
+    split_roles: bool = False  # API, worker and indexer as separate processes (not role all)
+    keep: bool = False  # keep each stack's data dir (server logs, database)
+    instrument: bool = False  # serve through scripts/e2e_instrumented_serve.py (SQL, lock times)
     out_dir: Path | None = None  # raw JSON, chart and profiles
     seed: int = 7
+
+    @property
+    def tag(self) -> str:
+        """Names the output files: ``automine`` or ``block1s``."""
+        return "automine" if self.block_time is None else f"block{self.block_time:g}s"
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -160,6 +170,16 @@ class Workload:
 
     def take(self, n: int, phase: str) -> list[Planned]:
         return [self.next(phase) for _ in range(n)]
+
+    def forget(self, unsent: list[Planned]) -> None:
+        """Events planned but never sent (a time box ran out): later events must not
+        refund their orders or count their customers as existing."""
+        indexes = {p.index for p in unsent}
+        for orders in self.open_orders:
+            orders[:] = [o for o in orders if o[0] not in indexes]
+        gone = {p.customer for p in unsent if p.kind == "purchase_new"}
+        for pool in self.customers:
+            pool[:] = [c for c in pool if c not in gone]
 
     def _when(self, customer: str) -> str:
         day = self.days.get(customer, 0)
@@ -323,17 +343,26 @@ class GatewayStack:
         self.progress = progress
         self.tmp = Path(tempfile.mkdtemp(prefix=f"pointsnet-e2e-{label}-"))
         self.node: Devnet | None = None
-        self.server: subprocess.Popen[bytes] | None = None
+        #: The gateway's processes by role: "all", or "api" + "worker" (+ "indexer").
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[Any] = []
+        #: What scripts/e2e_instrumented_serve.py wrote, by role (with --instrument).
+        self.instrument: dict[str, Any] = {}
         self.port = free_port()
         self.merchants: list[MerchantKey] = []
         self.engine: Engine | None = None
         self.database_url = ""
         self._drop_database: Callable[[], None] | None = None
-        self.keep = False
+        self.keep = config.keep
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def server(self) -> subprocess.Popen[bytes]:
+        """The process serving HTTP."""
+        return self.processes.get("all") or self.processes["api"]
 
     def __enter__(self) -> GatewayStack:
         try:
@@ -400,7 +429,7 @@ class GatewayStack:
         self._drop_database = drop
         return parsed.set(database=name).render_as_string(hide_password=False)
 
-    def _start_server(self) -> None:
+    def _server_env(self) -> dict[str, str]:
         assert self.node is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("POINTSNET_")}
         env.update(
@@ -411,31 +440,49 @@ class GatewayStack:
             POINTSNET_DATABASE_URL=self.database_url,
             POINTSNET_HOST="127.0.0.1",
             POINTSNET_PORT=str(self.port),
-            # One API key per merchant would be held to 1,000 requests/s by the
-            # default limiter; the bench measures the gateway, not the limiter.
+            # The default limiter holds one API key to 1,000 requests/s; the
+            # bench measures the gateway, not the limiter.
             POINTSNET_RATE_LIMIT_PER_MINUTE=str(10**9),
         )
         env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        script = Path(sys.executable).with_name("pointsnet")
-        command = (
-            [str(script), "serve", "--role", "all"]
-            if script.exists()
-            else [sys.executable, "-c", "from gateway.cli import app; app()", "serve"]
-        )
-        self.server_log = (self.tmp / "server.log").open("wb")
-        self.server = subprocess.Popen(
-            command, cwd=self.tmp, env=env, stdin=subprocess.DEVNULL,
-            stdout=self.server_log, stderr=subprocess.STDOUT,
+        return env
+
+    def _spawn(self, role: str) -> None:
+        script = Path(sys.executable).with_name("pointsnet")  # the console entry point
+        if self.config.instrument:
+            command = [sys.executable, str(PROJECT_ROOT / "scripts/e2e_instrumented_serve.py")]
+        elif script.exists():
+            command = [str(script), "serve"]
+        else:
+            command = [sys.executable, "-c", "from gateway.cli import app; app()", "serve"]
+        command += ["--role", role]
+        log = (self.tmp / f"server-{role}.log").open("wb")
+        self._logs.append(log)
+        self.processes[role] = subprocess.Popen(
+            command, cwd=self.tmp, env=self._server_env(), stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
+
+    def _start_server(self) -> None:
+        if self.config.split_roles:
+            self._spawn("api")
+            self._spawn("worker")
+            if _cli_has_indexer_role():
+                self._spawn("indexer")
+        else:
+            self._spawn("all")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise RuntimeError(f"gateway exited early; see {self.tmp / 'server.log'}")
+            for role, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"gateway ({role}) exited early; see {self.tmp}/server-{role}.log"
+                    )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + "/healthz", timeout=1, trust_env=False).status_code == 200:
                     return
             time.sleep(0.1)
-        raise RuntimeError(f"gateway did not answer within 60 s; see {self.tmp / 'server.log'}")
+        raise RuntimeError(f"gateway did not answer within 60 s; see {self.tmp}/server-*.log")
 
     def headers(self, merchant: int) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.merchants[merchant].api_key}"}
@@ -491,15 +538,22 @@ class GatewayStack:
             return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
 
     def __exit__(self, *_exc: object) -> None:
-        if self.server is not None and self.server.poll() is None:
-            self.server.send_signal(signal.SIGINT)
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in self.processes.values():
             try:
-                self.server.wait(20)
+                proc.wait(20)
             except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
-        if getattr(self, "server_log", None) is not None:
-            self.server_log.close()
+                proc.kill()
+                proc.wait()
+        for log in self._logs:
+            log.close()
+        for path in self.tmp.glob("instrument-*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                self.instrument[path.stem.removeprefix("instrument-")] = json.loads(
+                    path.read_text()
+                )
         if self.engine is not None:
             self.engine.dispose()
         if self.node is not None:
@@ -508,9 +562,16 @@ class GatewayStack:
             with contextlib.suppress(Exception):
                 self._drop_database()
         if self.keep:
-            self.progress(f"kept {self.tmp} (server.log, anvil.log) for inspection")
+            self.progress(f"kept {self.tmp} (server-*.log, anvil.log, database) for inspection")
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _cli_has_indexer_role() -> bool:
+    """Whether this version's ``pointsnet serve`` has a separate indexer role."""
+    from gateway import cli
+
+    return "indexer" in (cli.serve.__doc__ or "") + str(cli.serve.__annotations__.get("role"))
 
 
 def _engine(url: str, **kwargs: Any) -> Engine:
@@ -543,6 +604,7 @@ class Sent:
     n_events: int
     accepted: dict[str, str]  # idempotency key -> event id (202, status accepted/confirmed)
     outcomes: Counter[str]
+    keys: list[str]  # idempotency keys of the events in the request
 
 
 @dataclass
@@ -614,8 +676,10 @@ async def _drive(
     clients: int,
     rate: float | None,
     poll_every: int,
+    seconds: float = math.inf,
 ) -> LoadResult:
-    """Send ``requests`` (open loop at ``rate`` requests/s, or closed loop) from ``clients``."""
+    """Send ``requests`` (open loop at ``rate`` requests/s, or closed loop) from ``clients``;
+    no request starts after ``seconds``."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     headers = [
         {**stack.headers(i), "Content-Type": "application/json"} for i in range(len(MERCHANTS))
@@ -657,19 +721,22 @@ async def _drive(
             except httpx.HTTPError as exc:
                 accepted, outcomes, status = {}, Counter({type(exc).__name__: 1}), 0
             end = loop.time()
-            sent.append(
-                Sent(scheduled, start, end, wall, status, len(request.keys), accepted, outcomes)
-            )
+            n = len(request.keys)
+            record = Sent(scheduled, start, end, wall, status, n, accepted, outcomes, request.keys)
+            sent.append(record)
             if poll_every and index % poll_every == 0 and accepted:
                 first = next(iter(accepted.values()))
                 pollers.append(asyncio.create_task(poll(first, request.merchant, wall)))
 
         t0_wall = time.time()
+        stop_sending = loop.time() + seconds
         if rate is None:
             queue = iter(enumerate(requests))
 
             async def client() -> None:
                 for index, request in queue:
+                    if loop.time() > stop_sending:
+                        return
                     await send(index, request, loop.time())
 
             await asyncio.gather(*(client() for _ in range(clients)))
@@ -685,6 +752,8 @@ async def _drive(
                     gate.release()
 
             for index, request in enumerate(requests):
+                if loop.time() > stop_sending:
+                    break
                 due = begin + index / rate
                 delay = due - loop.time()
                 if delay > 0:
@@ -717,6 +786,7 @@ class PhaseFigures:
     name: str
     events: int
     offered_rate: float | None
+    planned: int = 0
     accepted: int = 0
     confirmed: int = 0
     on_chain: int = 0  # confirmed events that carried at least one on-chain op
@@ -738,12 +808,17 @@ class PhaseFigures:
     server_peak_rss_mib: float = math.nan
     anvil_cpu_s: float = math.nan
     client_cpu_s: float = math.nan
+    cpu_by_role: dict[str, float] = field(default_factory=dict)  # gateway processes
     timeline: list[int] = field(default_factory=list)  # confirmed per second from phase start
     note: str = ""
     extrapolated: bool = False
 
     def ms(self, values: list[float]) -> dict[str, float]:
         return {f"p{q}": pct(values, q) * 1000 for q in (50, 95, 99)}
+
+
+def _nan_sum(a: float, b: float) -> float:
+    return b if math.isnan(a) else a + b
 
 
 def _seconds(values: list[float]) -> dict[str, float]:
@@ -922,40 +997,49 @@ def _fit_new_existing(samples: list[tuple[int, int, int]]) -> tuple[float, float
 
 
 class Profiler:
-    """``py-spy record`` on the server for the duration of a ``with`` block."""
+    """``py-spy record`` on each gateway process for the duration of a ``with`` block.
 
-    def __init__(self, pid: int, output: Path, progress: Progress) -> None:
-        self.pid = pid
-        self.output = output
+    ``--gil`` samples only the thread holding the GIL: where the process's
+    Python CPU goes, which is what limits a single gateway process.
+    """
+
+    def __init__(self, pids: dict[str, int], output: Path, progress: Progress) -> None:
+        self.pids = pids
+        self.output = output  # one file per process: <stem>-<role><suffix>
         self.progress = progress
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.files: dict[str, Path] = {}
 
     def __enter__(self) -> Profiler:
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-        if not Path(spy).exists() and shutil.which(spy) is None:
+        if not Path(spy).exists():
             self.progress("py-spy not found (pip install py-spy): no profile")
             return self
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [spy, "record", "--pid", str(self.pid), "--rate", "97", "--format", "raw",
-             "--nonblocking", "--threads", "--output", str(self.output)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+        for role, pid in self.pids.items():
+            path = self.output.with_name(f"{self.output.stem}-{role}{self.output.suffix}")
+            self.files[role] = path
+            command = [spy, "record", "--pid", str(pid), "--rate", "97", "--format", "raw"]
+            command += ["--nonblocking", "--threads", "--gil", "--output", str(path)]
+            quiet = subprocess.DEVNULL
+            self.procs.append(subprocess.Popen(command, stdout=quiet, stderr=quiet))
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        for proc in self.procs:
+            proc.send_signal(signal.SIGINT)
+        for proc in self.procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 #: Where a sampled stack's time goes, by the first matching frame (most specific first).
 PROFILE_BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("indexer", ("indexer.py",)),
+    ("webhook dispatcher", ("webhooks.py",)),
     (
         "worker: RPC (estimate_gas, fees, send, receipts)",
         ("sender.py", "web3/", "requests/", "urllib3/"),
@@ -972,9 +1056,8 @@ PROFILE_BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("accept: other in _accept", ("_accept",)),
     ("accept: commit / BEGIN IMMEDIATE wait", ("submit",)),
     ("API: auth + rate limit", ("current_merchant", "authenticate")),
-    ("API: request parse / validation / JSON", ("fastapi/", "pydantic", "starlette/", "json/")),
+    ("API: rest of the request (routing, validation, JSON)", ("fastapi/", "starlette/")),
     ("HTTP server (uvicorn, asyncio)", ("uvicorn/", "asyncio/", "httptools", "uvloop")),
-    ("webhook dispatcher", ("webhooks.py",)),
 )
 
 
@@ -1006,6 +1089,8 @@ def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:
         buckets[chosen] += count
         if any(("execute" in f and "sqlite" in f) or "do_execute" in f for f in frames):
             sqlite_inside[chosen] += count
+    if "other" in buckets:
+        buckets["other (stacks cut short by non-blocking sampling)"] = buckets.pop("other")
     return {
         "samples": total,
         "buckets": {k: v / total for k, v in buckets.most_common()} if total else {},
@@ -1042,7 +1127,7 @@ class NaiveIntegration:
         self.artifact = load_artifact("NaiveERC20")
         self.lock = threading.Lock()
         self.addresses: dict[str, str] = {}
-        self.minted: set[str] = set()
+        self.minted: set[tuple[str, str]] = set()
         #: (wall start, send latency, confirm latency, wall confirmed, gas, new member)
         self.records: list[tuple[float, float, float, float, int, bool]] = []
         self.stop_at = math.inf
@@ -1064,7 +1149,8 @@ class NaiveIntegration:
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
         return w3.eth.contract(address=receipt["contractAddress"], abi=self.artifact["abi"])
 
-    def _next_recipient(self) -> tuple[str, bool] | None:
+    def _next_recipient(self, token: str) -> tuple[str, bool] | None:
+        """The next event's member, and whether it is new to ``token``."""
         with self.lock:
             if self.budget <= 0 or time.time() >= self.stop_at:
                 return None
@@ -1073,8 +1159,8 @@ class NaiveIntegration:
             if customer not in self.addresses:
                 self.addresses[customer] = "0x" + os.urandom(20).hex()
             to = self.addresses[customer]
-            new = to not in self.minted
-            self.minted.add(to)
+            new = (token, to) not in self.minted
+            self.minted.add((token, to))
         from web3 import Web3
 
         return Web3.to_checksum_address(to), new
@@ -1085,7 +1171,7 @@ class NaiveIntegration:
         w3 = token.w3
         account = Account.from_key(key)
         nonce = int(w3.eth.get_transaction_count(account.address))
-        while (recipient := self._next_recipient()) is not None:
+        while (recipient := self._next_recipient(token.address)) is not None:
             to, new = recipient
             wall, start = time.time(), time.perf_counter()
             tx = token.functions.mint(to, 100).build_transaction(
@@ -1196,6 +1282,8 @@ class ModeResult:
     db_events: int
     server_peak_rss_mib: float
     profile: dict[str, Any] = field(default_factory=dict)
+    #: With --instrument: SQL statements and write-lock waits/holds by role and caller.
+    instrument: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -1236,7 +1324,19 @@ def machine_info() -> dict[str, str]:
             [str(anvil_binary()), "--version"], capture_output=True, text=True, timeout=10
         )
         anvil = out.stdout.strip().splitlines()[0]
+    revision = "?"
+    with contextlib.suppress(Exception):
+        head = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--", "gateway", "chain"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+        revision = head + (" + uncommitted changes in gateway/ or chain/" if dirty else "")
     return {
+        "revision": revision,
         "nproc": str(os.cpu_count()),
         "cpu": cpu,
         "memory": mem,
@@ -1262,8 +1362,9 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
     profile: dict[str, Any] = {}
     progress(f"[{mode}] starting anvil, deploying, admitting {len(MERCHANTS)} merchants, serving")
     with GatewayStack(config, mode, progress) as stack, Monitor() as monitor:
-        assert stack.server is not None and stack.node is not None and stack.node.pid
-        monitor.watch("server", stack.server.pid)
+        assert stack.node is not None and stack.node.pid
+        for role, proc in stack.processes.items():
+            monitor.watch(f"gateway-{role}", proc.pid)
         monitor.watch("anvil", stack.node.pid)
         plan = [("rate", n_rate, config.rate), ("saturation", n_sat, None)]
         for phase, n, rate in plan:
@@ -1276,41 +1377,55 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
             label = f"{mode} / {phase}"
             what = f"{rate:,.0f} events/s offered" if rate else f"{config.clients} clients"
             progress(f"[{label}] {n:,} events in {len(requests):,} requests, {what}")
-            profiler: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-            profile_path = None
+            profiler: Profiler | None = None
             if config.profile and phase == "saturation" and config.out_dir is not None:
-                profile_path = config.out_dir / f"profile-{mode}.txt"
-                profiler = Profiler(stack.server.pid, profile_path, progress)
+                pids = {role: proc.pid for role, proc in stack.processes.items()}
+                output = config.out_dir / f"profile-{config.tag}-{mode}.txt"
+                profiler = Profiler(pids, output, progress)
+            box = config.rate_seconds if rate else config.saturation_seconds
             t0 = time.time()
-            with profiler:
+            with profiler or contextlib.nullcontext():
                 load = asyncio.run(
-                    _drive(stack, requests, config.clients, request_rate, poll_every)
+                    _drive(stack, requests, config.clients, request_rate, poll_every, box)
                 )
                 drained = stack.wait_drained(config.drain_timeout)
             t1 = time.time()
-            figures = PhaseFigures(label, n, rate)
-            figures.mix = dict(Counter(p.kind for p in planned))
+            sent_keys = {key for s in load.sent for key in s.keys}
+            unsent = [p for p in planned if p.key not in sent_keys]
+            workload.forget(unsent)
+            figures = PhaseFigures(label, n - len(unsent), rate)
+            figures.planned = n
+            if unsent:
+                figures.extrapolated = True
+                figures.note = (
+                    f"time-boxed: sending stopped after {box:.0f} s with {n - len(unsent):,} "
+                    f"of {n:,} planned events sent; figures are for the events sent"
+                )
+            figures.mix = dict(Counter(p.kind for p in planned if p.key in sent_keys))
             read_phase(stack, figures, load, f"{mode}-{phase}-")
-            cpu, peak = monitor.window("server", t0, t1)
-            figures.server_cpu_s, figures.server_peak_rss_mib = cpu, peak / 1024
+            for role in stack.processes:
+                cpu, peak = monitor.window(f"gateway-{role}", t0, t1)
+                figures.server_cpu_s = _nan_sum(figures.server_cpu_s, cpu)
+                figures.server_peak_rss_mib = _nan_sum(figures.server_peak_rss_mib, peak / 1024)
+                figures.cpu_by_role[role] = cpu
             figures.anvil_cpu_s = monitor.window("anvil", t0, t1)[0]
             if not drained:
-                figures.note = f"outbox not drained after {config.drain_timeout:.0f} s"
+                figures.note += f"; outbox not drained after {config.drain_timeout:.0f} s"
             phases.append(figures)
             progress(
                 f"[{label}] accepted {figures.accepted_per_s:,.0f}/s, "
                 f"confirmed {figures.confirmed_per_s:,.0f}/s"
             )
-            if profile_path is not None:
-                profile = summarize_profile(profile_path)
+            if profiler is not None:
+                profile = {role: summarize_profile(f) for role, f in profiler.files.items()}
         db_bytes = stack.database_bytes()
         assert stack.engine is not None
         with stack.engine.connect() as conn:
             from gateway.models import Event
 
             db_events = int(conn.scalar(select(func.count(Event.id))) or 0)
-        peak_rss = _memory_kib(stack.server.pid, "VmHWM") / 1024
-    return ModeResult(mode, phases, db_bytes, db_events, peak_rss, profile)
+        peak_rss = sum(_memory_kib(p.pid, "VmHWM") for p in stack.processes.values()) / 1024
+    return ModeResult(mode, phases, db_bytes, db_events, peak_rss, profile, stack.instrument)
 
 
 def run_e2e_bench(config: E2EConfig, progress: Progress | None = None) -> E2EReport:
@@ -1330,9 +1445,9 @@ def run_e2e_bench(config: E2EConfig, progress: Progress | None = None) -> E2ERep
     )
     if config.out_dir is not None:
         config.out_dir.mkdir(parents=True, exist_ok=True)
-        (config.out_dir / "e2e.json").write_text(report.to_json() + "\n")
+        (config.out_dir / f"e2e-{config.tag}.json").write_text(report.to_json() + "\n")
         with contextlib.suppress(ImportError):
-            write_chart(report, config.out_dir / "e2e-confirmed.png")
+            write_chart(report, config.out_dir / f"e2e-{config.tag}.png")
     return report
 
 
@@ -1363,16 +1478,21 @@ def render_table(report: E2EReport) -> Any:
     def row(label: str, get: Callable[[PhaseFigures], str]) -> None:
         table.add_row(label, *(get(p) for p in columns))
 
-    row("events measured", lambda p: f"{p.events:,}")
+    row(
+        "events sent (of planned)",
+        lambda p: f"{p.events:,}" + (f" (of {p.planned:,})" if p.planned > p.events else ""),
+    )
     row("offered rate (events/s)", lambda p: _fmt(p.offered_rate) if p.offered_rate else "max")
     row("accepted (202)", lambda p: f"{p.accepted:,}")
     row("events accepted/s", lambda p: _fmt(p.accepted_per_s))
     row("events confirmed/s (first send → last confirm)", lambda p: _fmt(p.confirmed_per_s))
     row("confirmed/s, best 10 s window", lambda p: _fmt(p.steady_confirmed_per_s))
     for q in ("p50", "p95", "p99"):
-        row(f"accept latency {q} (ms)", lambda p, q=q: _fmt(p.accept_ms.get(q), 1))
+        table.add_row(f"accept latency {q} (ms)", *(_fmt(p.accept_ms.get(q), 1) for p in columns))
     for q in ("p50", "p95", "p99"):
-        row(f"event→confirmed {q} (s, all events)", lambda p, q=q: _fmt(p.confirm_s.get(q), 2))
+        table.add_row(
+            f"event→confirmed {q} (s, all events)", *(_fmt(p.confirm_s.get(q), 2) for p in columns)
+        )
     row(
         "event→confirmed p50/p99 (s, polled sample)",
         lambda p: (
@@ -1477,35 +1597,51 @@ def target_lines(report: E2EReport) -> list[tuple[str, str, str, bool | None]]:
     return lines
 
 
+def _smooth(timeline: list[int], width: int = 5) -> list[float]:
+    """Trailing moving average over ``width`` seconds (batches confirm in bursts)."""
+    out: list[float] = []
+    for i in range(len(timeline)):
+        window = timeline[max(0, i - width + 1) : i + 1]
+        out.append(sum(window) / len(window))
+    return out
+
+
 def write_chart(report: E2EReport, path: Path) -> None:
-    """Confirmed events per second over time: each gateway phase and each naive variant."""
+    """Confirmed events per second (5 s average) and cumulative confirmed events over time,
+    for each gateway phase and each naive variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = [(p.name, p.timeline) for m in report.modes for p in m.phases]
-    series += [(n.name, n.timeline) for n in report.naive]
-    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
-    peak = 1
-    for name, timeline in series:
-        if timeline:
-            ax.step(range(len(timeline)), timeline, where="post", label=name, linewidth=1.6)
-            peak = max(peak, max(timeline))
-    low = min((min(t) for _n, t in series if t and min(t) > 0), default=1)
-    if peak / max(low, 1) > 30:
-        ax.set_yscale("log")
+    series = [(p.name, p.timeline, "-" if "saturation" in p.name else "--")
+              for m in report.modes for p in m.phases]  # fmt: skip
+    series += [(n.name, n.timeline, ":") for n in report.naive]
+    fig, (rate_ax, total_ax) = plt.subplots(2, 1, figsize=(10, 8), dpi=110, sharex=True)
+    for name, timeline, style in series:
+        if not timeline:
+            continue
+        xs = list(range(1, len(timeline) + 1))
+        rate_ax.plot(xs, _smooth(timeline), style, label=name, linewidth=1.8)
+        cumulative, running = [], 0
+        for count in timeline:
+            running += count
+            cumulative.append(running)
+        total_ax.plot(xs, cumulative, style, label=name, linewidth=1.8)
     block = report.config["block_time"]
-    ax.set_title(
-        "pointsnet: events confirmed on chain per second — gateway vs naive ERC-20 mint per event\n"
-        f"({'automine' if block is None else f'{block} s blocks'}; "
-        f"{report.machine.get('nproc')} cores, {report.machine.get('cpu')})",
-        fontsize=10,
+    mining = "automine" if block is None else f"{block} s blocks"
+    m = report.machine
+    rate_ax.set_title(
+        "pointsnet bench e2e: events confirmed on chain — gateway vs naive ERC-20 mint per event\n"
+        f"({mining}; {m.get('nproc')} cores {m.get('cpu')}; revision {m.get('revision', '?')})",
+        fontsize=9,
     )
-    ax.set_xlabel("seconds since the phase's first request")
-    ax.set_ylabel("events confirmed / s")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    rate_ax.set_ylabel("events confirmed / s (5 s average)")
+    total_ax.set_ylabel("events confirmed (cumulative)")
+    total_ax.set_xlabel("seconds since the phase's first request (naive: time-boxed)")
+    for ax in (rate_ax, total_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -1513,18 +1649,44 @@ def write_chart(report: E2EReport, path: Path) -> None:
 
 def iter_profile_lines(report: E2EReport) -> Iterator[str]:
     for mode in report.modes:
-        if not mode.profile:
-            continue
-        yield f"profile of the gateway during {mode.mode} / saturation "
-        yield f"({mode.profile['samples']:,} py-spy samples, all threads):"
-        for name, share in mode.profile["buckets"].items():
-            yield f"  {share:6.1%}  {name}"
+        for role, summary in mode.profile.items():
+            if not summary:
+                continue
+            yield (
+                f"where the GIL goes in the gateway ({role}) during {mode.mode} / saturation "
+                f"({summary['samples']:,} py-spy --gil samples):"
+            )
+            for name, share in summary["buckets"].items():
+                yield f"  {share:6.1%}  {name}"
+
+
+def iter_instrument_lines(report: E2EReport) -> Iterator[str]:
+    """The SQLite write lock: who held it, how long, who waited (with --instrument)."""
+    for mode in report.modes:
+        for role, data in mode.instrument.items():
+            wall = float(data["seconds"])
+            statements = data["statements"]
+            yield (
+                f"write lock in the {mode.mode} run ({role} process, {wall:.0f} s incl. setup): "
+                + ", ".join(f"{k} {v['count']:,} statements" for k, v in statements.items())
+            )
+            rows = sorted(data["transactions"].items(), key=lambda kv: -kv[1]["hold_s"])
+            held = sum(e["hold_s"] for _k, e in rows)
+            yield f"  lock held {held:.1f} s = {held / wall:.0%} of the process's life"
+            for key, e in rows[:12]:
+                yield (
+                    f"  {key:42s} n={e['count']:6,d}  held {e['hold_s']:6.1f} s "
+                    f"(p50 {e['hold_p50_ms']:5.1f} ms, p99 {e['hold_p99_ms']:6.1f} ms)  "
+                    f"waited {e['wait_s']:7.1f} s"
+                )
 
 
 def print_report(report: E2EReport, console: Any) -> None:
     """Table, ratios to the naive baseline, targets, notes and profile shares."""
     from rich.table import Table
 
+    columns = sum(len(m.phases) for m in report.modes) + len(report.naive)
+    console.width = max(console.width, 52 + 26 * columns)
     console.print(render_table(report))
     for p in [p for m in report.modes for p in m.phases] + report.naive:
         if p.note:
@@ -1543,6 +1705,8 @@ def print_report(report: E2EReport, console: Any) -> None:
         target_table.add_row(what, need, got, verdict)
     console.print(target_table)
     for line in iter_profile_lines(report):
+        console.print(line, markup=False, highlight=False)
+    for line in iter_instrument_lines(report):
         console.print(line, markup=False, highlight=False)
     m = report.machine
     console.print(
