@@ -13,7 +13,7 @@ interval mining avoids anvil stalling on bursts of thousands of transactions
 (foundry issue 10122).
 
 The binary is ``POINTSNET_ANVIL_BIN`` if set, else the native binary of the
-``@foundry-rs/anvil`` npm package (its ``node_modules/.bin/anvil`` launcher
+``@foundry-rs/anvil`` npm release (its npm launcher script
 always exits 0, so it is never used), else an ``anvil`` on ``PATH``.
 """
 
