@@ -28,6 +28,8 @@ from gateway.migrate import upgrade
 
 merchant_app = typer.Typer(help="Register and manage partner merchants.", no_args_is_help=True)
 app.add_typer(merchant_app, name="merchant")
+member_app = typer.Typer(help="Operator actions on members.", no_args_is_help=True)
+app.add_typer(member_app, name="member")
 
 
 def open_context(settings: Settings | None = None) -> GatewayContext:
@@ -145,6 +147,35 @@ def merchant_suspend(merchant_id: int) -> None:
     except (ChainError, GatewayError) as exc:
         raise typer.Exit(_fail(exc)) from exc
     console.print(f"merchant {merchant_id} suspended")
+
+
+# ---------------------------------------------------------------- members
+
+
+def _set_frozen(merchant_id: int, customer_id: str, frozen: bool) -> None:
+    from gateway.db import transaction
+    from gateway.services.members import set_frozen
+
+    context = open_context()
+    try:
+        with transaction(context.sessions) as session:
+            member = set_frozen(session, merchant_id, customer_id, frozen)
+            address = member.address
+    except GatewayError as exc:
+        raise typer.Exit(_fail(exc)) from exc
+    console.print(f"member {address} {'frozen' if frozen else 'unfrozen'}")
+
+
+@member_app.command("freeze")
+def member_freeze(merchant_id: int, customer_id: str) -> None:
+    """Freeze the member behind a merchant's customer: its events are refused (member_frozen)."""
+    _set_frozen(merchant_id, customer_id, True)
+
+
+@member_app.command("unfreeze")
+def member_unfreeze(merchant_id: int, customer_id: str) -> None:
+    """Lift a freeze."""
+    _set_frozen(merchant_id, customer_id, False)
 
 
 # ---------------------------------------------------------------- demo (make run)

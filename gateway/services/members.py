@@ -111,3 +111,12 @@ def member_view(
         "badges": badges,
         "frozen": member.frozen,
     }
+
+
+def set_frozen(session: Session, merchant_id: int, customer_id: str, frozen: bool) -> Member:
+    """Freeze (or unfreeze) the member behind a merchant's customer: its events are refused."""
+    link = get_link(session, merchant_id, customer_id)
+    member = session.get(Member, link.member_id)
+    assert member is not None
+    member.frozen = frozen
+    return member

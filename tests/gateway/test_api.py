@@ -314,3 +314,20 @@ def test_held_events_wait_for_release(gateway: Gateway) -> None:
     assert final["status"] == "confirmed"
     again = gateway.client.post(f"/v1/events/{held['id']}/reject", headers=gateway.headers())
     assert again.status_code == 422
+
+
+def test_a_frozen_members_events_are_refused(gateway: Gateway) -> None:
+    from gateway.services.members import set_frozen
+
+    assert post(gateway, purchase("frosty", "FR-1")).status_code == 202
+    with gateway.context.sessions() as session, session.begin():
+        set_frozen(session, gateway.merchants[0].id, "frosty", True)
+    before = count_events(gateway)
+    response = post(gateway, purchase("frosty", "FR-2"))
+    assert response.status_code == 422
+    assert error_code(response) == "event_rejected"
+    assert response.json()["error"]["details"]["reason"] == "member_frozen"
+    assert count_events(gateway) == before
+    with gateway.context.sessions() as session, session.begin():
+        set_frozen(session, gateway.merchants[0].id, "frosty", False)
+    assert post(gateway, purchase("frosty", "FR-3")).status_code == 202
