@@ -1360,7 +1360,7 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
     n_sat = config.events - n_rate
     phases: list[PhaseFigures] = []
     profile: dict[str, Any] = {}
-    progress(f"[{mode}] starting anvil, deploying, admitting {len(MERCHANTS)} merchants, serving")
+    progress(f"{mode}: starting anvil, deploying, admitting {len(MERCHANTS)} merchants, serving")
     with GatewayStack(config, mode, progress) as stack, Monitor() as monitor:
         assert stack.node is not None and stack.node.pid
         for role, proc in stack.processes.items():
@@ -1376,7 +1376,7 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
             poll_every = max(1, len(requests) // max(1, config.poll_samples))
             label = f"{mode} / {phase}"
             what = f"{rate:,.0f} events/s offered" if rate else f"{config.clients} clients"
-            progress(f"[{label}] {n:,} events in {len(requests):,} requests, {what}")
+            progress(f"{label}: {n:,} events in {len(requests):,} requests, {what}")
             profiler: Profiler | None = None
             if config.profile and phase == "saturation" and config.out_dir is not None:
                 pids = {role: proc.pid for role, proc in stack.processes.items()}
@@ -1413,7 +1413,7 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
                 figures.note += f"; outbox not drained after {config.drain_timeout:.0f} s"
             phases.append(figures)
             progress(
-                f"[{label}] accepted {figures.accepted_per_s:,.0f}/s, "
+                f"{label}: accepted {figures.accepted_per_s:,.0f}/s, "
                 f"confirmed {figures.confirmed_per_s:,.0f}/s"
             )
             if profiler is not None:
