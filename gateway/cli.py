@@ -232,6 +232,9 @@ def bench_e2e(
     batch_size: Annotated[int, typer.Option(help="events per batch request")] = 100,
     naive_threads: Annotated[int, typer.Option(help="threads of the naive variant")] = 4,
     naive_seconds: Annotated[float, typer.Option(help="time box of each naive variant")] = 20.0,
+    rate_share: Annotated[
+        float, typer.Option(help="share of the events sent in the rate phase (0: saturation only)")
+    ] = 0.4,
     rate_seconds: Annotated[float, typer.Option(help="time box of each rate phase")] = 60.0,
     saturation_seconds: Annotated[
         float, typer.Option(help="time box of each saturation phase")
@@ -257,7 +260,7 @@ def bench_e2e(
         database_url=database_url, mode=mode, batch_size=batch_size,
         naive_threads=naive_threads, naive_seconds=naive_seconds, profile=profile,
         split_roles=split_roles, keep=keep, instrument=instrument,
-        rate_seconds=rate_seconds, saturation_seconds=saturation_seconds,
+        rate_share=rate_share, rate_seconds=rate_seconds, saturation_seconds=saturation_seconds,
         out_dir=Path(out) if out else None,
     )  # fmt: skip
     try:

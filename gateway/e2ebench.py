@@ -290,6 +290,8 @@ class Monitor:
         self.interval = interval
         self.pids: dict[str, int] = {}
         self.samples: list[tuple[float, dict[str, tuple[float, int]]]] = []
+        self.file: Path | None = None
+        self.file_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-monitor", daemon=True)
 
@@ -304,6 +306,10 @@ class Monitor:
     def watch(self, name: str, pid: int) -> None:
         self.pids[name] = pid
 
+    def watch_file(self, path: Path | None) -> None:
+        """Track the largest size ``path`` reaches (the SQLite WAL)."""
+        self.file = path
+
     def snapshot(self) -> dict[str, tuple[float, int]]:
         return {
             name: (_cpu_seconds(pid), _memory_kib(pid, "VmRSS"))
@@ -313,6 +319,9 @@ class Monitor:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.samples.append((time.time(), self.snapshot()))
+            if self.file is not None:
+                with contextlib.suppress(OSError):
+                    self.file_peak = max(self.file_peak, self.file.stat().st_size)
             self._stop.wait(self.interval)
 
     def window(self, name: str, t0: float, t1: float) -> tuple[float, int]:
@@ -527,7 +536,17 @@ class GatewayStack:
             time.sleep(0.2)
         return False
 
+    @property
+    def wal_path(self) -> Path | None:
+        """The SQLite write-ahead log (None on PostgreSQL)."""
+        assert self.engine is not None
+        if self.engine.dialect.name != "sqlite":
+            return None
+        return Path(f"{self.engine.url.database}-wal")
+
     def database_bytes(self) -> int:
+        """The database's size with the gateway stopped (SQLite: after a full checkpoint)."""
+        self.stop_gateway()
         assert self.engine is not None
         if self.engine.dialect.name == "sqlite":
             with self.engine.connect() as conn:
@@ -537,7 +556,8 @@ class GatewayStack:
         with self.engine.connect() as conn:
             return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
 
-    def __exit__(self, *_exc: object) -> None:
+    def stop_gateway(self) -> None:
+        """Stop the gateway's processes (SIGINT, then SIGKILL after 20 s); idempotent."""
         for proc in self.processes.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
@@ -549,6 +569,10 @@ class GatewayStack:
                 proc.wait()
         for log in self._logs:
             log.close()
+        self._logs = []
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop_gateway()
         for path in self.tmp.glob("instrument-*.json"):
             with contextlib.suppress(OSError, ValueError):
                 self.instrument[path.stem.removeprefix("instrument-")] = json.loads(
@@ -1278,9 +1302,10 @@ def _naive_figures(
 class ModeResult:
     mode: str
     phases: list[PhaseFigures]
-    db_bytes: int
+    db_bytes: int  # with the gateway stopped, after a full checkpoint
     db_events: int
     server_peak_rss_mib: float
+    wal_peak_bytes: int  # SQLite: the largest the write-ahead log grew during the run
     profile: dict[str, Any] = field(default_factory=dict)
     #: With --instrument: SQL statements and write-lock waits/holds by role and caller.
     instrument: dict[str, Any] = field(default_factory=dict)
@@ -1366,6 +1391,7 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
         for role, proc in stack.processes.items():
             monitor.watch(f"gateway-{role}", proc.pid)
         monitor.watch("anvil", stack.node.pid)
+        monitor.watch_file(stack.wal_path)
         plan = [("rate", n_rate, config.rate), ("saturation", n_sat, None)]
         for phase, n, rate in plan:
             if n <= 0:
@@ -1418,14 +1444,17 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
             )
             if profiler is not None:
                 profile = {role: summarize_profile(f) for role, f in profiler.files.items()}
+        peak_rss = sum(_memory_kib(p.pid, "VmHWM") for p in stack.processes.values()) / 1024
+        wal_peak = monitor.file_peak
         db_bytes = stack.database_bytes()
         assert stack.engine is not None
         with stack.engine.connect() as conn:
             from gateway.models import Event
 
             db_events = int(conn.scalar(select(func.count(Event.id))) or 0)
-        peak_rss = sum(_memory_kib(p.pid, "VmHWM") for p in stack.processes.values()) / 1024
-    return ModeResult(mode, phases, db_bytes, db_events, peak_rss, profile, stack.instrument)
+    return ModeResult(
+        mode, phases, db_bytes, db_events, peak_rss, wal_peak, profile, stack.instrument
+    )
 
 
 def run_e2e_bench(config: E2EConfig, progress: Progress | None = None) -> E2EReport:
@@ -1513,17 +1542,19 @@ def render_table(report: E2EReport) -> Any:
     row("gateway peak RSS (MiB)", lambda p: _fmt(p.server_peak_rss_mib))
     row("anvil CPU (s)", lambda p: _fmt(p.anvil_cpu_s, 1))
     row("load generator / integration CPU (s)", lambda p: _fmt(p.client_cpu_s, 1))
+
+    def per_mode(p: PhaseFigures, figure: Callable[[ModeResult], str]) -> str:
+        return next((figure(m) for mode, m in db.items() if p.name.startswith(mode)), "—")
+
     row(
-        "DB size per 10k events (MiB)",
-        lambda p: next(
-            (
-                _fmt(m.db_bytes / max(1, m.db_events) * 10_000 / 2**20, 1)
-                for mode, m in db.items()
-                if p.name.startswith(mode)
-            ),
-            "—",
-        ),
+        "DB size per 10k events (MiB, whole run)",
+        lambda p: per_mode(p, lambda m: _fmt(m.db_bytes / max(1, m.db_events) * 10_000 / 2**20, 1)),
     )
+    row(
+        "SQLite WAL peak (MiB, whole run)",
+        lambda p: per_mode(p, lambda m: _fmt(m.wal_peak_bytes / 2**20)),
+    )
+
     row("non-202 / held / rejected", _other_outcomes)
     row("not confirmed at the end", lambda p: f"{p.unfinished:,}")
     return table
