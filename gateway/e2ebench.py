@@ -267,6 +267,19 @@ def _cpu_seconds(pid: int) -> float:
         return math.nan
 
 
+def _postgres_cpu_seconds() -> float:
+    """CPU seconds of every local process named ``postgres`` (a local database server)."""
+    try:
+        import psutil
+    except ImportError:
+        return math.nan
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] == "postgres" and proc.info["cpu_times"] is not None:
+            total += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    return total
+
+
 def _memory_kib(pid: int, field_name: str) -> int:
     """A ``/proc/<pid>/status`` memory figure (VmRSS, VmHWM) in KiB; 0 if unavailable."""
     try:
@@ -292,6 +305,7 @@ class Monitor:
         self.samples: list[tuple[float, dict[str, tuple[float, int]]]] = []
         self.file: Path | None = None
         self.file_peak = 0
+        self.postgres = False  # also sum the CPU of local "postgres" processes
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-monitor", daemon=True)
 
@@ -311,10 +325,13 @@ class Monitor:
         self.file = path
 
     def snapshot(self) -> dict[str, tuple[float, int]]:
-        return {
+        figures = {
             name: (_cpu_seconds(pid), _memory_kib(pid, "VmRSS"))
             for name, pid in list(self.pids.items())
         }
+        if self.postgres:
+            figures["postgres"] = (_postgres_cpu_seconds(), 0)
+        return figures
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -831,6 +848,7 @@ class PhaseFigures:
     server_cpu_s: float = math.nan
     server_peak_rss_mib: float = math.nan
     anvil_cpu_s: float = math.nan
+    database_cpu_s: float = math.nan  # a local PostgreSQL server's processes, if used
     client_cpu_s: float = math.nan
     cpu_by_role: dict[str, float] = field(default_factory=dict)  # gateway processes
     timeline: list[int] = field(default_factory=list)  # confirmed per second from phase start
@@ -1392,6 +1410,7 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
             monitor.watch(f"gateway-{role}", proc.pid)
         monitor.watch("anvil", stack.node.pid)
         monitor.watch_file(stack.wal_path)
+        monitor.postgres = stack.wal_path is None
         plan = [("rate", n_rate, config.rate), ("saturation", n_sat, None)]
         for phase, n, rate in plan:
             if n <= 0:
@@ -1435,6 +1454,8 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
                 figures.server_peak_rss_mib = _nan_sum(figures.server_peak_rss_mib, peak / 1024)
                 figures.cpu_by_role[role] = cpu
             figures.anvil_cpu_s = monitor.window("anvil", t0, t1)[0]
+            if monitor.postgres:
+                figures.database_cpu_s = monitor.window("postgres", t0, t1)[0]
             if not drained:
                 figures.note += f"; outbox not drained after {config.drain_timeout:.0f} s"
             phases.append(figures)
@@ -1541,6 +1562,8 @@ def render_table(report: E2EReport) -> Any:
         if not math.isnan(p.server_cpu_s) else "—"))  # fmt: skip
     row("gateway peak RSS (MiB)", lambda p: _fmt(p.server_peak_rss_mib))
     row("anvil CPU (s)", lambda p: _fmt(p.anvil_cpu_s, 1))
+    if any(not math.isnan(p.database_cpu_s) for p in columns):
+        row("PostgreSQL server CPU (s, local)", lambda p: _fmt(p.database_cpu_s, 1))
     row("load generator / integration CPU (s)", lambda p: _fmt(p.client_cpu_s, 1))
 
     def per_mode(p: PhaseFigures, figure: Callable[[ModeResult], str]) -> str:

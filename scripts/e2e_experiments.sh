@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The experiments behind docs/BENCHMARKS.md "End-to-end": short `pointsnet bench e2e`
-# runs that isolate one cause each (about 12 minutes on 2 cores).  Output:
+# runs that isolate one cause each (about 25 minutes on 2 cores).  Output:
 # docs/bench/experiments/<name>/ (JSON, chart) and <name>.txt (the printed report).
 #
 # E2E_WHATIF (see scripts/e2e_instrumented_serve.py) measures a proposed fix without
@@ -31,4 +31,12 @@ E2E_WHATIF=mutex bench whatif-mutex-single "${short[@]}" --instrument
 bench split-roles-single "${short[@]}" --split-roles --instrument
 # 16 concurrent clients: more than the 15 pooled connections (5 + 10 overflow).
 bench clients16-single "${short[@]}" --clients 16 --instrument
+E2E_WHATIF=pool bench whatif-pool-clients16 "${short[@]}" --clients 16 --instrument
 E2E_WHATIF=pool,mutex bench whatif-pool-mutex-clients16 "${short[@]}" --clients 16 --instrument
+# PostgreSQL instead of SQLite (a fresh database on the server at $PG_URL), if one answers.
+PG_URL=${PG_URL:-postgresql://postgres@127.0.0.1:5432/test}
+if .venv/bin/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], connect_timeout=2)" \
+    "$PG_URL" 2>/dev/null; then
+    bench postgres-both --database-url "$PG_URL" --events 20000 --rate-seconds 30 \
+        --saturation-seconds 60
+fi
