@@ -268,15 +268,21 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _postgres_cpu_seconds() -> float:
-    """CPU seconds of every local process named ``postgres`` (a local database server)."""
+    """CPU seconds of a local PostgreSQL server: its live processes, plus the backends
+    that already exited (reaped by the postmaster, so counted in its children's times)."""
     try:
         import psutil
     except ImportError:
         return math.nan
     total = 0.0
-    for proc in psutil.process_iter(["name", "cpu_times"]):
-        if proc.info["name"] == "postgres" and proc.info["cpu_times"] is not None:
-            total += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    for proc in psutil.process_iter(["name", "cpu_times", "ppid"]):
+        times = proc.info["cpu_times"]
+        if proc.info["name"] != "postgres" or times is None:
+            continue
+        total += times.user + times.system
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(proc.info["ppid"]).name() != "postgres":  # the postmaster
+                total += times.children_user + times.children_system
     return total
 
 

@@ -1,6 +1,6 @@
 """Break a ``py-spy record --format raw`` profile down by thread and by function.
 
-Usage: ``python scripts/profile_breakdown.py PROFILE.txt [--thread NAME] [--match TEXT ...]``
+Usage: ``python scripts/profile_breakdown.py PROFILE.txt[.gz] [--thread NAME] [--match TEXT ...]``
 
 Prints the share of samples per thread name, then the inclusive share of the
 most frequent frames (``file:function``, line numbers dropped) and of any frame
@@ -11,6 +11,7 @@ matching ``--match``.  Used to read the profiles ``pointsnet bench e2e
 from __future__ import annotations
 
 import argparse
+import gzip
 import re
 import sys
 from collections import Counter
@@ -44,7 +45,10 @@ def main(argv: list[str]) -> int:
     inclusive: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     matched: Counter[str] = Counter()
-    for line in args.profile.read_text().splitlines():
+    opener = gzip.open if args.profile.suffix == ".gz" else open
+    with opener(args.profile, "rt") as handle:
+        lines = handle.read().splitlines()
+    for line in lines:
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
