@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -92,7 +91,13 @@ class OutboxWorker:
             except (ChainError, OSError) as exc:
                 log.warning("worker cycle failed (will retry): %s", exc)
                 busy = False
-                time.sleep(1.0)
+                stop.wait(1.0)
+            except Exception:
+                # A database timeout or a bug in one cycle must not end the thread:
+                # everything it did is in the database, so the next cycle resumes.
+                log.exception("worker cycle crashed (will retry)")
+                busy = False
+                stop.wait(1.0)
             if not busy:
                 stop.wait(idle_sleep)
 

@@ -33,20 +33,24 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 def current_merchant(
     context: ContextDep,
-    session: SessionDep,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
 ) -> Merchant:
-    """The merchant whose API key is in ``Authorization: Bearer ...``."""
+    """The merchant whose API key is in ``Authorization: Bearer ...``.
+
+    Looked up in a session of its own that is closed at once: holding a
+    connection for the whole request would let concurrent requests drain the pool.
+    """
     if not authorization or not authorization.startswith("Bearer "):
         raise Unauthorized("send the merchant API key as 'Authorization: Bearer <key>'")
-    merchant = authenticate(session, authorization.removeprefix("Bearer ").strip())
+    with context.sessions() as session:
+        merchant = authenticate(session, authorization.removeprefix("Bearer ").strip())
+        session.expunge(merchant)
     if not context.limiter.allow(merchant.api_key_hash):
         raise RateLimited(
             "too many requests for this API key", limit_per_minute=int(context.limiter.capacity)
         )
     if merchant.status != "active":
         raise Forbidden("merchant is suspended", merchant_id=merchant.id)
-    session.expunge(merchant)
     return merchant
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from eth_account import Account
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.crypto import SecretBox
@@ -42,16 +43,29 @@ def resolve_customer(
         assert member is not None
         return link, member
     account = Account.create()
-    member = Member(
-        address=account.address,
-        custodial=True,
-        key_enc=box.encrypt(bytes(account.key)),
-    )
-    session.add(member)
-    session.flush()
-    link = CustomerLink(merchant_id=merchant_id, customer_id=customer_id, member_id=member.id)
-    session.add(link)
-    session.flush()
+    try:
+        # A savepoint: when a concurrent request links the same customer first
+        # (PostgreSQL lets both get this far), only this insert is undone.
+        with session.begin_nested():
+            member = Member(
+                address=account.address,
+                custodial=True,
+                key_enc=box.encrypt(bytes(account.key)),
+            )
+            session.add(member)
+            session.flush()
+            link = CustomerLink(
+                merchant_id=merchant_id, customer_id=customer_id, member_id=member.id
+            )
+            session.add(link)
+            session.flush()
+    except IntegrityError:
+        existing = find_link(session, merchant_id, customer_id)
+        if existing is None:
+            raise
+        linked = session.get(Member, existing.member_id)
+        assert linked is not None
+        return existing, linked
     return link, member
 
 

@@ -1,0 +1,84 @@
+"""Concurrent requests: no pool exhaustion, no duplicate members, no dead worker thread.
+
+These failures were first seen under load in ``pointsnet bench e2e``: 16
+concurrent clients drained the connection pool (500s, and the worker thread
+died on the pool's timeout), and two first events of one customer racing on
+PostgreSQL ended in a unique-key violation (500).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from gateway_kit import Gateway, purchase
+from sqlalchemy import func, select
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from gateway.models import CustomerLink, Event
+from gateway.worker import OutboxWorker
+
+
+def _post(gateway: Gateway, body: dict[str, object], key: str) -> tuple[int, dict[str, object]]:
+    response = gateway.client.post("/v1/events", json=body, headers=gateway.headers(key=key))
+    return response.status_code, response.json()
+
+
+def test_many_concurrent_requests_are_all_answered(gateway: Gateway) -> None:
+    run = uuid.uuid4().hex[:8]
+    bodies = [(purchase(f"conc-{run}-{i}", f"CO-{run}-{i}"), uuid.uuid4().hex) for i in range(48)]
+    with ThreadPoolExecutor(max_workers=48) as pool:
+        results = list(pool.map(lambda args: _post(gateway, *args), bodies))
+    assert [status for status, _ in results] == [202] * len(bodies)
+    gateway.settle()
+    with gateway.context.sessions() as session:
+        confirmed = session.scalar(
+            select(func.count(Event.id)).where(
+                Event.customer_id.like(f"conc-{run}-%"), Event.status == "confirmed"
+            )
+        )
+    assert confirmed == len(bodies)
+
+
+def test_first_events_of_one_customer_racing_make_one_member(gateway: Gateway) -> None:
+    customer = f"race-{uuid.uuid4().hex[:8]}"
+    bodies = [(purchase(customer, f"RA-{customer}-{i}"), uuid.uuid4().hex) for i in range(16)]
+    barrier = threading.Barrier(len(bodies))
+
+    def post_together(args: tuple[dict[str, object], str]) -> tuple[int, dict[str, object]]:
+        barrier.wait()
+        return _post(gateway, *args)
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        results = list(pool.map(post_together, bodies))
+    assert [status for status, _ in results] == [202] * len(bodies)
+    assert len({answer["member_address"] for _, answer in results}) == 1
+    with gateway.context.sessions() as session:
+        links = session.scalar(
+            select(func.count(CustomerLink.id)).where(CustomerLink.customer_id == customer)
+        )
+    assert links == 1
+
+
+def test_a_crashing_worker_cycle_does_not_end_the_worker(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = OutboxWorker(gateway.context.link, gateway.context.sessions)
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def flaky_cycle() -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise PoolTimeout("QueuePool limit reached")
+        if len(calls) == 2:
+            raise RuntimeError("a bug in one cycle")
+        stop.set()
+        return False
+
+    monkeypatch.setattr(worker, "run_once", flaky_cycle)
+    monkeypatch.setattr(stop, "wait", lambda timeout=None: stop.is_set())
+    worker.run(stop)
+    assert len(calls) == 3
