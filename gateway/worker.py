@@ -159,7 +159,9 @@ class OutboxWorker:
         did |= self._pack_small_batches("tier")
         return did
 
-    def _pending(self, session: Session, kind: str | tuple[str, ...], limit: int) -> list[ChainOp]:
+    def _pending(
+        self, session: Session, kind: str | tuple[str, ...], limit: int, *, lock: bool = True
+    ) -> list[ChainOp]:
         kinds = (kind,) if isinstance(kind, str) else kind
         query = (
             select(ChainOp)
@@ -167,69 +169,122 @@ class OutboxWorker:
             .order_by(ChainOp.id)
             .limit(limit)
         )
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
+        if lock and _is_postgres(session):
             query = query.with_for_update(skip_locked=True)
         return list(session.scalars(query).all())
 
     def _pack_issues(self) -> bool:
+        """Issue batches, planned and simulated outside any write transaction.
+
+        The plan (ops, first sequence number, the call and its gas) is made from
+        a read snapshot; the write transaction only checks that nothing changed
+        meanwhile (another worker, a new sequence number) and stores the signed
+        transaction, so SQLite's write lock is never held across an RPC.
+        """
         did = False
-        while True:
+        for _ in range(200):  # bounded per cycle; contention with other workers re-plans
+            plan = self._plan_issue_batch()
+            if plan is None:
+                return did
+            merchant_id, first_seq, op_ids, call = plan
+            try:
+                prepared = self._simulate(call)
+            except ContractRevert as revert:
+                with transaction(self.sessions) as session:
+                    ops = self._claim(session, op_ids)
+                    if len(ops) == len(op_ids):
+                        self._handle_revert(session, "issue", merchant_id, ops, revert)
+                continue
             with transaction(self.sessions) as session:
-                ops = self._pending(session, "issue", self.settings.batch_max_events * 4)
-                if not ops:
-                    return did
-                published = self._published_versions(session)
-                groups: dict[tuple[int, int], list[ChainOp]] = defaultdict(list)
-                for op in ops:
-                    assert op.merchant_id is not None
-                    if op.rule_version <= published.get(op.merchant_id, 0):
-                        groups[(op.merchant_id, op.rule_version)].append(op)
-                if not groups:
-                    return did
-                (merchant_id, version), group = next(iter(groups.items()))
-                group = group[: self.settings.batch_max_events]
-                oldest = min(o.event.created_at for o in group if o.event is not None)
-                age = (datetime.now(UTC) - _aware(oldest)).total_seconds()
-                if (
-                    len(group) < self.settings.batch_max_events
-                    and age < self.settings.batch_max_wait
-                ):
-                    return did  # let the batch fill up a little
                 merchant = session.get(Merchant, merchant_id, with_for_update=True)
                 assert merchant is not None
-                first_seq = merchant.next_seq
-                for i, op in enumerate(group):
+                ops = self._claim(session, op_ids)
+                if merchant.next_seq != first_seq or len(ops) != len(op_ids):
+                    continue  # the world moved on: plan again
+                for i, op in enumerate(ops):
                     op.seq = first_seq + i
-                call = self.hub.issue_batch(
-                    merchant_id, version, first_seq,
-                    [HexBytes(op.ref) for op in group],
-                    [op.member_address for op in group],
-                    [op.amount for op in group],
-                )  # fmt: skip
-                if not self._store(session, "issue", merchant_id, call, group):
-                    return did
-                merchant.next_seq = first_seq + len(group)
+                if not self._store(session, "issue", merchant_id, call, ops, prepared):
+                    continue
+                merchant.next_seq = first_seq + len(ops)
             fault_point("after_store")
             did = True
             self._broadcast_new()
+        return did
+
+    def _plan_issue_batch(self) -> tuple[int, int, list[int], ContractFunction] | None:
+        """The next issue batch that is due: (merchant, first seq, op ids in order, call)."""
+        with self.sessions() as session:
+            ops = self._pending(session, "issue", self.settings.batch_max_events * 4, lock=False)
+            if not ops:
+                return None
+            published = self._published_versions(session)
+            groups: dict[tuple[int, int], list[ChainOp]] = defaultdict(list)
+            for op in ops:
+                assert op.merchant_id is not None
+                if op.rule_version <= published.get(op.merchant_id, 0):
+                    groups[(op.merchant_id, op.rule_version)].append(op)
+            if not groups:
+                return None
+            (merchant_id, version), group = next(iter(groups.items()))
+            group = group[: self.settings.batch_max_events]
+            oldest = session.scalar(
+                select(func.min(Event.created_at)).where(
+                    Event.id.in_({op.event_id for op in group if op.event_id})
+                )
+            )
+            age = (datetime.now(UTC) - _aware(oldest)).total_seconds() if oldest else 0.0
+            if len(group) < self.settings.batch_max_events and age < self.settings.batch_max_wait:
+                return None  # let the batch fill up a little
+            merchant = session.get(Merchant, merchant_id)
+            assert merchant is not None
+            first_seq = merchant.next_seq
+            call = self.hub.issue_batch(
+                merchant_id, version, first_seq,
+                [HexBytes(op.ref) for op in group],
+                [op.member_address for op in group],
+                [op.amount for op in group],
+            )  # fmt: skip
+            return merchant_id, first_seq, [op.id for op in group], call
+
+    def _claim(self, session: Session, op_ids: list[int]) -> list[ChainOp]:
+        """The ops of ``op_ids`` that are still pending, locked, in the order given."""
+        query = select(ChainOp).where(ChainOp.id.in_(op_ids), ChainOp.status == "pending")
+        if _is_postgres(session):
+            query = query.with_for_update(skip_locked=True)
+        found = {op.id: op for op in session.scalars(query)}
+        return [found[i] for i in op_ids if i in found]
+
+    def _simulate(self, call: ContractFunction) -> tuple[int, tuple[int, int]]:
+        """Gas (from a simulation: a revert raises ContractRevert) and fees for ``call``."""
+        data = HexBytes(call._encode_transaction_data())
+        return self.sender.estimate_gas(call.address, data), self.sender.current_fees()
 
     def _pack_small_batches(self, kind: str) -> bool:
-        with transaction(self.sessions) as session:
-            ops = self._pending(session, kind, SMALL_BATCH)
+        """Badge awards (one merchant per call) or tier changes, simulated outside the lock."""
+        with self.sessions() as session:
+            ops = self._pending(session, kind, SMALL_BATCH, lock=False)
             if kind == "badge":
-                # One merchant per awardBadges call.
                 ops = [op for op in ops if op.merchant_id == ops[0].merchant_id] if ops else []
             if not ops:
                 return False
+            merchant_id, op_ids = ops[0].merchant_id, [op.id for op in ops]
             members = [op.member_address for op in ops]
             if kind == "badge":
-                assert ops[0].merchant_id is not None
+                assert merchant_id is not None
                 call = self.hub.award_badges(
-                    ops[0].merchant_id, members, [int(op.badge_id or 0) for op in ops]
+                    merchant_id, members, [int(op.badge_id or 0) for op in ops]
                 )
             else:
                 call = self.hub.set_tiers(members, [int(op.tier or 0) for op in ops])
-            if not self._store(session, kind, ops[0].merchant_id, call, ops):
+        try:
+            prepared: tuple[int, tuple[int, int]] | None = self._simulate(call)
+        except ContractRevert:
+            prepared = None  # _store simulates again and handles the revert
+        with transaction(self.sessions) as session:
+            claimed = self._claim(session, op_ids)
+            if len(claimed) != len(op_ids):
+                return True  # another worker took some: look again next cycle
+            if not self._store(session, kind, merchant_id, call, claimed, prepared):
                 return False
         self._broadcast_new()
         return True
@@ -320,10 +375,20 @@ class OutboxWorker:
         merchant_id: int | None,
         call: ContractFunction,
         ops: list[ChainOp],
+        prepared: tuple[int, tuple[int, int]] | None = None,
     ) -> bool:
-        """Sign ``call`` and store it with its ops marked sent; False if it would revert."""
+        """Sign ``call`` and store it with its ops marked sent; False if it would revert.
+
+        ``prepared`` is (gas, fees) from a simulation made before the transaction
+        began; without it the call is simulated here.
+        """
         try:
-            signed = self.sender.sign_call(call)
+            if prepared is None:
+                signed = self.sender.sign_call(call)
+            else:
+                gas, fees = prepared
+                data = HexBytes(call._encode_transaction_data())
+                signed = self.sender.sign(call.address, data, gas=gas, fees=fees)
         except ContractRevert as revert:
             self._handle_revert(session, kind, merchant_id, ops, revert)
             return False
@@ -382,34 +447,56 @@ class OutboxWorker:
     # ------------------------------------------------------------------ sending
 
     def _broadcast_new(self) -> None:
-        with transaction(self.sessions) as session:
-            for tx in session.scalars(
-                select(ChainTx)
-                .where(ChainTx.sender == self.sender.address, ChainTx.status == "signed")
-                .order_by(ChainTx.nonce)
-            ):
-                self._broadcast(session, tx)
+        """Broadcast stored transactions not sent yet; the RPCs run outside the write lock.
+
+        A crash between broadcast and the status update only means the same raw
+        transaction is broadcast again on recovery, which the node accepts or
+        recognises.
+        """
+        with self.sessions() as session:
+            stored = [
+                (tx.id, _signed(tx))
+                for tx in session.scalars(
+                    select(ChainTx)
+                    .where(ChainTx.sender == self.sender.address, ChainTx.status == "signed")
+                    .order_by(ChainTx.nonce)
+                )
+            ]
+        for tx_id, signed in stored:
+            error = self._send(signed)
+            with transaction(self.sessions) as session:
+                tx = session.get(ChainTx, tx_id)
+                assert tx is not None
+                self._record_broadcast(session, tx, error)
 
     def _broadcast(self, session: Session, tx: ChainTx) -> None:
-        signed = _signed(tx)
-        tx.attempts += 1
+        self._record_broadcast(session, tx, self._send(_signed(tx)))
+
+    def _send(self, signed: SignedTx) -> ChainError | None:
+        """Broadcast; the error, if any, is returned for ``_record_broadcast`` to act on."""
         try:
             self.sender.broadcast(signed)
-        except TransientTransactionError as exc:
-            message = str(exc).lower()
+        except ChainError as exc:
+            return exc
+        fault_point("after_broadcast")
+        return None
+
+    def _record_broadcast(self, session: Session, tx: ChainTx, error: ChainError | None) -> None:
+        tx.attempts += 1
+        if isinstance(error, TransientTransactionError):
+            message = str(error).lower()
             if "nonce too low" in message:
                 # Another transaction with this nonce was mined: ours never will be.
                 if not self._nonce_taken_by_sibling(session, tx):
                     self._requeue(session, tx, "nonce consumed elsewhere")
                 self.sender.reconcile_nonce()
                 return
-            tx.error = str(exc)[:500]
-            log.warning("broadcast of %s deferred: %s", tx.tx_hash, exc)
+            tx.error = str(error)[:500]
+            log.warning("broadcast of %s deferred: %s", tx.tx_hash, error)
             return
-        except ChainError as exc:
-            self._requeue(session, tx, str(exc))
+        if error is not None:
+            self._requeue(session, tx, str(error))
             return
-        fault_point("after_broadcast")
         if tx.status == "signed":
             tx.status = "sent"
             tx.sent_at = datetime.now(UTC)
@@ -434,27 +521,35 @@ class OutboxWorker:
     # ------------------------------------------------------------------ receipts
 
     def follow_receipts(self) -> bool:
-        """Finalize sent transactions that have a receipt deep enough."""
-        with transaction(self.sessions) as session:
-            sent = session.scalars(
-                select(ChainTx)
+        """Finalize sent transactions that have a receipt deep enough.
+
+        Receipts are fetched outside the write transaction; only the finalizing
+        of the transactions that have one takes the lock.
+        """
+        with self.sessions() as session:
+            sent = session.execute(
+                select(ChainTx.id, ChainTx.tx_hash)
                 .where(ChainTx.sender == self.sender.address, ChainTx.status == "sent")
                 .order_by(ChainTx.nonce)
             ).all()
-            if not sent:
-                return False
-            head = self.link.w3.eth.block_number
-            did = False
-            for tx in sent:
-                receipt = self.sender.receipt(tx.tx_hash)
-                if receipt is None:
-                    continue
-                if receipt["blockNumber"] + self.settings.confirmations > head:
-                    continue
+        if not sent:
+            return False
+        head = self.link.w3.eth.block_number
+        final: list[tuple[int, Any]] = []
+        for tx_id, tx_hash in sent:
+            receipt = self.sender.receipt(tx_hash)
+            if receipt is not None and receipt["blockNumber"] + self.settings.confirmations <= head:
+                final.append((tx_id, receipt))
+        if not final:
+            return False
+        with transaction(self.sessions) as session:
+            for tx_id, receipt in final:
+                tx = session.get(ChainTx, tx_id)
+                if tx is None or tx.status != "sent":
+                    continue  # finalized meanwhile (a replacement's sibling)
                 fault_point("before_receipt")
                 self._finalize(session, tx, receipt)
-                did = True
-            return did
+        return True
 
     def _finalize(self, session: Session, tx: ChainTx, receipt: Any) -> None:
         ops = list(session.scalars(select(ChainOp).where(ChainOp.tx_id == tx.id)))
@@ -601,6 +696,10 @@ class OutboxWorker:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
 def _aware(moment: datetime) -> datetime:
