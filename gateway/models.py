@@ -105,7 +105,9 @@ class IdempotencyRecord(Base):
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default="processing")  # processing | done
+    # Written once, with the answer, in the transaction that accepts (or refuses)
+    # the request, so always "done" (migration 0004 removed older "processing" rows).
+    state: Mapped[str] = mapped_column(String(16), default="done")
     status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -119,6 +121,8 @@ class Event(Base):
         Index("ix_events_status_created", "status", "created_at"),
         Index("ix_events_member_time", "member_id", "occurred_at"),
         Index("ix_events_merchant_order", "merchant_id", "order_id"),
+        Index("ix_events_merchant_created", "merchant_id", "created_at"),
+        Index("ix_events_member_created", "member_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -156,7 +160,10 @@ class ChainOp(Base):
     """One on-chain effect an event needs: the outbox's unit of work."""
 
     __tablename__ = "chain_ops"
-    __table_args__ = (Index("ix_chain_ops_pending", "status", "kind", "merchant_id", "id"),)
+    __table_args__ = (
+        Index("ix_chain_ops_pending", "status", "kind", "merchant_id", "id"),
+        Index("ix_chain_ops_member_kind", "member_address", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id"), index=True, default=None)

@@ -2,12 +2,13 @@
 
 ``submit`` is the whole of ``POST /v1/events`` below HTTP:
 
-1. claim the Idempotency-Key (a short transaction): a replay of a finished
-   request returns the stored answer, a different body under the same key is
-   refused, and a key still being processed answers "in flight";
-2. in one transaction: resolve the customer to a member, let the rules engine
-   decide, store the event as ``accepted`` (or ``held``) with one ``ChainOp``
-   per on-chain effect, and store the answer under the key.
+1. look up the Idempotency-Key: a replay returns the stored answer (or
+   refusal), a different body under the same key is refused;
+2. in the same transaction: resolve the customer to a member, let the rules
+   engine decide, store the event as ``accepted`` (or ``held``) with one
+   ``ChainOp`` per on-chain effect, and store the answer under the key.
+
+The batch endpoint does the same for many events in one transaction.
 
 Nothing is sent to the chain here: the outbox worker does that.
 """
@@ -21,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from eth_utils import keccak
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,9 +48,6 @@ from gateway.webhooks import queue_webhook
 #: The breakdown line of points withheld to cover an earlier refund's shortfall.
 SHORTFALL_LINE = "netted against points an earlier refund could not claw back"
 
-#: A key stuck in "processing" this long (a crashed request) may be taken over.
-STALE_PROCESSING = timedelta(seconds=60)
-
 
 def request_hash(body: EventCreate) -> str:
     """Hash of the request's meaning (canonical JSON of the validated body)."""
@@ -66,74 +64,77 @@ def submit(
     ctx: GatewayContext, merchant: Merchant, key: str, body: EventCreate
 ) -> tuple[int, dict[str, Any]]:
     """Accept one event exactly once; returns (HTTP status, JSON answer)."""
-    if not key or len(key) > 255:
-        raise InvalidRequest("Idempotency-Key header is required (1 to 255 characters)")
-    digest = request_hash(body)
-    replay = _claim_key(ctx, merchant.id, key, digest)
-    if replay is not None:
-        return replay
-    try:
-        with transaction(ctx.sessions) as session:
-            event = _accept(ctx, session, merchant, key, body)
-            answer = public(event, session).model_dump(mode="json")
-            _finish_key(session, merchant.id, key, 202, answer)
-        return 202, answer
-    except GatewayError as exc:
-        # A refusal is an answer too: the same request gets the same refusal.
-        error = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
-        with transaction(ctx.sessions) as session:
-            _finish_key(session, merchant.id, key, exc.status, error)
-        raise
-    except BaseException:
-        with transaction(ctx.sessions) as session:  # let the client retry
-            session.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.merchant_id == merchant.id,
-                    IdempotencyRecord.key == key,
-                    IdempotencyRecord.state == "processing",
-                )
-            )
-        raise
+    status, answer = submit_many(ctx, merchant, [(key, body)])[0]
+    if status >= 400:
+        raise _stored_error(status, answer)
+    return status, answer
 
 
-def _claim_key(
-    ctx: GatewayContext, merchant_id: int, key: str, digest: str
-) -> tuple[int, dict[str, Any]] | None:
-    """Register the key as processing, or return the stored answer for a replay."""
+def submit_many(
+    ctx: GatewayContext, merchant: Merchant, items: list[tuple[str, EventCreate]]
+) -> list[tuple[int, dict[str, Any]]]:
+    """Accept events exactly once, in one write transaction; one (status, answer) per item.
+
+    Each item runs in a savepoint: a refused item leaves nothing behind but its
+    stored refusal, and does not disturb the others.  The Idempotency-Key is
+    stored with its answer in the same transaction, so a crash stores neither
+    and the client's retry starts afresh.  Concurrent requests with the same
+    key meet at the key's unique constraint: the loser retries and replays the
+    winner's answer.
+    """
+    for item_key, _body in items:
+        if not item_key or len(item_key) > 255:
+            raise InvalidRequest("Idempotency-Key header is required (1 to 255 characters)")
+    prepared = [(item_key, body, request_hash(body)) for item_key, body in items]
     for _ in range(3):
         try:
             with transaction(ctx.sessions) as session:
-                record = session.scalars(
-                    select(IdempotencyRecord).where(
-                        IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key
-                    )
-                ).first()
-                if record is None:
-                    session.add(
-                        IdempotencyRecord(merchant_id=merchant_id, key=key, request_hash=digest)
-                    )
-                    return None
-                if record.request_hash != digest:
-                    raise IdempotencyKeyReused(
-                        "this Idempotency-Key was used with a different request body",
-                        idempotency_key=key,
-                    )
-                if record.state == "done":
-                    assert record.status_code is not None and record.response is not None
-                    if record.status_code >= 400:
-                        raise _stored_error(record.status_code, record.response)
-                    return record.status_code, record.response
-                created = record.created_at.replace(tzinfo=record.created_at.tzinfo or UTC)
-                if datetime.now(UTC) - created < STALE_PROCESSING:
-                    raise IdempotencyConflict(
-                        "a request with this Idempotency-Key is still being processed",
-                        idempotency_key=key,
-                    )
-                record.created_at = datetime.now(UTC)  # take over a crashed request
-                return None
+                return [
+                    _submit_one(ctx, session, merchant, item_key, body, digest)
+                    for item_key, body, digest in prepared
+                ]
         except IntegrityError:
-            continue  # another request inserted the key first: look again
-    raise IdempotencyConflict("Idempotency-Key contention; retry", idempotency_key=key)
+            continue  # a concurrent request stored one of the keys first: replay it
+    raise IdempotencyConflict("Idempotency-Key contention; retry")
+
+
+def _submit_one(
+    ctx: GatewayContext, session: Session, merchant: Merchant, key: str, body: EventCreate,
+    digest: str,
+) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    record = session.scalars(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.merchant_id == merchant.id, IdempotencyRecord.key == key
+        )
+    ).first()
+    if record is not None:
+        if record.request_hash != digest:
+            error = IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request body",
+                idempotency_key=key,
+            )
+            return error.status, _error_body(error)
+        assert record.status_code is not None and record.response is not None
+        return record.status_code, record.response
+    try:
+        with session.begin_nested():
+            event = _accept(ctx, session, merchant, key, body)
+            status, answer = 202, public(event, session).model_dump(mode="json")
+    except GatewayError as exc:
+        # A refusal is an answer too: the same request gets the same refusal.
+        status, answer = exc.status, _error_body(exc)
+    session.add(
+        IdempotencyRecord(
+            merchant_id=merchant.id, key=key, request_hash=digest,
+            state="done", status_code=status, response=answer,
+        )
+    )  # fmt: skip
+    session.flush()
+    return status, answer
+
+
+def _error_body(exc: GatewayError) -> dict[str, Any]:
+    return {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
 
 
 def _stored_error(status: int, response: dict[str, Any]) -> GatewayError:
@@ -141,17 +142,6 @@ def _stored_error(status: int, response: dict[str, Any]) -> GatewayError:
     error.code = response["error"]["code"]
     error.status = status
     return error
-
-
-def _finish_key(
-    session: Session, merchant_id: int, key: str, status: int, answer: dict[str, Any]
-) -> None:
-    record = session.scalars(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key
-        )
-    ).one()
-    record.state, record.status_code, record.response = "done", status, answer
 
 
 # ------------------------------------------------------------------ accept

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, ClassVar
 
 import pytest
 from gateway_kit import Gateway, purchase
+from sqlalchemy import select
 
 from chain.devnet import free_port
 from gateway.crypto import verify_webhook
@@ -53,23 +55,30 @@ def test_post_event_refuses_same_key_with_another_body(gateway: Gateway) -> None
     assert count_events(gateway) == before
 
 
-def test_post_event_answers_409_while_the_same_key_is_in_flight(gateway: Gateway) -> None:
-    from gateway.schemas import EventCreate
-    from gateway.services.events import request_hash
-
+def test_concurrent_requests_with_one_key_make_one_event(gateway: Gateway) -> None:
     key = uuid.uuid4().hex
     body = purchase("idem-3", "I-3")
-    with gateway.context.sessions() as session, session.begin():
-        session.add(
-            IdempotencyRecord(
-                merchant_id=gateway.merchants[0].id,
-                key=key,
-                request_hash=request_hash(EventCreate.model_validate(body)),
+    barrier = threading.Barrier(12)
+
+    def send(_: int) -> tuple[int, dict[str, object]]:
+        barrier.wait()
+        response = post(gateway, body, key)
+        return response.status_code, response.json()
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(send, range(12)))
+    assert {status for status, _ in results} == {202}
+    assert len({answer["id"] for _, answer in results}) == 1
+    with gateway.context.sessions() as session:
+        events = session.scalars(
+            select(Event).where(
+                Event.merchant_id == gateway.merchants[0].id, Event.idempotency_key == key
             )
-        )
-    response = post(gateway, body, key)
-    assert response.status_code == 409
-    assert error_code(response) == "idempotency_in_flight"
+        ).all()
+        records = session.scalars(
+            select(IdempotencyRecord).where(IdempotencyRecord.key == key)
+        ).all()
+    assert len(events) == 1 and len(records) == 1
 
 
 def test_idempotency_keys_are_per_merchant(gateway: Gateway) -> None:

@@ -6,10 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
 from gateway.api.deps import ContextDep, CurrentMerchant, SessionDep
-from gateway.errors import GatewayError
 from gateway.schemas import (
     BatchItemResult,
     ErrorResponse,
@@ -43,8 +41,9 @@ def post_event(
     context: ContextDep,
     idempotency_key: IdempotencyKey,
 ) -> JSONResponse:
-    """Accept one event. Same key + same body → the stored answer; same key + another
-    body → 422 ``idempotency_key_reused``; same key while the first is in flight → 409."""
+    """Accept one event. Same key + same body → the stored answer (a request racing the
+    first one waits for it and gets its answer); same key + another body → 422
+    ``idempotency_key_reused``."""
     status, answer = event_service.submit(context, merchant, idempotency_key, body)
     return JSONResponse(status_code=status, content=answer)
 
@@ -53,36 +52,23 @@ def post_event(
 def post_events_batch(
     body: EventBatchCreate, merchant: CurrentMerchant, context: ContextDep
 ) -> EventBatchPublic:
-    """Up to 1,000 events, each with its own idempotency key and its own result."""
-    results: list[BatchItemResult] = []
-    for item in body.events:
-        try:
-            status, answer = event_service.submit(
-                context, merchant, item.idempotency_key, item.event
-            )
-            results.append(
-                BatchItemResult(
-                    idempotency_key=item.idempotency_key,
-                    status_code=status,
-                    event=EventPublic.model_validate(answer),
-                )
-            )
-        except GatewayError as exc:
-            results.append(
-                BatchItemResult(
-                    idempotency_key=item.idempotency_key,
-                    status_code=exc.status,
-                    error={"code": exc.code, "message": exc.message, "details": exc.details},
-                )
-            )
-        except ValidationError as exc:  # pragma: no cover - bodies are validated above
-            results.append(
-                BatchItemResult(
-                    idempotency_key=item.idempotency_key,
-                    status_code=422,
-                    error={"code": "invalid_request", "message": str(exc), "details": {}},
-                )
-            )
+    """Up to 1,000 events, each with its own idempotency key and its own result.
+
+    All are accepted in one database transaction (each item in a savepoint of its
+    own): a refused item is answered on its own and does not affect the others.
+    """
+    answers = event_service.submit_many(
+        context, merchant, [(item.idempotency_key, item.event) for item in body.events]
+    )
+    results = [
+        BatchItemResult(
+            idempotency_key=item.idempotency_key,
+            status_code=status,
+            event=EventPublic.model_validate(answer) if status < 400 else None,
+            error=answer["error"] if status >= 400 else None,
+        )
+        for item, (status, answer) in zip(body.events, answers, strict=True)
+    ]
     return EventBatchPublic(data=results, count=len(results))
 
 
