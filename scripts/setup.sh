@@ -51,7 +51,8 @@ if [[ ! -f $npm_stamp || "$(cat "$npm_stamp")" != "$npm_hash" ]]; then
 fi
 
 # -- chromium for the browser tests --------------------------------------------
-if [[ $want_browser -eq 1 ]] && [[ ! -x /usr/bin/chromium ]]; then
-  echo "installing Debian's chromium for the browser tests" >&2
-  apt_install chromium fonts-noto-cjk
+# (and zbarimg, which the wallet tests use to decode the QR codes it draws)
+if [[ $want_browser -eq 1 ]] && { [[ ! -x /usr/bin/chromium ]] || ! command -v zbarimg >/dev/null; }; then
+  echo "installing Debian's chromium and zbar-tools for the browser tests" >&2
+  apt_install chromium fonts-noto-cjk zbar-tools
 fi
