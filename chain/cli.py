@@ -7,9 +7,11 @@ Every sub-command reads its settings from ``POINTSNET_*`` variables (see
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,9 +27,13 @@ app = typer.Typer(help="pointsnet: an interoperable loyalty points network.", no
 devnet_app = typer.Typer(help="The embedded anvil devnet.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Compile and check the Solidity contracts.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (not tests): gas, throughput.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="The operator's signer keys (encrypted keystores).", no_args_is_help=True
+)
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(bench_app, name="bench")
+app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 
 console = Console()
@@ -112,6 +118,81 @@ def up() -> None:
         except ChainError as exc:
             raise _fail(exc) from exc
     deploy_command(force=False)
+
+
+# ---------------------------------------------------------------- keys
+
+
+@keys_app.command("new")
+def keys_new(
+    out: Annotated[Path, typer.Option(help="keystore file to write (never overwritten)")],
+    password_file: Annotated[
+        Path | None, typer.Option(help="read the password from this file (first line)")
+    ] = None,
+    import_key: Annotated[
+        bool, typer.Option(help="encrypt an existing key, read from the terminal")
+    ] = False,
+) -> None:
+    """Create a signer key as an encrypted JSON keystore; prints only its address.
+
+    The password comes from --password-file, POINTSNET_KEYSTORE_PASSWORD, or a prompt.
+    List the files in POINTSNET_OPERATOR_KEYSTORES to use them.
+    """
+    from chain.signers import new_keystore
+
+    if password_file is not None:
+        lines = password_file.read_text().splitlines()
+        password = lines[0] if lines else ""
+    elif os.environ.get("POINTSNET_KEYSTORE_PASSWORD"):
+        password = os.environ["POINTSNET_KEYSTORE_PASSWORD"]
+    else:
+        password = typer.prompt("keystore password", hide_input=True, confirmation_prompt=True)
+    key = typer.prompt("private key (hex)", hide_input=True) if import_key else None
+    try:
+        address = new_keystore(out, password, key)
+    except (ChainError, ValueError) as exc:
+        raise _fail(exc) from exc
+    console.print(f"wrote {out} for [bold]{address}[/bold]: fund it, then run `pointsnet deploy`")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The signer pool: index, address, issuer role and balance (no key is unlocked)."""
+    from web3 import Web3
+
+    from chain.deploy import load_deployment
+    from chain.signers import signer_addresses
+
+    settings = get_settings()
+    try:
+        addresses = signer_addresses(settings)
+    except ChainError as exc:
+        raise _fail(exc) from exc
+    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 10}))
+    hub = None
+    try:
+        from chain.contracts import LoyaltyNetworkClient
+
+        hub = LoyaltyNetworkClient(w3, load_deployment(settings).hub)
+    except ChainError:
+        pass
+    table = Table(title=f"signer pool on chain {settings.chain_id}")
+    for column in ("index", "address", "issuer", "balance (ETH)"):
+        table.add_column(column)
+    for index, address in enumerate(addresses):
+        checksum = Web3.to_checksum_address(address)
+        try:
+            balance = f"{w3.eth.get_balance(checksum) / 10**18:.4f}"
+            issuer = (
+                "yes"
+                if hub is not None
+                and hub.functions.hasRole(hub.role("ISSUER_ROLE"), checksum).call()
+                else "no"
+            )
+        except Exception as exc:  # the RPC endpoint is down: still list the addresses
+            balance, issuer = f"? ({type(exc).__name__})", "?"
+        table.add_row(str(index), address, issuer, balance)
+    console.print(table)
 
 
 # ---------------------------------------------------------------- contracts

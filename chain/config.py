@@ -12,9 +12,10 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
 from eth_account import Account
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chain.errors import ConfigError, DevKeyRefused
@@ -36,10 +37,21 @@ def anvil_dev_key(index: int) -> str:
     return "0x" + bytes(account.key).hex()
 
 
+#: Mnemonic index of the devnet's extra signer keys: signer ``i`` (``i >= 1``) is
+#: ``m/44'/60'/0'/0/(DEVNET_SIGNER_BASE + i)``, clear of anvil's ten funded accounts
+#: (which tests and tools use as merchants and members); deploy funds them.
+DEVNET_SIGNER_BASE = 100
+
+#: At most this many devnet signer keys (``POINTSNET_SIGNERS``).
+DEVNET_MAX_SIGNERS = 16
+
+
 @lru_cache(maxsize=1)
 def anvil_dev_addresses() -> frozenset[str]:
-    """Addresses of anvil's first ten development accounts (lower-case)."""
-    return frozenset(Account.from_key(anvil_dev_key(i)).address.lower() for i in range(10))
+    """Addresses of every key pointsnet derives from anvil's public mnemonic (lower-case):
+    the ten funded development accounts and the devnet's extra signer keys."""
+    indexes = [*range(10), *(DEVNET_SIGNER_BASE + i for i in range(1, DEVNET_MAX_SIGNERS))]
+    return frozenset(Account.from_key(anvil_dev_key(i)).address.lower() for i in indexes)
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -55,10 +67,35 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".pointsnet"), description="all runtime state")
 
     # -- chain ---------------------------------------------------------------
+    profile: Literal["devnet", "testnet"] | None = Field(
+        default=None,
+        description="devnet (local anvil, chain 31337) or testnet (any EVM RPC); "
+        "default: devnet on chain 31337, testnet elsewhere",
+    )
     rpc_url: str = "http://127.0.0.1:8545"
     chain_id: int = DEVNET_CHAIN_ID
     operator_key: SecretStr | None = Field(
         default=None, description="hex private key; devnet default: anvil account 0"
+    )
+    operator_keys: SecretStr | None = Field(
+        default=None,
+        description="the signer pool: comma-separated hex private keys, one nonce lane each",
+    )
+    operator_keystores: str | None = Field(
+        default=None,
+        description="the signer pool: comma-separated paths of encrypted JSON keystores",
+    )
+    keystore_password: SecretStr | None = Field(
+        default=None, description="password of the operator keystores"
+    )
+    keystore_password_file: Path | None = Field(
+        default=None, description="file holding the keystore password (first line)"
+    )
+    signers: int = Field(
+        default=1,
+        ge=1,
+        le=DEVNET_MAX_SIGNERS,
+        description="devnet: how many signer keys to derive from anvil's mnemonic",
     )
     guardian_key: SecretStr | None = Field(
         default=None, description="hex private key; devnet default: anvil account 1"
@@ -67,7 +104,7 @@ class Settings(BaseSettings):
         default=None,
         description="timelock proposer/executor (operator CLI); devnet default: anvil account 2",
     )
-    confirmations: int = 0
+    confirmations: int = Field(default=0, description="default 0 on the devnet, 3 on a testnet")
     max_fee_gwei: float = 200.0
     priority_fee_gwei: float = 1.0
     timelock_delay: int | None = Field(
@@ -98,9 +135,49 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 8
     rate_limit_per_minute: int = 60_000  # per API key
 
+    # -- readiness (/readyz) ------------------------------------------------------
+    ready_min_signer_balance_eth: float = Field(
+        default=0.01, description="a signer key below this balance makes /readyz fail"
+    )
+    ready_max_worker_lag: float = Field(
+        default=120.0, description="seconds the oldest pending chain op may wait"
+    )
+    ready_max_indexer_lag: int = Field(
+        default=100, description="blocks the indexer may be behind the confirmed head"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        """A testnet waits for 3 confirmations unless told otherwise."""
+        if isinstance(data, dict) and "confirmations" not in data:
+            chain_id = int(data.get("chain_id", DEVNET_CHAIN_ID))
+            default = "devnet" if chain_id == DEVNET_CHAIN_ID else "testnet"
+            if (data.get("profile") or default) == "testnet":
+                data = {**data, "confirmations": 3}
+        return data
+
+    @model_validator(mode="after")
+    def _check_profile(self) -> Settings:
+        if self.profile == "devnet" and self.chain_id != DEVNET_CHAIN_ID:
+            raise ValueError(
+                f"POINTSNET_PROFILE=devnet is the local anvil (chain id {DEVNET_CHAIN_ID}), "
+                f"not chain {self.chain_id}"
+            )
+        if self.profile == "testnet" and self.chain_id == DEVNET_CHAIN_ID:
+            raise ValueError(
+                "POINTSNET_PROFILE=testnet needs the testnet's POINTSNET_CHAIN_ID "
+                f"(not the devnet's {DEVNET_CHAIN_ID}) and POINTSNET_RPC_URL"
+            )
+        return self
+
     @property
     def is_devnet(self) -> bool:
         return self.chain_id == DEVNET_CHAIN_ID
+
+    @property
+    def effective_profile(self) -> str:
+        return self.profile or ("devnet" if self.is_devnet else "testnet")
 
     @property
     def effective_timelock_delay(self) -> int:
@@ -170,16 +247,33 @@ def resolve_key(settings: Settings, which: str) -> str:
     key is refused.
     """
     configured: SecretStr | None = getattr(settings, f"{which}_key")
+    if (
+        configured is None
+        and which == "operator"
+        and (settings.operator_keys is not None or settings.operator_keystores is not None)
+    ):
+        from chain.signers import signer_keys
+
+        return signer_keys(settings)[0]  # the first key of the signer pool
     if configured is None:
         if not settings.is_devnet:
             raise ConfigError(
                 f"POINTSNET_{which.upper()}_KEY must be set on chain {settings.chain_id}"
             )
         return anvil_dev_key(_DEV_KEY_INDEX[which])
-    key = configured.get_secret_value().strip()
+    return checked_key(settings, configured.get_secret_value())
+
+
+def checked_key(settings: Settings, value: str) -> str:
+    """``value`` as a 0x-prefixed hex private key; a published development key is
+    refused off the devnet."""
+    key = value.strip()
     if not key.startswith("0x"):
         key = "0x" + key
-    address = Account.from_key(key).address.lower()
+    try:
+        address = Account.from_key(key).address.lower()
+    except (ValueError, TypeError) as exc:  # never echo the value: it may be a key
+        raise ConfigError("a configured private key is not a 32-byte hex key") from exc
     if not settings.is_devnet and address in anvil_dev_addresses():
         raise DevKeyRefused(settings.chain_id, address)
     return key

@@ -4,6 +4,11 @@ A deployment file per chain id (``<data_dir>/deployment-<chain_id>.json``)
 records the addresses, the block, the deployer and the hash of every artifact
 deployed.  ``deploy`` reuses a recorded deployment when its contracts are on
 chain and built from the same artifacts, and deploys afresh otherwise.
+
+Every key of the signer pool (:mod:`chain.signers`) gets the hub's issuer
+role: in the constructor on a fresh deployment, through the timelock when
+keys are added to an existing one.  On the devnet, signer keys without gas
+money are funded.
 """
 
 from __future__ import annotations
@@ -17,13 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from eth_utils import keccak
 from web3 import Web3
 
 from chain.artifacts import load_artifact
 from chain.config import Settings, resolve_key
 from chain.contracts import Network
+from chain.devnet import rpc_call
 from chain.errors import DeploymentError
+from chain.governance import ZERO32, ScheduledChange, execute, schedule
 from chain.sender import GWEI, TransactionSender
+from chain.signers import signer_addresses
+
+#: On the devnet, signer keys holding less than this are topped up to DEVNET_SIGNER_FUNDS.
+DEVNET_SIGNER_MIN_WEI = 100 * 10**18
+DEVNET_SIGNER_FUNDS = 10_000 * 10**18
 
 #: Contracts whose artifacts a deployment depends on (the hub creates token and badges).
 DEPLOYED_ARTIFACTS = ("NetworkTimelock", "LoyaltyNetwork", "PointsToken", "BadgeCollection")
@@ -134,6 +147,8 @@ def deploy(
         on_chain = bool(w3.eth.get_code(Web3.to_checksum_address(existing.hub)))
         if on_chain and existing.artifact_hashes == hashes:
             say(f"reusing deployment at block {existing.block}")
+            fund_signers(settings, w3, say)
+            ensure_issuers(settings, w3, existing, say)
             return existing
         say("recorded deployment is stale (chain reset or contracts changed): deploying anew")
 
@@ -141,6 +156,8 @@ def deploy(
     guardian = Account.from_key(resolve_key(settings, "guardian")).address
     admin = Account.from_key(resolve_key(settings, "admin")).address
     delay = settings.effective_timelock_delay
+    issuers = list(dict.fromkeys([sender.address, *signer_addresses(settings)]))
+    fund_signers(settings, w3, say)
 
     say(f"deploying NetworkTimelock (delay {delay}s, proposer {admin})")
     timelock = _deploy(w3, sender, "NetworkTimelock", delay, [admin], [admin])
@@ -148,7 +165,7 @@ def deploy(
     config = (
         timelock,
         guardian,
-        [sender.address],
+        issuers,
         params.point_value_micros,
         params.value_currency,
         params.transfers_allowed,
@@ -176,6 +193,86 @@ def deploy(
     deployment.save(path)
     say(f"hub {hub} token {deployment.token} badges {deployment.badges} timelock {timelock}")
     return deployment
+
+
+def fund_signers(settings: Settings, w3: Web3, say: Callable[[str], None]) -> None:
+    """Give every signer key gas money (devnet only: anvil_setBalance); elsewhere say
+    which keys hold less than the readiness threshold (fund them from a faucet)."""
+    threshold = (
+        DEVNET_SIGNER_MIN_WEI
+        if settings.is_devnet
+        else int(settings.ready_min_signer_balance_eth * 10**18)
+    )
+    for address in signer_addresses(settings):
+        balance = int(w3.eth.get_balance(Web3.to_checksum_address(address)))
+        if balance >= threshold:
+            continue
+        if settings.is_devnet:
+            rpc_call(settings.rpc_url, "anvil_setBalance", [address, hex(DEVNET_SIGNER_FUNDS)])
+            say(f"funded devnet signer {address}")
+        else:
+            say(f"signer {address} holds {balance / 10**18:.4f} ETH: fund it before serving")
+
+
+def issuer_grant_salt(address: str) -> bytes:
+    """The timelock salt of the issuer-role grant to ``address`` (fixed, so a later run
+    finds the operation it scheduled and executes it once the delay has passed)."""
+    return keccak(b"pointsnet:grant-issuer:" + bytes.fromhex(address.lower().removeprefix("0x")))
+
+
+def ensure_issuers(
+    settings: Settings,
+    w3: Web3,
+    deployment: Deployment,
+    say: Callable[[str], None],
+    max_wait: float = 30.0,
+) -> list[ScheduledChange]:
+    """Grant the issuer role to every signer key that lacks it, through the timelock.
+
+    With a delay of at most ``max_wait`` seconds (the devnet's is 0) the grant is
+    executed at once; otherwise it is scheduled, and running ``deploy`` again once
+    the delay has passed executes it.  Returns the grants still waiting.
+    """
+    network = Network.at(w3, deployment.hub, deployment.timelock)
+    hub, timelock = network.hub, network.timelock
+    role = hub.role("ISSUER_ROLE")
+    missing = [
+        address
+        for address in signer_addresses(settings)
+        if not hub.functions.hasRole(role, Web3.to_checksum_address(address)).call()
+    ]
+    if not missing:
+        return []
+    admin = operator_sender(settings, w3, "admin")
+    waiting: list[ScheduledChange] = []
+    for address in missing:
+        call = hub.functions.grantRole(role, Web3.to_checksum_address(address))
+        salt = issuer_grant_salt(address)
+        data = bytes.fromhex(call._encode_transaction_data()[2:])
+        op_id = bytes(timelock.functions.hashOperation(hub.address, 0, data, ZERO32, salt).call())
+        ready_at = int(timelock.functions.getTimestamp(op_id).call())
+        if ready_at == 0:  # not scheduled yet
+            change = schedule(timelock, admin, call, salt)
+            say(f"issuer role for signer {address} scheduled through the timelock")
+        else:
+            change = ScheduledChange(op_id, str(hub.address), data, salt, ready_at, "")
+        now = int(w3.eth.get_block("latest")["timestamp"])
+        if change.ready_at - now > max_wait:
+            say(f"issuer role for {address} can be executed after {change.ready_at} (unix time):"
+                " run `pointsnet deploy` again then")  # fmt: skip
+            waiting.append(change)
+            continue
+        if change.ready_at > now:
+            time.sleep(change.ready_at - now + 1)
+        if not timelock.functions.isOperationDone(op_id).call():
+            execute(timelock, admin, change)
+        if not hub.functions.hasRole(role, Web3.to_checksum_address(address)).call():
+            raise DeploymentError(
+                f"the timelock operation granting {address} the issuer role is done, but the "
+                "role is not held (revoked since?): grant it with a new timelock operation"
+            )
+        say(f"issuer role granted to signer {address}")
+    return waiting
 
 
 def _deploy(w3: Web3, sender: TransactionSender, name: str, *args: Any) -> str:

@@ -2,8 +2,10 @@
 
 ``create_app`` builds the HTTP API on a :class:`GatewayContext`.  With
 ``run_background=True`` (``pointsnet serve``'s default role ``all``) the
-outbox worker and the webhook dispatcher run as threads of the same process;
-``--role api|worker`` runs them apart.
+outbox workers (one per signer key: :mod:`gateway.lanes`) and the webhook
+dispatcher run as threads of the same process; ``--role api|worker`` runs them
+apart.  Beside the API: ``/healthz`` (liveness), ``/readyz`` (readiness,
+:mod:`gateway.health`) and ``/metrics`` (Prometheus, :mod:`gateway.metrics`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.api.errors import install_error_handlers
 from gateway.api.routes import audit, events, members, rewards, rules, wallet, webhooks
 from gateway.context import GatewayContext
+from gateway.health import ReadinessProbe
 from gateway.indexer import Indexer
+from gateway.lanes import SignerLane, lane_senders
+from gateway.metrics import GatewayMetrics
 from gateway.webhooks import WebhookDispatcher
-from gateway.worker import OutboxWorker
 
 log = logging.getLogger("pointsnet.gateway")
 
@@ -56,17 +60,21 @@ class BackgroundRoles:
 
 
 def start_background(
-    context: GatewayContext, roles_wanted: tuple[str, ...] = ("worker", "indexer")
+    context: GatewayContext,
+    roles_wanted: tuple[str, ...] = ("worker", "indexer"),
+    signer_indexes: list[int] | None = None,
 ) -> BackgroundRoles:
-    """Start the background threads: the outbox worker with the webhook dispatcher
-    (role "worker") and the indexer (role "indexer")."""
+    """Start the background threads: an outbox worker per signer key (all keys of the
+    pool, or those of ``signer_indexes``) with the webhook dispatcher (role "worker")
+    and the indexer (role "indexer")."""
     roles = BackgroundRoles()
     if "worker" in roles_wanted:
-        worker = OutboxWorker(context.link, context.sessions)
+        for index, sender in lane_senders(context.link, signer_indexes):
+            lane = SignerLane(context.link, context.engine, context.sessions, sender, index)
+            roles.start(f"outbox-worker-{index}", lane.run)
         dispatcher = WebhookDispatcher(
             context.sessions, context.box, max_attempts=context.settings.webhook_max_attempts
         )
-        roles.start("outbox-worker", worker.run)
         roles.start("webhook-dispatcher", dispatcher.run)
     if "indexer" in roles_wanted:
         indexer = Indexer(context.settings, context.link.deployment.hub, context.sessions)
@@ -74,12 +82,17 @@ def start_background(
     return roles
 
 
-def create_app(context: GatewayContext, *, run_background: bool = False) -> FastAPI:
+def create_app(
+    context: GatewayContext,
+    *,
+    run_background: bool = False,
+    signer_indexes: list[int] | None = None,
+) -> FastAPI:
     """The gateway's HTTP API (and, optionally, its background roles)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        roles = start_background(context) if run_background else None
+        roles = start_background(context, signer_indexes=signer_indexes) if run_background else None
         try:
             yield
         finally:
@@ -107,6 +120,23 @@ def create_app(context: GatewayContext, *, run_background: bool = False) -> Fast
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
+
+    probe = ReadinessProbe(context)
+    gateway_metrics = GatewayMetrics(context, probe)
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> JSONResponse:
+        """Readiness: database, RPC (and chain id), signer balances, worker and indexer
+        lag. 200 when every check passes, 503 naming the failing ones otherwise."""
+        report = probe.check()
+        return JSONResponse(status_code=200 if report["ready"] else 503, content=report)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics, computed from the database when scraped (so every
+        process of a deployment reports the same figures)."""
+        body, content_type = gateway_metrics.render()
+        return Response(content=body, media_type=content_type)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -47,8 +47,13 @@ def open_context(settings: Settings | None = None) -> GatewayContext:
 def serve(
     role: Annotated[str, typer.Option(help="all | api | worker | indexer")] = "all",
     workers: Annotated[int, typer.Option(help="uvicorn worker processes (api role)")] = 1,
+    signer_index: Annotated[
+        list[int] | None,
+        typer.Option(help="signer key(s) of the pool this process runs (repeat; default all)"),
+    ] = None,
 ) -> None:
-    """Run the gateway: API + outbox worker + webhooks + indexer (role all), or one role alone."""
+    """Run the gateway: API + outbox workers (one per signer key) + webhooks + indexer
+    (role all), or one role alone."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = get_settings()
     try:
@@ -58,7 +63,10 @@ def serve(
     if role in ("worker", "indexer"):
         from gateway.app import start_background
 
-        roles = start_background(context, (role,))
+        try:
+            roles = start_background(context, (role,), signer_index)
+        except ChainError as exc:
+            raise typer.Exit(_fail(exc)) from exc
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -71,12 +79,20 @@ def serve(
     from gateway.app import create_app
 
     if workers > 1:
+        # The API in `workers` processes; role all keeps its background roles here.
+        from gateway.app import start_background
+
+        background = (
+            start_background(context, signer_indexes=signer_index) if role == "all" else None
+        )
         uvicorn.run(
             "gateway.asgi:app", host=settings.host, port=settings.port, workers=workers,
             log_level="warning",
         )  # fmt: skip
+        if background is not None:
+            background.shutdown()
         return
-    application = create_app(context, run_background=role == "all")
+    application = create_app(context, run_background=role == "all", signer_indexes=signer_index)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
 
 

@@ -62,12 +62,16 @@ class WebhookDispatcher:
     def deliver_due(self, limit: int = 50) -> bool:
         now = datetime.now(UTC)
         with transaction(self.sessions) as session:
-            due = session.scalars(
+            query = (
                 select(WebhookDelivery)
                 .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
                 .order_by(WebhookDelivery.id)
                 .limit(limit)
-            ).all()
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                # Several worker processes run a dispatcher each: one delivery, one of them.
+                query = query.with_for_update(skip_locked=True)
+            due = session.scalars(query).all()
             for delivery in due:
                 self._attempt(session, delivery)
             return bool(due)
