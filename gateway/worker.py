@@ -462,9 +462,11 @@ class OutboxWorker:
                     .order_by(ChainTx.nonce)
                 )
             ]
-        for tx_id, signed in stored:
-            error = self._send(signed)
-            with transaction(self.sessions) as session:
+        if not stored:
+            return
+        outcomes = [(tx_id, self._send(signed)) for tx_id, signed in stored]
+        with transaction(self.sessions) as session:
+            for tx_id, error in outcomes:
                 tx = session.get(ChainTx, tx_id)
                 assert tx is not None
                 self._record_broadcast(session, tx, error)

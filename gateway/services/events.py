@@ -49,6 +49,10 @@ from gateway.webhooks import queue_webhook
 SHORTFALL_LINE = "netted against points an earlier refund could not claw back"
 
 
+#: Events accepted per write transaction by the batch endpoint.
+CHUNK = 25
+
+
 def request_hash(body: EventCreate) -> str:
     """Hash of the request's meaning (canonical JSON of the validated body)."""
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -73,7 +77,11 @@ def submit(
 def submit_many(
     ctx: GatewayContext, merchant: Merchant, items: list[tuple[str, EventCreate]]
 ) -> list[tuple[int, dict[str, Any]]]:
-    """Accept events exactly once, in one write transaction; one (status, answer) per item.
+    """Accept events exactly once; one (status, answer) per item, in order.
+
+    Events are accepted ``CHUNK`` to a write transaction: fewer commits than one
+    per event, without holding SQLite's write lock so long that the outbox
+    worker starves behind a large batch.
 
     Each item runs in a savepoint: a refused item leaves nothing behind but its
     stored refusal, and does not disturb the others.  The Idempotency-Key is
@@ -86,12 +94,21 @@ def submit_many(
         if not item_key or len(item_key) > 255:
             raise InvalidRequest("Idempotency-Key header is required (1 to 255 characters)")
     prepared = [(item_key, body, request_hash(body)) for item_key, body in items]
+    answers: list[tuple[int, dict[str, Any]]] = []
+    for start in range(0, len(prepared), CHUNK):
+        answers += _submit_chunk(ctx, merchant, prepared[start : start + CHUNK])
+    return answers
+
+
+def _submit_chunk(
+    ctx: GatewayContext, merchant: Merchant, chunk: list[tuple[str, EventCreate, str]]
+) -> list[tuple[int, dict[str, Any]]]:
     for _ in range(3):
         try:
             with transaction(ctx.sessions) as session:
                 return [
                     _submit_one(ctx, session, merchant, item_key, body, digest)
-                    for item_key, body, digest in prepared
+                    for item_key, body, digest in chunk
                 ]
         except IntegrityError:
             continue  # a concurrent request stored one of the keys first: replay it

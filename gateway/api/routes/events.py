@@ -54,8 +54,9 @@ def post_events_batch(
 ) -> EventBatchPublic:
     """Up to 1,000 events, each with its own idempotency key and its own result.
 
-    All are accepted in one database transaction (each item in a savepoint of its
-    own): a refused item is answered on its own and does not affect the others.
+    They are accepted a few dozen to a database transaction, each item in a
+    savepoint of its own: a refused item is answered on its own and does not
+    affect the others.
     """
     answers = event_service.submit_many(
         context, merchant, [(item.idempotency_key, item.event) for item in body.events]
