@@ -230,6 +230,7 @@ def _accept(
         rule_version=rule_row.version,
         device_id=body.device_id,
         ip=body.ip,
+        ops=[],
     )
     session.add(event)
     session.flush()
@@ -333,12 +334,10 @@ def _create_ops(
             "customer_id": event.customer_id, "member": member.address,
             "old_tier": old, "new_tier": decision.tier_after,
         })  # fmt: skip
-    for op in ops:
-        session.add(op)
+    event.ops.extend(ops)
     if not ops:
         event.status = "confirmed"  # nothing to put on chain
     session.flush()
-    session.refresh(event, ["ops"])
 
 
 def shortfall_owed(session: Session, address: str) -> int:
@@ -351,6 +350,8 @@ def shortfall_owed(session: Session, address: str) -> int:
             ChainOp.burned.is_not(None),
         )
     )
+    if not unburned:
+        return 0  # the common case: every clawback burned in full
     netted = session.scalar(
         select(func.coalesce(func.sum(Event.clawback), 0))
         .join(Member, Member.id == Event.member_id)
@@ -391,10 +392,6 @@ def _event_input(body: EventCreate, referrer_member: str | None) -> rules_engine
 _LIVE = ("accepted", "submitted", "confirmed")
 
 
-def _count(session: Session, *where: Any) -> int:
-    return int(session.scalar(select(func.count(Event.id)).where(*where)) or 0)
-
-
 def _member_snapshot(
     session: Session, merchant: Merchant, link: CustomerLink, member: Member, body: EventCreate
 ) -> rules_engine.MemberSnapshot:
@@ -414,10 +411,10 @@ def _member_snapshot(
     ).all()
     day_start = at.replace(hour=0, minute=0, second=0, microsecond=0)
     today = (Event.occurred_at >= day_start, Event.occurred_at < day_start + timedelta(days=1))
-    mine_here = (Event.member_id == member.id, Event.merchant_id == merchant.id)
     check_ins = session.scalars(
         select(Event.occurred_at).where(
-            *mine_here, Event.type == "check_in", Event.status.in_(_LIVE),
+            Event.member_id == member.id, Event.merchant_id == merchant.id,
+            Event.type == "check_in", Event.status.in_(_LIVE),
             Event.occurred_at >= day_start - timedelta(days=31),
         )
     ).all()  # fmt: skip
@@ -435,34 +432,36 @@ def _member_snapshot(
         )
         inviter = session.get(Member, link.referred_by)
         inviter_badges = _held_badges(session, inviter.address) if inviter else frozenset()
+    here = Event.merchant_id == merchant.id
+    # The member's counters in one pass over the member's events.
+    purchases_here, shares_today, reviews_today, last_hour, points_today = session.execute(
+        select(
+            func.count().filter(here, Event.type == "purchase", Event.status.in_((*_LIVE, "held"))),
+            func.count().filter(here, Event.type == "share", *today),
+            func.count().filter(here, Event.type == "review", *today),
+            func.count().filter(Event.created_at >= now - timedelta(hours=1)),
+            func.coalesce(
+                func.sum(Event.points).filter(Event.created_at >= now - timedelta(days=1)), 0
+            ),
+        ).where(Event.member_id == member.id)
+    ).one()
     return rules_engine.MemberSnapshot(
         member_id=member.id,
         birth_month=member.birth_month,
         frozen=member.frozen,
-        is_first_purchase_at_merchant=not _count(
-            session, *mine_here, Event.type == "purchase", Event.status.in_((*_LIVE, "held"))
-        ),
+        is_first_purchase_at_merchant=not purchases_here,
         purchases=[(_aware(t), Decimal(a)) for t, a in purchases],
         check_in_days=sorted({_aware(t).date() for t in check_ins}),
-        shares_today=_count(session, *mine_here, Event.type == "share", *today),
-        reviews_today=_count(session, *mine_here, Event.type == "review", *today),
+        shares_today=int(shares_today),
+        reviews_today=int(reviews_today),
         referred_by=link.referred_by,
         referral_rewarded=link.referral_rewarded,
         referrer_referrals=inviter_referrals,
         referrer_badges=inviter_badges,
         held_badges=_held_badges(session, member.address),
         current_tier=member.tier,
-        events_last_hour=_count(
-            session, Event.member_id == member.id, Event.created_at >= now - timedelta(hours=1)
-        ),
-        points_today=int(
-            session.scalar(
-                select(func.coalesce(func.sum(Event.points), 0)).where(
-                    Event.member_id == member.id, Event.created_at >= now - timedelta(days=1)
-                )
-            )
-            or 0
-        ),
+        events_last_hour=int(last_hour),
+        points_today=int(points_today or 0),
         accounts_on_device=_accounts_seen(session, Event.device_id, body.device_id, member.id),
         accounts_on_ip=_accounts_seen(session, Event.ip, body.ip, member.id),
     )
@@ -496,19 +495,16 @@ def _accounts_seen(session: Session, column: Any, value: str | None, member_id: 
 
 def _merchant_snapshot(session: Session, merchant: Merchant) -> rules_engine.MerchantSnapshot:
     now = datetime.now(UTC)
-    issued_today = session.scalar(
-        select(func.coalesce(func.sum(Event.points), 0)).where(
-            Event.merchant_id == merchant.id, Event.created_at >= now - timedelta(days=1)
-        )
-    )
+    issued_today, last_minute = session.execute(
+        select(
+            func.coalesce(func.sum(Event.points), 0),
+            func.count().filter(Event.created_at >= now - timedelta(minutes=1)),
+        ).where(Event.merchant_id == merchant.id, Event.created_at >= now - timedelta(days=1))
+    ).one()
     return rules_engine.MerchantSnapshot(
         merchant_id=str(merchant.id),
         points_issued_today=int(issued_today or 0),
-        events_last_minute=_count(
-            session,
-            Event.merchant_id == merchant.id,
-            Event.created_at >= now - timedelta(minutes=1),
-        ),
+        events_last_minute=int(last_minute),
     )
 
 
