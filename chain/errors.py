@@ -58,6 +58,23 @@ class TransientTransactionError(TransactionError):
     transient = True
 
 
+class NonceConsumed(TransientTransactionError):
+    """The transaction's nonce was used by another mined transaction: it can never be mined.
+
+    Raised only once the chain confirms it (its count of mined transactions is past
+    ``nonce`` and the transaction has no receipt), never on a node's word alone.
+    """
+
+    def __init__(self, nonce: int, mined: int, tx_hash: str, message: str = "") -> None:
+        super().__init__(
+            f"nonce too low: nonce {nonce} of {tx_hash} was used by another transaction "
+            f"({mined} mined)" + (f"; node said: {message}" if message else "")
+        )
+        self.nonce = nonce
+        self.mined = mined
+        self.tx_hash = tx_hash
+
+
 class ContractRevert(TransactionError):
     """A call or transaction reverted; ``name``/``args`` decode the custom error."""
 

@@ -33,7 +33,12 @@ from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFou
 from web3.types import TxReceipt
 
 from chain.contracts import decode_revert
-from chain.errors import ContractRevert, TransactionError, TransientTransactionError
+from chain.errors import (
+    ContractRevert,
+    NonceConsumed,
+    TransactionError,
+    TransientTransactionError,
+)
 
 GWEI = 10**9
 
@@ -56,6 +61,9 @@ _TRANSIENT_FRAGMENTS = (
     "connection",
     "temporarily unavailable",
     "max fee per gas less than block base fee",
+    # The operator's key ran dry: nothing is wrong with the transaction, events wait
+    # for the top-up rather than fail.
+    "insufficient funds",
 )
 
 
@@ -245,10 +253,30 @@ class TransactionSender:
             message = str(exc).lower()
             if "already known" in message or "known transaction" in message:
                 return tx.hash
-            if "nonce too low" in message and self.receipt(tx.hash) is not None:
-                return tx.hash  # it was mined already
+            if "nonce too low" in message:
+                return self._nonce_too_low(tx, exc)
             raise classify(exc) from exc
         return tx.hash
+
+    def _nonce_too_low(self, tx: SignedTx, exc: BaseException) -> str:
+        """Check a node's "nonce too low" against the chain: ``tx`` mined (success), its nonce
+        taken by another transaction (:class:`NonceConsumed`), or the node's word is not borne
+        out (a lagging or confused node: transient, send again later)."""
+        try:
+            mined = self.w3.eth.get_transaction_count(self.address, "latest")  # count first,
+            receipt = self.receipt(tx.hash)  # then the receipt: no race in between
+        except (Web3RPCError, ValueError, requests.RequestException, OSError) as check:
+            raise TransientTransactionError(
+                f"node said {exc}; checking the chain failed: {check}"
+            ) from exc
+        if receipt is not None:
+            return tx.hash  # it was mined already
+        if mined > tx.nonce:
+            raise NonceConsumed(tx.nonce, mined, tx.hash, str(exc)) from exc
+        raise TransientTransactionError(
+            f"node refused nonce {tx.nonce} as used, but the chain has mined only {mined} "
+            f"transactions of {self.address}: will send again"
+        ) from exc
 
     def receipt(self, tx_hash: str) -> TxReceipt | None:
         """The receipt of ``tx_hash``, or None while it is not mined."""

@@ -488,7 +488,8 @@ class OutboxWorker:
         if isinstance(error, TransientTransactionError):
             message = str(error).lower()
             if "nonce too low" in message:
-                # Another transaction with this nonce was mined: ours never will be.
+                # The sender checked the chain (NonceConsumed): another transaction took
+                # this nonce, ours will never be mined.
                 if not self._nonce_taken_by_sibling(session, tx):
                     self._requeue(session, tx, "nonce consumed elsewhere")
                 self.sender.reconcile_nonce()
@@ -497,11 +498,50 @@ class OutboxWorker:
             log.warning("broadcast of %s deferred: %s", tx.tx_hash, error)
             return
         if error is not None:
-            self._requeue(session, tx, str(error))
+            self._refused(session, tx, str(error))
             return
         if tx.status == "signed":
             tx.status = "sent"
             tx.sent_at = datetime.now(UTC)
+
+    def _refused(self, session: Session, tx: ChainTx, reason: str) -> None:
+        """The node refused ``tx`` for good (not a nonce or fee race): resending its ops would
+        be refused too, so they fail with the node's reason; its nonce, never used, is handed
+        out again, or filled with a no-op when later transactions wait behind it."""
+        tx.status, tx.error = "failed", reason[:500]
+        sibling = session.scalars(
+            select(ChainTx)
+            .where(
+                ChainTx.sender == tx.sender,
+                ChainTx.nonce == tx.nonce,
+                ChainTx.id != tx.id,
+                ChainTx.status.in_(("signed", "sent")),
+            )
+            .order_by(ChainTx.id.desc())
+        ).first()
+        ops = list(session.scalars(select(ChainOp).where(ChainOp.tx_id == tx.id)))
+        if sibling is not None:  # a replacement was refused: the original may still be mined
+            for op in ops:
+                op.tx_id = sibling.id
+            return
+        sent = [op for op in ops if op.status == "sent"]
+        self._fail_ops(session, sent, f"node refused the tx: {reason}")
+        log.warning("transaction %s refused (%s); its ops failed", tx.tx_hash, reason)
+        later = session.scalar(
+            select(func.count(ChainTx.id)).where(
+                ChainTx.sender == tx.sender,
+                ChainTx.nonce > tx.nonce,
+                ChainTx.status.in_(("signed", "sent")),
+            )
+        )
+        if not later:
+            self.sender.set_next_nonce(tx.nonce)
+        elif tx.kind != "noop":
+            filler = self.sender.sign(self.sender.address, b"", gas=21_000, nonce=tx.nonce)
+            noop = _chain_tx("noop", None, filler)
+            session.add(noop)
+            session.flush()
+            self._broadcast(session, noop)
 
     def _nonce_taken_by_sibling(self, session: Session, tx: ChainTx) -> bool:
         siblings = session.scalars(
