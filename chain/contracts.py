@@ -34,6 +34,22 @@ CONTRACT_NAMES = (
 
 TIER_NAMES = ("Bronze", "Silver", "Gold", "Platinum", "Black")
 
+#: Bits of an issuance item that hold the amount (the member is in the high 160).
+ITEM_AMOUNT_BITS = 96
+
+
+def pack_item(member: str, amount: int) -> int:
+    """An ``issueBatch`` item: ``uint256(uint160(member)) << 96 | amount``."""
+    if not 0 <= amount < 1 << ITEM_AMOUNT_BITS:
+        raise ValueError(f"an issuance amount fits in 96 bits, got {amount}")
+    return (int(to_checksum_address(member), 16) << ITEM_AMOUNT_BITS) | amount
+
+
+def unpack_item(item: int) -> tuple[ChecksumAddress, int]:
+    """``(member, amount)`` of an ``issueBatch`` item."""
+    member = to_checksum_address((item >> ITEM_AMOUNT_BITS).to_bytes(20, "big"))
+    return member, item & ((1 << ITEM_AMOUNT_BITS) - 1)
+
 
 class MerchantStatus(IntEnum):
     NONE = 0
@@ -189,21 +205,22 @@ class LoyaltyNetworkClient:
             rule_version,
             first_seq,
             event_refs,
-            [to_checksum_address(m) for m in members],
-            amounts,
+            [pack_item(m, a) for m, a in zip(members, amounts, strict=True)],
         )
 
     def clawback(
         self,
         merchant_id: int,
         seq: int,
-        original: tuple[int, int, str, int],
+        original_seq: int,
+        chunk: tuple[int, int, list[int]],
         proof: list[bytes],
         amount: int,
     ) -> ContractFunction:
-        """Claw back up to ``amount`` of issuance ``original`` (batchFirstSeq, seq, member,
-        amount), proved against its batch root (see :mod:`chain.merkle`)."""
-        return self.functions.clawback(merchant_id, seq, original, proof, amount)
+        """Refund event ``seq`` claws back up to ``amount`` of issuance ``original_seq``, proved
+        by the chunk of its batch that holds it (batchFirstSeq, firstSeq, packed items) and the
+        chunk's Merkle proof (see :mod:`chain.merkle`: ``IssuanceProof.clawback_args``)."""
+        return self.functions.clawback(merchant_id, seq, original_seq, chunk, proof, amount)
 
     def redeem(self, redemption: dict[str, Any], signature: bytes) -> ContractFunction:
         r = redemption

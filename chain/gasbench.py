@@ -86,9 +86,8 @@ def _gas(sender: TransactionSender, fn: object) -> int:
     return int(receipt["gasUsed"])
 
 
-def _proved(network: Network, seq: int) -> tuple[tuple[int, int, str, int], list[bytes]]:
-    item, path = find_issuance(network, 1, seq)
-    return item.as_tuple(), path
+def _proved(network: Network, seq: int) -> tuple[int, tuple[int, int, list[int]], list[bytes]]:
+    return find_issuance(network, 1, seq).clawback_args()
 
 
 def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
@@ -121,11 +120,13 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
         rows.append(GasRow("naive ERC-20 mint, existing member", 1, naive_existing))
         bar.advance(task, 2)
 
+        batch_firsts: dict[int, int] = {}
         for size in BATCH_SIZES:
             members = [Account.create().address for _ in range(size)]
             for label, naive_gas in (("new", naive_new), ("existing", naive_existing)):
                 refs = [os.urandom(32) for _ in range(size)]
                 gas = _gas(sender, hub.issue_batch(1, 1, seq, refs, members, [100] * size))
+                batch_firsts[size] = seq
                 seq += size
                 rows.append(GasRow(f"issueBatch x{size}, {label} members", size, gas, naive_gas))
                 bar.advance(task)
@@ -186,9 +187,20 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
 
         rows.append(
             GasRow(
-                "clawback (refund)",
+                "clawback (refund), item of a batch of 1",
                 1,
                 _gas(sender, hub.clawback(1, seq, *_proved(network, issued_seq), 100)),
+            )
+        )
+        seq += 1
+        # The middle item of the existing-member batch of 100: a chunk of 8 items and a
+        # proof of 4 hashes.
+        in_batch = batch_firsts[100] + 57
+        rows.append(
+            GasRow(
+                "clawback (refund), item of a batch of 100",
+                1,
+                _gas(sender, hub.clawback(1, seq, *_proved(network, in_batch), 100)),
             )
         )
         seq += 1

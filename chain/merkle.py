@@ -1,11 +1,16 @@
 """Issuance batch commitments: the Merkle tree the hub stores a root of per batch.
 
-Leaves are ``keccak256(keccak256(seq << 160 | member, amount), 0)``; pairs are hashed
-commutatively (sorted, as OpenZeppelin's ``Hashes.commutativeKeccak256``); an
-odd last node is carried up unchanged.  A clawback proves the issuance it
-refunds with :func:`proof`.  :func:`find_issuance` rebuilds any batch from the
-chain's logs alone, so neither the gateway's database nor trust in it is needed.
-"""
+``issueBatch`` takes each item as one word, ``member << 96 | amount`` (see
+:func:`chain.contracts.pack_item`).  A batch's items are cut into chunks of
+:data:`CHUNK_SIZE` (the contract's ``ISSUE_CHUNK_SIZE``; the last chunk may be
+shorter) and each chunk is one leaf: ``keccak256(abi.encodePacked(uint64 firstSeq,
+uint256[] items))`` over its packed items, 8 + 32·k bytes hashed, never the 64 of an
+inner node.  Pairs are hashed commutatively (sorted, as OpenZeppelin's
+``Hashes.commutativeKeccak256``); an odd last node is carried up unchanged.  A
+clawback proves the issuance it refunds by handing the hub the whole chunk that
+holds it plus the chunk's proof (:func:`prove`).  :func:`find_issuance` rebuilds any
+batch from the chain's logs alone, so neither the gateway's database nor trust in it
+is needed."""
 
 from __future__ import annotations
 
@@ -15,42 +20,82 @@ from dataclasses import dataclass
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
-from chain.contracts import Network
+from chain.contracts import Network, pack_item
 from chain.errors import ChainError
+
+#: Items per leaf (``LoyaltyNetwork.ISSUE_CHUNK_SIZE``).
+CHUNK_SIZE = 8
 
 ZERO_ADDRESS = "0x" + "0" * 40
 TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
 
 
 @dataclass(frozen=True)
-class IssuedItem:
-    """One item of an issuance batch (the contract's ``IssuedItem``)."""
+class IssuedChunk:
+    """One chunk of an issuance batch (the contract's ``IssuedChunk``): items with sequence
+    numbers ``first_seq .. first_seq + len(members) - 1`` of the batch from ``batch_first_seq``."""
 
     batch_first_seq: int
+    first_seq: int
+    members: tuple[str, ...]
+    amounts: tuple[int, ...]
+
+    def items(self) -> list[int]:
+        """The chunk's packed items, as ``issueBatch`` took them."""
+        return [pack_item(m, a) for m, a in zip(self.members, self.amounts, strict=True)]
+
+    def as_tuple(self) -> tuple[int, int, list[int]]:
+        return (self.batch_first_seq, self.first_seq, self.items())
+
+
+@dataclass(frozen=True)
+class IssuanceProof:
+    """Issuance ``seq``: the chunk of its batch that holds it and the chunk's Merkle proof,
+    what the hub's ``clawback`` takes as ``(originalSeq, chunk, proof)``."""
+
     seq: int
-    member: str
-    amount: int
+    chunk: IssuedChunk
+    proof: list[bytes]
 
-    def as_tuple(self) -> tuple[int, int, str, int]:
-        return (self.batch_first_seq, self.seq, to_checksum_address(self.member), self.amount)
+    @property
+    def member(self) -> str:
+        """The member the issuance credited."""
+        return to_checksum_address(self.chunk.members[self.seq - self.chunk.first_seq])
+
+    @property
+    def amount(self) -> int:
+        """The points the issuance credited."""
+        return self.chunk.amounts[self.seq - self.chunk.first_seq]
+
+    def clawback_args(self) -> tuple[int, tuple[int, int, list[int]], list[bytes]]:
+        """``(originalSeq, chunk, proof)`` for ``LoyaltyNetworkClient.clawback``."""
+        return self.seq, self.chunk.as_tuple(), list(self.proof)
 
 
-def leaf(seq: int, member: str, amount: int) -> bytes:
-    """``keccak256(keccak256(seq << 160 | member, amount), 0)``: hashed twice so that no inner
-    node can pass for a leaf."""
-    word = ((seq << 160) | int(member, 16)).to_bytes(32, "big")
-    item = keccak(word + amount.to_bytes(32, "big"))
-    return keccak(item + b"\x00" * 32)
+def chunk_leaf(first_seq: int, members: Sequence[str], amounts: Sequence[int]) -> bytes:
+    """``keccak256(abi.encodePacked(uint64 first_seq, uint256[] items))`` over the chunk's
+    packed items: 8 + 32·k bytes hashed, so no inner node (64 bytes hashed) can pass for a leaf."""
+    if len(members) != len(amounts) or not members:
+        raise ValueError("a chunk has as many members as amounts, and at least one")
+    packed = [pack_item(m, a).to_bytes(32, "big") for m, a in zip(members, amounts, strict=True)]
+    return keccak(first_seq.to_bytes(8, "big") + b"".join(packed))
 
 
 def _pair(a: bytes, b: bytes) -> bytes:
     return keccak(a + b) if a < b else keccak(b + a)
 
 
+def _chunk_bounds(count: int) -> list[tuple[int, int]]:
+    return [(s, min(s + CHUNK_SIZE, count)) for s in range(0, count, CHUNK_SIZE)]
+
+
 def levels(first_seq: int, members: Sequence[str], amounts: Sequence[int]) -> list[list[bytes]]:
-    """Every level of the tree, leaves first."""
+    """Every level of the tree, chunk leaves first."""
+    if len(members) != len(amounts):
+        raise ValueError(f"{len(members)} members but {len(amounts)} amounts")
     level = [
-        leaf(first_seq + i, m, a) for i, (m, a) in enumerate(zip(members, amounts, strict=True))
+        chunk_leaf(first_seq + s, members[s:e], amounts[s:e])
+        for s, e in _chunk_bounds(len(members))
     ]
     tree = [level]
     while len(level) > 1:
@@ -66,21 +111,35 @@ def root(first_seq: int, members: Sequence[str], amounts: Sequence[int]) -> byte
     return levels(first_seq, members, amounts)[-1][0]
 
 
-def proof(
-    first_seq: int, members: Sequence[str], amounts: Sequence[int], index: int
-) -> list[bytes]:
-    """Sibling hashes from the leaf at ``index`` up to the root."""
+def prove(
+    first_seq: int, members: Sequence[str], amounts: Sequence[int], seq: int
+) -> IssuanceProof:
+    """The chunk holding issuance ``seq`` of the batch ``(first_seq, members, amounts)`` and
+    the sibling hashes from its leaf up to the root."""
+    index = seq - first_seq
+    if not 0 <= index < len(members):
+        raise ValueError(f"sequence number {seq} is not in the batch from {first_seq}")
+    tree = levels(first_seq, members, amounts)
+    node = index // CHUNK_SIZE
     path: list[bytes] = []
-    for level in levels(first_seq, members, amounts)[:-1]:
-        sibling = index ^ 1
+    for level in tree[:-1]:
+        sibling = node ^ 1
         if sibling < len(level):
             path.append(level[sibling])
-        index //= 2
-    return path
+        node //= 2
+    start = index - index % CHUNK_SIZE
+    end = min(start + CHUNK_SIZE, len(members))
+    chunk = IssuedChunk(
+        first_seq,
+        first_seq + start,
+        tuple(to_checksum_address(m) for m in members[start:end]),
+        tuple(amounts[start:end]),
+    )
+    return IssuanceProof(seq, chunk, path)
 
 
-def find_issuance(network: Network, merchant_id: int, seq: int) -> tuple[IssuedItem, list[bytes]]:
-    """The issuance item with sequence number ``seq`` and its proof, read from the chain."""
+def find_issuance(network: Network, merchant_id: int, seq: int) -> IssuanceProof:
+    """The proof of the issuance with sequence number ``seq``, read from the chain."""
     hub = network.hub
     logs = hub.contract.events.PointsIssued().get_logs(
         from_block=0, argument_filters={"merchantId": merchant_id}
@@ -101,7 +160,5 @@ def find_issuance(network: Network, merchant_id: int, seq: int) -> tuple[IssuedI
             ):
                 members.append(to_checksum_address(HexBytes(topics[2])[-20:]))
                 amounts.append(int.from_bytes(HexBytes(log["data"]), "big"))
-        index = seq - first
-        item = IssuedItem(first, seq, members[index], amounts[index])
-        return item, proof(first, members, amounts, index)
+        return prove(first, members, amounts, seq)
     raise ChainError(f"merchant {merchant_id} never issued sequence number {seq}")

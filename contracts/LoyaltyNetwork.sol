@@ -31,9 +31,10 @@ import {BadgeCollection} from "./BadgeCollection.sol";
  * can be used once (a bitmap, 256 per storage slot), so an event can never be minted
  * twice, even if the gateway's database is lost.
  *
- * Clawbacks are bound to what was issued: each batch stores a Merkle root over its
- * `(seq, member, amount)` items, a clawback proves the item it refunds, and the total
- * clawed back from one item never exceeds what it issued.
+ * Clawbacks are bound to what was issued: each batch stores a Merkle root over chunks of
+ * its `(seq, member, amount)` items (each chunk of up to `ISSUE_CHUNK_SIZE` items hashed
+ * flat as one leaf), a clawback proves the chunk holding the item it refunds, and the
+ * total clawed back from one item never exceeds what it issued.
  */
 contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Nonces {
     using SafeCast for uint256;
@@ -45,6 +46,9 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
 
     /// @dev Highest tier (0 Bronze, 1 Silver, 2 Gold, 3 Platinum, 4 Black).
     uint8 public constant MAX_TIER = 4;
+
+    /// @dev Items per leaf of a batch's Merkle tree (the last chunk of a batch may be shorter).
+    uint256 public constant ISSUE_CHUNK_SIZE = 8;
 
     bytes32 public constant REDEMPTION_TYPEHASH = keccak256(
         "Redemption(address member,uint32 merchantId,uint256 amount,bytes32 ref,uint256 nonce,uint256 deadline)"
@@ -131,8 +135,9 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
     }
 
     /// @dev Merkle root of the issuance batch of merchant `merchantId` starting at `firstSeq`
-    /// (zero if none): leaves as in `_leaf`, pairs hashed commutatively (OpenZeppelin
-    /// `Hashes.commutativeKeccak256`), an odd last node carried up.
+    /// (zero if none): one leaf per chunk of `ISSUE_CHUNK_SIZE` items as in `_chunkLeaf`, pairs
+    /// hashed commutatively (OpenZeppelin `Hashes.commutativeKeccak256`), an odd last node
+    /// carried up.
     function batchRoot(uint32 merchantId, uint64 firstSeq) external view returns (bytes32) {
         return _batchRoots[merchantId][firstSeq];
     }
@@ -155,65 +160,71 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
     // =========================================================== issuance
 
     /**
-     * @dev Mints `amounts[i]` points to `members[i]` for the merchant event with sequence number
-     * `firstSeq + i` (reference `eventRefs[i]`), computed by the merchant's published rule set
-     * `ruleVersion`. A batch covers a contiguous range of sequence numbers and reverts as a
-     * whole if any of them was used before, so every event mints at most once.
+     * @dev Mints the points of `items[i]` for the merchant event with sequence number `firstSeq + i`
+     * (reference `eventRefs[i]`), computed by the merchant's published rule set `ruleVersion`. An
+     * item packs the member in its high 160 bits and the amount in its low 96 bits
+     * (`uint256(uint160(member)) << 96 | amount`). A batch covers a contiguous range of sequence
+     * numbers and reverts as a whole if any of them was used before, so every event mints at
+     * most once.
      */
     function issueBatch(
         uint32 merchantId,
         uint64 ruleVersion,
         uint64 firstSeq,
         bytes32[] calldata eventRefs,
-        address[] calldata members,
-        uint256[] calldata amounts
+        uint256[] calldata items
     ) external whileMinting onlyIssuerFor(merchantId) {
         uint256 n = eventRefs.length;
         if (n == 0) revert LoyaltyNetworkZeroAmount();
-        if (members.length != n) revert LoyaltyNetworkLengthMismatch(n, members.length);
-        if (amounts.length != n) revert LoyaltyNetworkLengthMismatch(n, amounts.length);
+        if (items.length != n) revert LoyaltyNetworkLengthMismatch(n, items.length);
         Merchant storage m = _activeMerchant(merchantId);
         if (ruleVersion == 0 || ruleVersion > m.ruleVersion) {
             revert LoyaltyNetworkUnknownRuleVersion(merchantId, ruleVersion);
         }
         if (firstSeq + n - 1 > type(uint64).max) revert LoyaltyNetworkSequenceOutOfRange(firstSeq, n);
         _useSequenceRange(merchantId, firstSeq, n);
-        uint256 total = token.mintBatch(members, amounts);
+        uint256 total = token.mintBatch(items);
         _countAgainstCap(merchantId, m, total);
         m.issued += total.toUint128();
-        _batchRoots[merchantId][firstSeq] = _batchRoot(firstSeq, members, amounts);
+        _batchRoots[merchantId][firstSeq] = _batchRoot(firstSeq, items);
         emit PointsIssued(merchantId, ruleVersion, firstSeq, eventRefs, total);
     }
 
     /**
      * @dev Refund clawback: for refund event `seq`, burns up to `amount` of the points that the
-     * issuance `original` (proved by `proof` against its batch root) gave its member. Burns what
-     * is left when the member already spent them; never more, over all clawbacks of one
-     * issuance, than it issued.
+     * issuance with sequence number `originalSeq` gave its member. `chunk` is the chunk of its
+     * batch holding that issuance, proved by `proof` against the batch root; the member and
+     * the amount issued are read from it. Burns what is left when the member already spent
+     * the points; never more, over all clawbacks of one issuance, than it issued.
      */
     function clawback(
         uint32 merchantId,
         uint64 seq,
-        IssuedItem calldata original,
+        uint64 originalSeq,
+        IssuedChunk calldata chunk,
         bytes32[] calldata proof,
         uint256 amount
     ) external whenNotPaused onlyIssuerFor(merchantId) returns (uint256 burned) {
         if (amount == 0) revert LoyaltyNetworkZeroAmount();
         Merchant storage m = _existingMerchant(merchantId);
-        bytes32 root = _batchRoots[merchantId][original.batchFirstSeq];
-        bytes32 leaf = _leaf(original.seq, original.member, original.amount);
-        if (root == bytes32(0) || !MerkleProof.verifyCalldata(proof, root, leaf)) {
-            revert LoyaltyNetworkUnknownIssuance(merchantId, original.seq);
+        bytes32 root = _batchRoots[merchantId][chunk.batchFirstSeq];
+        bool inChunk = originalSeq >= chunk.firstSeq && originalSeq - chunk.firstSeq < chunk.items.length;
+        bytes32 leaf = _chunkLeaf(chunk.firstSeq, chunk.items);
+        if (!inChunk || root == bytes32(0) || !MerkleProof.verifyCalldata(proof, root, leaf)) {
+            revert LoyaltyNetworkUnknownIssuance(merchantId, originalSeq);
         }
-        uint256 already = _clawedBackOf[merchantId][original.seq];
-        if (already + amount > original.amount) {
-            revert LoyaltyNetworkClawbackExceedsIssued(merchantId, original.seq, original.amount, already + amount);
+        uint256 item = chunk.items[originalSeq - chunk.firstSeq];
+        address member = address(uint160(item >> 96));
+        uint256 issued = uint96(item);
+        uint256 already = _clawedBackOf[merchantId][originalSeq];
+        if (already + amount > issued) {
+            revert LoyaltyNetworkClawbackExceedsIssued(merchantId, originalSeq, issued, already + amount);
         }
         _useSequence(merchantId, seq);
-        burned = token.burnUpTo(original.member, amount);
-        _clawedBackOf[merchantId][original.seq] = already + burned;
+        burned = token.burnUpTo(member, amount);
+        _clawedBackOf[merchantId][originalSeq] = already + burned;
         m.clawedBack += burned.toUint128();
-        emit PointsClawedBack(merchantId, original.member, seq, original.seq, amount, burned);
+        emit PointsClawedBack(merchantId, member, seq, originalSeq, amount, burned);
     }
 
     // =========================================================== redemption
@@ -426,27 +437,20 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         }
     }
 
-    /// @dev Merkle root of a batch's items (see {batchRoot}): leaves are hashed in pairs straight
-    /// into the first level, then each level is folded in place.
-    function _batchRoot(uint64 firstSeq, address[] calldata members, uint256[] calldata amounts)
-        private
-        pure
-        returns (bytes32)
-    {
-        uint256 n = members.length;
-        if (n == 1) return _leaf(firstSeq, members[0], amounts[0]);
-        uint256 pairs = n >> 1;
-        bytes32[] memory level = new bytes32[](pairs + (n & 1));
-        for (uint256 i; i < pairs; ++i) {
-            uint256 j = 2 * i;
-            level[i] = Hashes.commutativeKeccak256(
-                _leaf(firstSeq + j, members[j], amounts[j]), _leaf(firstSeq + j + 1, members[j + 1], amounts[j + 1])
-            );
+    /// @dev Merkle root of a batch's items (see {batchRoot}): one leaf per chunk, then each
+    /// level folded in place.
+    function _batchRoot(uint64 firstSeq, uint256[] calldata items) private pure returns (bytes32) {
+        uint256 n = items.length;
+        uint256 chunks = (n + ISSUE_CHUNK_SIZE - 1) / ISSUE_CHUNK_SIZE;
+        bytes32[] memory level = new bytes32[](chunks);
+        for (uint256 c; c < chunks; ++c) {
+            uint256 start = c * ISSUE_CHUNK_SIZE;
+            uint256 end = start + ISSUE_CHUNK_SIZE < n ? start + ISSUE_CHUNK_SIZE : n;
+            level[c] = _chunkLeaf(firstSeq + uint64(start), items[start:end]);
         }
-        if (n & 1 == 1) level[pairs] = _leaf(firstSeq + n - 1, members[n - 1], amounts[n - 1]);
-        n = level.length;
+        n = chunks;
         while (n > 1) {
-            pairs = n >> 1;
+            uint256 pairs = n >> 1;
             for (uint256 i; i < pairs; ++i) {
                 level[i] = Hashes.commutativeKeccak256(level[2 * i], level[2 * i + 1]);
             }
@@ -456,11 +460,11 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         return level[0];
     }
 
-    /// @dev A batch item's leaf: `keccak256(keccak256(seq << 160 | member, amount), 0)`. Hashed twice,
-    /// the second time with a zero word, so no inner node (two hashes) can pass for a leaf.
-    function _leaf(uint256 seq, address member, uint256 amount) private pure returns (bytes32) {
-        bytes32 item = Hashes.efficientKeccak256(bytes32((seq << 160) | uint160(member)), bytes32(amount));
-        return Hashes.efficientKeccak256(item, bytes32(0));
+    /// @dev A chunk's leaf: `keccak256(abi.encodePacked(firstSeq, items))` over the chunk's packed
+    /// items, whose sequence numbers run from `firstSeq` (8 bytes). A leaf hashes 8 + 32 * k bytes,
+    /// never the 64 of an inner node, so no inner node can pass for a leaf.
+    function _chunkLeaf(uint64 firstSeq, uint256[] calldata items) private pure returns (bytes32) {
+        return keccak256(abi.encodePacked(firstSeq, items));
     }
 
     function _useSequence(uint32 merchantId, uint64 seq) private {

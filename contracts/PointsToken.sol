@@ -40,18 +40,17 @@ contract PointsToken is ERC20, ERC20Permit, IPointsToken {
 
     // ----------------------------------------------------------- hub-only
 
-    /// @dev Mints `amounts[i]` to `members[i]` for every i and returns the sum. One call per issuance batch.
-    function mintBatch(address[] calldata members, uint256[] calldata amounts)
-        external
-        onlyHub
-        returns (uint256 total)
-    {
-        uint256 n = members.length;
-        if (amounts.length != n) revert PointsTokenLengthMismatch(n, amounts.length);
-        for (uint256 i; i < n; ++i) {
-            uint256 amount = amounts[i];
-            if (amount == 0) revert PointsTokenZeroAmount(members[i]);
-            _mint(members[i], amount);
+    /**
+     * @dev Mints one issuance batch and returns the points minted: item `i` mints its low 96 bits
+     * (the amount) to the address in its high 160 bits (the member), see {LoyaltyNetwork-issueBatch}.
+     */
+    function mintBatch(uint256[] calldata items) external onlyHub returns (uint256 total) {
+        for (uint256 i; i < items.length; ++i) {
+            uint256 item = items[i];
+            address member = address(uint160(item >> 96));
+            uint256 amount = uint96(item);
+            if (amount == 0) revert PointsTokenZeroAmount(member);
+            _mint(member, amount);
             total += amount;
         }
     }

@@ -43,7 +43,7 @@ from web3.logs import DISCARD
 from chain import merkle
 from chain.contracts import LoyaltyNetworkClient
 from chain.errors import ChainError, ContractRevert, TransientTransactionError
-from chain.merkle import IssuedItem
+from chain.merkle import IssuanceProof
 from chain.sender import SignedTx, TransactionSender
 from gateway.chainlink import ChainLink
 from gateway.db import transaction
@@ -336,12 +336,12 @@ class OutboxWorker:
             return hub.publish_rule_set(op.merchant_id, HexBytes(op.payload["hash"]))
         if op.kind == "clawback":
             assert op.merchant_id is not None and op.original_seq is not None
-            item, path = self._issuance_proof(session, int(op.payload["original_op_id"]))
+            proved = self._issuance_proof(session, int(op.payload["original_op_id"]))
             merchant = session.get(Merchant, op.merchant_id, with_for_update=True)
             assert merchant is not None
             op.seq = merchant.next_seq
             merchant.next_seq += 1
-            return hub.clawback(op.merchant_id, op.seq, item.as_tuple(), path, op.amount)
+            return hub.clawback(op.merchant_id, op.seq, *proved.clawback_args(), op.amount)
         if op.kind == "redeem":
             r = dict(op.payload["redemption"])
             r["ref"] = HexBytes(r["ref"])
@@ -352,8 +352,8 @@ class OutboxWorker:
             )
         raise ValueError(f"unknown op kind {op.kind}")
 
-    def _issuance_proof(self, session: Session, op_id: int) -> tuple[IssuedItem, list[bytes]]:
-        """The issuance item of op ``op_id`` and its Merkle proof, from the batch it was sent in."""
+    def _issuance_proof(self, session: Session, op_id: int) -> IssuanceProof:
+        """Issuance op ``op_id``'s chunk and Merkle proof, from the batch it was sent in."""
         original = session.get(ChainOp, op_id)
         assert original is not None and original.seq is not None and original.tx_id is not None
         batch = session.scalars(
@@ -364,9 +364,7 @@ class OutboxWorker:
         first = int(batch[0].seq or 0)
         members = [op.member_address for op in batch]
         amounts = [op.amount for op in batch]
-        index = int(original.seq) - first
-        item = IssuedItem(first, int(original.seq), original.member_address, original.amount)
-        return item, merkle.proof(first, members, amounts, index)
+        return merkle.prove(first, members, amounts, int(original.seq))
 
     def _store(
         self,

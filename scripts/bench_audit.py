@@ -27,11 +27,12 @@ from rich.progress import Progress
 from rich.table import Table
 
 from chain.audit import AuditLog, Rpc, build_report, chain_state_at
+from chain.contracts import pack_item
 from chain.gasbench import fresh_network
 from chain.sender import TransactionSender
 
 ISSUE_BATCH = function_signature_to_4byte_selector(
-    "issueBatch(uint32,uint64,uint64,bytes32[],address[],uint256[])"
+    "issueBatch(uint32,uint64,uint64,bytes32[],uint256[])"
 )
 
 console = Console(width=150)
@@ -40,10 +41,11 @@ console = Console(width=150)
 def issue_batch_calldata(
     first_seq: int, refs: list[bytes], members: list[str], amounts: list[int]
 ) -> bytes:
-    """``issueBatch(1, 1, first_seq, refs, members, amounts)``, encoded without web3."""
+    """``issueBatch(1, 1, first_seq, refs, items)`` (each item ``member << 96 | amount``),
+    encoded without web3."""
+    items = [pack_item(m, a) for m, a in zip(members, amounts, strict=True)]
     args = encode(
-        ["uint32", "uint64", "uint64", "bytes32[]", "address[]", "uint256[]"],
-        [1, 1, first_seq, refs, members, amounts],
+        ["uint32", "uint64", "uint64", "bytes32[]", "uint256[]"], [1, 1, first_seq, refs, items]
     )
     return ISSUE_BATCH + args
 

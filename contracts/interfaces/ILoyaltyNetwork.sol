@@ -40,12 +40,14 @@ interface ILoyaltyNetwork {
         uint256 deadline;
     }
 
-    /// @dev One item of an issuance batch, as a clawback proves it (see `batchRoot`).
-    struct IssuedItem {
+    /// @dev One chunk of an issuance batch, as a clawback proves it (see `batchRoot`): the items
+    /// with sequence numbers `firstSeq .. firstSeq + items.length - 1` of the batch starting at
+    /// `batchFirstSeq`, packed as `issueBatch` takes them (member in the high 160 bits, amount
+    /// in the low 96).
+    struct IssuedChunk {
         uint64 batchFirstSeq;
-        uint64 seq;
-        address member;
-        uint256 amount;
+        uint64 firstSeq;
+        uint256[] items;
     }
 
     /// @dev A member's consent to move `amount` points to `to`.
@@ -138,7 +140,7 @@ interface ILoyaltyNetwork {
     /// @dev Sequence number `seq` of merchant `merchantId` was already used.
     error LoyaltyNetworkSequenceUsed(uint32 merchantId, uint64 seq);
 
-    /// @dev A clawback names issuance `originalSeq` with a member or amount its batch never issued.
+    /// @dev A clawback names issuance `originalSeq` with a chunk that its batch never issued or that does not hold it.
     error LoyaltyNetworkUnknownIssuance(uint32 merchantId, uint64 originalSeq);
 
     /// @dev Clawing back would take `requested` in total from issuance `originalSeq`, which issued `issued`.

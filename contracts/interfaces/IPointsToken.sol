@@ -9,9 +9,6 @@ interface IPointsToken {
     /// @dev A function restricted to the hub was called by `caller`.
     error PointsTokenUnauthorized(address caller);
 
-    /// @dev A batch's arrays have different lengths.
-    error PointsTokenLengthMismatch(uint256 members, uint256 amounts);
-
     /// @dev A zero amount in a mint batch (for `member`).
     error PointsTokenZeroAmount(address member);
 

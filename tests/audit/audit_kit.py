@@ -15,8 +15,7 @@ from typing import Any
 from factories import AnvilNode, new_member
 from web3 import Web3
 
-from chain import governance, signing
-from chain.artifacts import load_artifact
+from chain import governance, merkle, signing
 from chain.config import Settings
 from chain.contracts import Network
 from chain.deploy import Deployment
@@ -248,26 +247,13 @@ class Actions:
     def _clawback_call(
         self, merchant: int, seq: int, original_seq: int, who: Member, amount: int
     ) -> Any:
-        """The hub's ``clawback`` call, for either of its two ABIs: the original one naming
-        ``(originalSeq, member)``, or the one proving the original item against its
+        """The hub's ``clawback`` call, proving the original issuance's chunk against its
         batch's Merkle root (built here from what this ledger booked)."""
-        functions = self.hub.contract.functions
-        inputs = next(
-            item["inputs"]
-            for item in load_artifact("LoyaltyNetwork")["abi"]
-            if item.get("name") == "clawback"
-        )
-        if inputs[2]["type"] != "tuple":
-            return functions.clawback(merchant, seq, original_seq, who.address, amount)
-        from chain import merkle  # the proved clawback came with it
-
         for batch_merchant, first, members, amounts in self.ledger.batches:
-            index = original_seq - first
-            if batch_merchant == merchant and 0 <= index < len(members):
-                item = (first, original_seq, members[index], amounts[index])
-                return functions.clawback(
-                    merchant, seq, item, merkle.proof(first, members, amounts, index), amount
-                )
+            if batch_merchant == merchant and 0 <= original_seq - first < len(members):
+                proved = merkle.prove(first, members, amounts, original_seq)
+                assert proved.member == who.address
+                return self.hub.clawback(merchant, seq, *proved.clawback_args(), amount)
         raise AssertionError(f"merchant {merchant} never issued {original_seq} here")
 
     def relay_transfer(self, sender: Member, recipient: Member, amount: int) -> None:

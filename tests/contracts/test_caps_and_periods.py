@@ -93,8 +93,8 @@ def test_clawback_does_not_give_back_cap_room(net):
     align_to_period_start(net)
     alice = member()
     issue(net, 1, 0, [alice.address], [100])
-    item, proof = find_issuance(net.network, 1, 0)
-    net.operator.transact(net.hub.clawback(1, 1, item.as_tuple(), proof, 50))
+    proved = find_issuance(net.network, 1, 0)
+    net.operator.transact(net.hub.clawback(1, 1, *proved.clawback_args(), 50))
 
     with reverts("LoyaltyNetworkMintCapExceeded", merchantId=1, cap=100, requested=101):
         issue(net, 1, 2, [alice.address], [1])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from contract_kit import (
     ZERO_ADDRESS,
@@ -14,8 +16,9 @@ from contract_kit import (
     reverts,
 )
 
+from chain import merkle
 from chain.errors import ChainError
-from chain.merkle import IssuedItem, find_issuance
+from chain.merkle import IssuanceProof, IssuedChunk, find_issuance
 
 
 @pytest.fixture
@@ -31,12 +34,11 @@ def clawback(net, merchant_id, seq, original_seq, who, amount, sender=None):
 
     ``who`` must be the member that issuance credited (the proof binds it)."""
     try:
-        item, proof = find_issuance(net.network, merchant_id, original_seq)
+        proved = find_issuance(net.network, merchant_id, original_seq)
     except ChainError:  # e.g. an unknown merchant: claim merchant 1's issuance instead
-        item, proof = find_issuance(net.network, 1, original_seq)
-    assert item.member == who
-    fn = net.hub.clawback(merchant_id, seq, item.as_tuple(), proof, amount)
-    return (sender or net.operator).transact(fn)
+        proved = find_issuance(net.network, 1, original_seq)
+    assert proved.member == who
+    return forged_clawback(net, merchant_id, seq, proved, amount, sender)
 
 
 def test_clawback_burns_the_requested_points_and_emits_points_clawed_back(net, alice):
@@ -63,8 +65,8 @@ def test_clawback_burns_the_requested_points_and_emits_points_clawed_back(net, a
 
 
 def test_clawback_returns_the_points_it_burned(net, alice):
-    item, proof = find_issuance(net.network, 1, 0)
-    fn = net.hub.clawback(1, 1, item.as_tuple(), proof, 30)
+    proved = find_issuance(net.network, 1, 0)
+    fn = net.hub.clawback(1, 1, *proved.clawback_args(), 30)
     assert fn.call({"from": net.operator.address}) == 30
 
 
@@ -110,21 +112,22 @@ def test_clawback_still_works_for_a_suspended_merchant(net, alice):
     assert net.token.balance_of(alice.address) == 90
 
 
-def forged_clawback(net, merchant_id, seq, item, proof, amount, sender=None):
-    fn = net.hub.clawback(merchant_id, seq, item.as_tuple(), proof, amount)
+def forged_clawback(net, merchant_id, seq, proved, amount, sender=None):
+    """Send a clawback claiming ``proved`` (an :class:`IssuanceProof`, genuine or not)."""
+    fn = net.hub.clawback(merchant_id, seq, *proved.clawback_args(), amount)
     return (sender or net.operator).transact(fn)
 
 
 def test_clawback_reverts_when_the_original_sequence_was_never_issued(net, alice):
-    never = IssuedItem(batch_first_seq=5, seq=5, member=alice.address, amount=100)
+    never = IssuanceProof(5, IssuedChunk(5, 5, (alice.address,), (100,)), [])
     with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=5):
-        forged_clawback(net, 1, 6, never, [], 10)
+        forged_clawback(net, 1, 6, never, 10)
 
 
 def test_clawback_reverts_when_the_original_sequence_belongs_to_another_merchant(net, alice):
-    item, proof = find_issuance(net.network, 1, 0)
+    proved = find_issuance(net.network, 1, 0)
     with reverts("LoyaltyNetworkUnknownIssuance", merchantId=2, originalSeq=0):
-        forged_clawback(net, 2, 1, item, proof, 10)
+        forged_clawback(net, 2, 1, proved, 10)
 
 
 def test_clawback_reverts_when_the_refund_sequence_was_used(net, alice):
@@ -169,11 +172,11 @@ def test_clawback_reverts_while_paused(net, alice):
 def test_clawback_reverts_for_a_member_the_original_event_did_not_credit(net, alice):
     bob = member()
     issue(net, 2, 0, [bob.address], [500])
-    item, proof = find_issuance(net.network, 1, 0)  # alice's 100 points from merchant 1
-    forged = IssuedItem(item.batch_first_seq, item.seq, bob.address, 500)
+    proved = find_issuance(net.network, 1, 0)  # alice's 100 points from merchant 1
+    forged = replace(proved, chunk=replace(proved.chunk, members=(bob.address,), amounts=(500,)))
 
     with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=0):
-        forged_clawback(net, 1, 1, forged, proof, 500, sender=net.merchant_signers[1])
+        forged_clawback(net, 1, 1, forged, 500, sender=net.merchant_signers[1])
     assert net.token.balance_of(bob.address) == 500
 
 
@@ -195,10 +198,10 @@ def test_clawback_reverts_when_refunds_exceed_what_the_original_event_issued(net
 def test_a_partly_burned_clawback_leaves_the_rest_claimable_later(net, alice):
     spent = member()
     issue(net, 1, 1, [spent.address], [100])
-    item, proof = find_issuance(net.network, 1, 1)
-    receipt = forged_clawback(net, 1, 2, item, proof, 60)
+    proved = find_issuance(net.network, 1, 1)
+    receipt = forged_clawback(net, 1, 2, proved, 60)
     assert net.hub.functions.clawedBackOf(1, 1).call() == 60
-    forged_clawback(net, 1, 3, item, proof, 40)
+    forged_clawback(net, 1, 3, proved, 40)
     with reverts(
         "LoyaltyNetworkClawbackExceedsIssued",
         merchantId=1,
@@ -206,5 +209,193 @@ def test_a_partly_burned_clawback_leaves_the_rest_claimable_later(net, alice):
         issued=100,
         requested=101,
     ):
-        forged_clawback(net, 1, 4, item, proof, 1)
+        forged_clawback(net, 1, 4, proved, 1)
     assert receipt["status"] == 1
+
+
+# ------------------------------------------------------------------ chunked batch commitments
+#
+# A batch's root is a Merkle tree over chunks of ISSUE_CHUNK_SIZE items; a clawback hands
+# the hub the whole chunk holding the issuance it refunds, plus the chunk's proof.
+
+
+@pytest.fixture
+def big_batch(net):
+    """Merchant 1's batch of 20 items (chunks of 8, 8 and 4) at seqs 10..29, item i credits
+    member i with 10 + i points; returns the members."""
+    members = [member() for _ in range(20)]
+    issue(net, 1, 10, [m.address for m in members], [10 + i for i in range(20)])
+    return members
+
+
+def test_the_chunk_size_is_the_hubs(net):
+    assert net.hub.functions.ISSUE_CHUNK_SIZE().call() == merkle.CHUNK_SIZE == 8
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 8, 9, 16, 17, 33, 100])
+def test_the_batch_root_on_chain_is_the_one_the_off_chain_mirror_computes(net, size):
+    members = [member().address for _ in range(size)]
+    amounts = [1 + i for i in range(size)]
+    issue(net, 1, 40, members, amounts)
+
+    assert net.hub.functions.batchRoot(1, 40).call() == merkle.root(40, members, amounts)
+
+
+@pytest.mark.parametrize("seq", [10, 17, 18, 25, 26, 29])
+def test_any_item_of_a_multi_chunk_batch_can_be_clawed_back(net, big_batch, seq):
+    who = big_batch[seq - 10]
+    proved = find_issuance(net.network, 1, seq)
+    assert (proved.member, proved.amount) == (who.address, seq)
+    assert len(proved.chunk.members) == (4 if seq >= 26 else 8)
+
+    receipt = forged_clawback(net, 1, 30, proved, 3)
+
+    assert net.token.balance_of(who.address) == seq - 3
+    clawed = only_event(net.hub, "PointsClawedBack", receipt)
+    assert (clawed["member"], clawed["originalSeq"], clawed["burned"]) == (who.address, seq, 3)
+    assert net.hub.functions.clawedBackOf(1, seq).call() == 3
+
+
+def test_clawback_reverts_when_another_amount_of_the_chunk_was_tampered_with(net, big_batch):
+    proved = find_issuance(net.network, 1, 12)
+    amounts = list(proved.chunk.amounts)
+    amounts[5] += 1  # not even the claimed item
+    forged = replace(proved, chunk=replace(proved.chunk, amounts=tuple(amounts)))
+
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=12):
+        forged_clawback(net, 1, 30, forged, 1)
+
+
+def test_clawback_reverts_when_the_claimed_items_amount_was_raised(net, big_batch):
+    proved = find_issuance(net.network, 1, 12)
+    amounts = list(proved.chunk.amounts)
+    amounts[2] = 10**6
+    forged = replace(proved, chunk=replace(proved.chunk, amounts=tuple(amounts)))
+
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=12):
+        forged_clawback(net, 1, 30, forged, 10**6)
+    assert net.token.balance_of(big_batch[2].address) == 12
+
+
+def test_clawback_reverts_when_the_chunk_names_another_member(net, big_batch):
+    victim = member()
+    issue(net, 2, 0, [victim.address], [500])
+    proved = find_issuance(net.network, 1, 12)
+    members = list(proved.chunk.members)
+    members[2] = victim.address
+    forged = replace(proved, chunk=replace(proved.chunk, members=tuple(members)))
+
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=12):
+        forged_clawback(net, 1, 30, forged, 12)
+    assert net.token.balance_of(victim.address) == 500
+
+
+def test_clawback_reverts_when_the_chunk_is_cut_short(net, big_batch):
+    proved = find_issuance(net.network, 1, 12)
+    chunk = proved.chunk
+    forged = replace(
+        proved, chunk=replace(chunk, members=chunk.members[:3], amounts=chunk.amounts[:3])
+    )
+
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=12):
+        forged_clawback(net, 1, 30, forged, 1)
+
+
+def test_clawback_reverts_for_an_empty_chunk(net, big_batch):
+    proved = find_issuance(net.network, 1, 12)
+    forged = replace(proved, chunk=replace(proved.chunk, members=(), amounts=()))
+
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=12):
+        forged_clawback(net, 1, 30, forged, 1)
+
+
+@pytest.mark.parametrize("claimed", [9, 18, 29])
+def test_clawback_reverts_when_the_chunk_does_not_hold_the_claimed_sequence(
+    net, big_batch, claimed
+):
+    genuine = find_issuance(net.network, 1, 12)  # the chunk of seqs 10..17, with its valid proof
+    forged = replace(genuine, seq=claimed)
+
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=claimed):
+        forged_clawback(net, 1, 30, forged, 1)
+
+
+def test_clawback_reverts_when_a_chunk_is_moved_to_another_position(net, big_batch):
+    # The first chunk's items claimed at the second chunk's sequence numbers.
+    genuine = find_issuance(net.network, 1, 12)
+    forged = IssuanceProof(20, replace(genuine.chunk, first_seq=18), genuine.proof)
+
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=20):
+        forged_clawback(net, 1, 30, forged, 1)
+
+
+def test_clawback_reverts_with_the_proof_of_another_chunk(net, big_batch):
+    proved = find_issuance(net.network, 1, 12)
+    other = find_issuance(net.network, 1, 27)
+    forged = replace(proved, proof=other.proof)
+
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=12):
+        forged_clawback(net, 1, 30, forged, 1)
+
+
+def test_clawback_reverts_for_an_item_of_another_batch_proved_against_this_one(net, big_batch):
+    bob = member()
+    issue(net, 1, 30, [bob.address] * 3, [100, 200, 300])  # another batch at 30..32
+    proved = find_issuance(net.network, 1, 12)
+    forged = replace(proved, chunk=replace(proved.chunk, batch_first_seq=30))
+
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=12):
+        forged_clawback(net, 1, 33, forged, 1)
+
+
+def test_clawback_reverts_for_a_chunk_proved_against_another_merchants_batch(net):
+    # Same seqs and member at merchant 2, other amounts: merchant 1's chunk and proof do not
+    # reach merchant 2's root, nor does merchant 2's chunk with merchant 1's proof.
+    alice = member()
+    issue(net, 1, 0, [alice.address] * 9, [5] * 9)
+    issue(net, 2, 0, [alice.address] * 9, [6] * 9)
+    proved = find_issuance(net.network, 1, 8)
+    mixed = replace(proved, chunk=replace(proved.chunk, amounts=(6,)))
+
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=2, originalSeq=8):
+        forged_clawback(net, 2, 9, proved, 5)
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=2, originalSeq=8):
+        forged_clawback(net, 2, 9, mixed, 6)
+    forged_clawback(net, 2, 9, find_issuance(net.network, 2, 8), 6)
+
+
+def test_over_clawback_of_one_item_is_bounded_by_what_it_issued(net, big_batch):
+    proved = find_issuance(net.network, 1, 15)  # 15 points to member 5
+    forged_clawback(net, 1, 30, proved, 10)
+
+    with reverts(
+        "LoyaltyNetworkClawbackExceedsIssued",
+        merchantId=1,
+        originalSeq=15,
+        issued=15,
+        requested=16,
+    ):
+        forged_clawback(net, 1, 31, proved, 6)
+    forged_clawback(net, 1, 31, proved, 5)
+    assert net.hub.functions.clawedBackOf(1, 15).call() == 15
+    with reverts(
+        "LoyaltyNetworkClawbackExceedsIssued",
+        merchantId=1,
+        originalSeq=15,
+        issued=15,
+        requested=16,
+    ):
+        forged_clawback(net, 1, 32, proved, 1)
+
+
+def test_clawing_back_one_item_leaves_its_chunk_neighbours_allowance_intact(net, big_batch):
+    first = find_issuance(net.network, 1, 10)
+    neighbour = find_issuance(net.network, 1, 11)
+    assert first.chunk == neighbour.chunk
+    forged_clawback(net, 1, 30, first, 10)
+
+    forged_clawback(net, 1, 31, neighbour, 11)
+
+    assert net.hub.functions.clawedBackOf(1, 10).call() == 10
+    assert net.hub.functions.clawedBackOf(1, 11).call() == 11
+    assert net.token.balance_of(big_batch[1].address) == 0

@@ -45,7 +45,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from chain.merkle import IssuedItem, find_issuance
+from chain.merkle import IssuanceProof, IssuedChunk, find_issuance
 from chain.sender import TransactionSender
 
 MERCHANTS = (1, 2)
@@ -264,35 +264,39 @@ class NetworkMachine(RuleBasedStateMachine):
             if refund_seq == "used" and used
             else self.next_free_seq(merchant_id)
         )
-        if original_seq in self.used[merchant_id] and original_seq not in self.refund_seqs:
-            item, proof = find_issuance(net.network, merchant_id, original_seq)
-        else:  # a forged claim: nothing was issued under this number
-            item, proof = IssuedItem(original_seq, original_seq, who.address, points), []
-        already = self.clawed_of.get((merchant_id, item.seq), 0)
+        forged = not (
+            original_seq in self.used[merchant_id] and original_seq not in self.refund_seqs
+        )
+        if forged:  # a claim on a number that issued nothing: a one-item chunk of its own
+            chunk = IssuedChunk(original_seq, original_seq, (who.address,), (points,))
+            proved = IssuanceProof(original_seq, chunk, [])
+        else:
+            proved = find_issuance(net.network, merchant_id, original_seq)
+        already = self.clawed_of.get((merchant_id, proved.seq), 0)
         expected: Expected = None
-        if not proof and original_seq not in self.issued_seqs(merchant_id):
+        if forged:
             expected = (
                 "LoyaltyNetworkUnknownIssuance",
                 {"merchantId": merchant_id, "originalSeq": original_seq},
             )
-        elif already + points > item.amount:
+        elif already + points > proved.amount:
             expected = (
                 "LoyaltyNetworkClawbackExceedsIssued",
                 {
                     "merchantId": merchant_id,
-                    "originalSeq": item.seq,
-                    "issued": item.amount,
+                    "originalSeq": proved.seq,
+                    "issued": proved.amount,
                     "requested": already + points,
                 },
             )
         elif seq in self.used[merchant_id]:
             expected = ("LoyaltyNetworkSequenceUsed", {"merchantId": merchant_id, "seq": seq})
-        fn = net.hub.clawback(merchant_id, seq, item.as_tuple(), proof, points)
+        fn = net.hub.clawback(merchant_id, seq, *proved.clawback_args(), points)
         if self.expect(expected, lambda: net.operator.transact(fn)):
-            burned = min(points, self.balances[item.member])
-            self.balances[item.member] -= burned
+            burned = min(points, self.balances[proved.member])
+            self.balances[proved.member] -= burned
             self.clawed_back[merchant_id] += burned
-            self.clawed_of[(merchant_id, item.seq)] = already + burned
+            self.clawed_of[(merchant_id, proved.seq)] = already + burned
             self.used[merchant_id].add(seq)
             self.refund_seqs.add(seq)
 

@@ -14,6 +14,7 @@ from contract_kit import (
     reverts,
 )
 
+from chain.contracts import pack_item, unpack_item
 from chain.errors import ContractRevert
 
 FULL_WORD = 2**256 - 1
@@ -215,19 +216,39 @@ def test_issue_batch_reverts_when_an_item_has_zero_points(net):
         issue(net, 1, 0, [alice.address, bob.address], [5, 0])
 
 
-def test_issue_batch_reverts_when_members_and_refs_differ_in_length(net):
-    fn = net.hub.issue_batch(1, 1, 0, [ref(0), ref(1)], [member().address], [1, 1])
+def test_issue_batch_reverts_when_items_and_refs_differ_in_length(net):
+    items = [pack_item(member().address, 1)]
+    fn = net.hub.functions.issueBatch(1, 1, 0, [ref(0), ref(1)], items)
 
     with reverts("LoyaltyNetworkLengthMismatch", expected=2, actual=1):
         net.operator.transact(fn)
 
 
-def test_issue_batch_reverts_when_amounts_and_refs_differ_in_length(net):
-    alice = member()
-    fn = net.hub.issue_batch(1, 1, 0, [ref(0), ref(1)], [alice.address] * 2, [1, 1, 1])
+def test_issue_batch_reverts_when_there_are_more_items_than_refs(net):
+    items = [pack_item(member().address, 1)] * 3
+    fn = net.hub.functions.issueBatch(1, 1, 0, [ref(0), ref(1)], items)
 
     with reverts("LoyaltyNetworkLengthMismatch", expected=2, actual=3):
         net.operator.transact(fn)
+
+
+def test_issue_batch_client_refuses_members_and_amounts_of_different_lengths(net):
+    with pytest.raises(ValueError):
+        net.hub.issue_batch(1, 1, 0, [ref(0)], [member().address], [1, 1])
+
+
+def test_issue_batch_client_refuses_an_amount_that_does_not_fit_in_96_bits(net):
+    with pytest.raises(ValueError, match="96 bits"):
+        net.hub.issue_batch(1, 1, 0, [ref(0)], [member().address], [2**96])
+
+
+def test_issue_batch_items_pack_the_member_above_the_amount(net):
+    alice, bob = member(), member()
+    issue(net, 1, 0, [alice.address, bob.address], [7, 2**39])
+
+    assert net.token.balance_of(alice.address) == 7
+    assert net.token.balance_of(bob.address) == 2**39
+    assert unpack_item(pack_item(bob.address, 2**39)) == (bob.address, 2**39)
 
 
 @pytest.mark.parametrize("version", [0, 2])
