@@ -160,3 +160,35 @@ def test_a_refund_of_spent_points_is_netted_from_the_next_earnings(gateway: Gate
     assert token.balance_of(address) == later["points"]
     member = gateway.client.get("/v1/members/dave", headers=gateway.headers(0)).json()
     assert member["owed_points"] == 0
+
+
+def test_refund_of_an_order_deep_in_a_large_issuance_batch_claws_back_its_points(
+    gateway: Gateway,
+) -> None:
+    # Twelve orders go out in one issueBatch (two chunks of the batch's Merkle tree); the
+    # refund of the eleventh proves its chunk, the second one, to the hub.
+    earned = [
+        gateway.client.post(
+            "/v1/events", json=purchase(f"big-{i}", f"G-{i}", "40.00"), headers=gateway.headers()
+        ).json()
+        for i in range(12)
+    ]
+    gateway.settle()
+    hashes = {
+        gateway.client.get(f"/v1/events/{e['id']}", headers=gateway.headers()).json()["tx_hash"]
+        for e in earned
+    }
+    assert len(hashes) == 1
+    token = gateway.context.link.network.token
+    target = earned[10]
+    before = token.balance_of(target["member_address"])
+    refund = {"type": "refund", "customer_id": "big-10", "occurred_at": "2026-11-21T10:00:00Z",
+              "refund": {"order_id": "G-10"}}  # fmt: skip
+    response = gateway.client.post("/v1/events", json=refund, headers=gateway.headers())
+    assert response.status_code == 202, response.text
+    gateway.settle()
+
+    final = gateway.client.get(f"/v1/events/{response.json()['id']}", headers=gateway.headers())
+    assert final.json()["status"] == "confirmed"
+    assert token.balance_of(target["member_address"]) == before - target["points"]
+    assert token.balance_of(earned[9]["member_address"]) == earned[9]["points"]
