@@ -290,5 +290,35 @@ def bench_e2e(
     e2ebench.print_report(report, console)
 
 
+# ---------------------------------------------------------------- chaos
+
+
+@app.command("chaos")
+def chaos(
+    cycles: Annotated[int, typer.Option(help="kill cycles (API, worker, indexer, anvil)")] = 100,
+    events: Annotated[int, typer.Option(help="merchant events to drive through the API")] = 3_000,
+    seed: Annotated[int, typer.Option(help="seed of the workload and of the kills")] = 1,
+    data_dir: Annotated[
+        str | None, typer.Option(help="keep the stack here (default: a temporary dir)")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the JSON report")] = False,
+) -> None:
+    """SIGKILL the gateway's processes and restart anvil under load; exit 1 on any loss."""
+    from pathlib import Path
+
+    from gateway import chaos as chaos_run
+
+    config = chaos_run.ChaosConfig(
+        cycles=cycles, events=events, seed=seed, data_dir=Path(data_dir) if data_dir else None
+    )
+    report = chaos_run.run_chaos(config, progress=None if json_out else console.log)
+    if json_out:
+        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+    else:
+        chaos_run.print_report(report, console)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()
