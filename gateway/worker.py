@@ -673,8 +673,11 @@ class OutboxWorker:
     def _update_events(self, session: Session, ops: list[ChainOp]) -> None:
         """Derive each touched event's status from its ops; webhook the final ones."""
         event_ids = {op.event_id for op in ops if op.event_id}
-        for event_id in event_ids:
-            event = session.get(Event, event_id)
+        for event_id in sorted(event_ids):
+            # Lock the event and re-read its ops: another signer lane may be finalizing
+            # another op of the same event concurrently (read committed would let both
+            # miss the other's op and leave the event "submitted" for good).
+            event = session.get(Event, event_id, with_for_update=True, populate_existing=True)
             assert event is not None
             if event.status in ("confirmed", "failed"):
                 continue
