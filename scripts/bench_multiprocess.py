@@ -148,7 +148,11 @@ async def send_all(stack: Stack, requests: list[e2ebench.Request], clients: int)
             while not queue.empty():
                 request = queue.get_nowait()
                 headers = {**stack.headers(request.merchant), "Content-Type": "application/json"}
-                response = await http.post(request.path, content=request.body, headers=headers)
+                try:
+                    response = await http.post(request.path, content=request.body, headers=headers)
+                except httpx.HTTPError as exc:  # the server dropped the connection
+                    outcomes[f"transport_{type(exc).__name__}"] += len(request.keys)
+                    continue
                 _accepted, counted = e2ebench._parse(request, response)
                 outcomes.update(counted)
 
@@ -156,8 +160,10 @@ async def send_all(stack: Stack, requests: list[e2ebench.Request], clients: int)
     return outcomes
 
 
-def run(setup: Setup, events: int, clients: int, batch: int, say: Any) -> Figures:
-    config = E2EConfig(events=events, database_url=setup.database_url, gas_limit=10**9)
+def run(
+    setup: Setup, events: int, clients: int, batch: int, say: Any, keep: bool = False
+) -> Figures:
+    config = E2EConfig(events=events, database_url=setup.database_url, gas_limit=10**9, keep=keep)
     stack = Stack(config, setup)
     with stack:
         say(f"{setup.label}: stack up in {stack.tmp}")
@@ -245,6 +251,7 @@ def main() -> None:
         "--setups", default="sqlite-x1,postgres-x1,postgres-multi", help="comma-separated"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep", action="store_true", help="keep each stack's logs")
     args = parser.parse_args()
 
     def say(message: str) -> None:
@@ -259,7 +266,8 @@ def main() -> None:
     }
     figures = []
     for name in args.setups.split(","):
-        figures.append(run(catalogue[name], args.events, args.clients, args.batch_size, say))
+        setup = catalogue[name]
+        figures.append(run(setup, args.events, args.clients, args.batch_size, say, args.keep))
         say(f"{name}: {figures[-1].confirmed_per_s:.0f} confirmed events/s")
     sys.stdout.write(table(figures) + "\n")
     if args.json:
