@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from eth_utils import keccak
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from gateway.context import GatewayContext
@@ -51,6 +53,10 @@ SHORTFALL_LINE = "netted against points an earlier refund could not claw back"
 
 #: Events accepted per write transaction by the batch endpoint.
 CHUNK = 25
+#: Attempts of one write transaction that lost a race (unique key, deadlock).
+RETRIES = 5
+#: deadlock_detected, serialization_failure
+RETRYABLE_SQLSTATES = ("40P01", "40001")
 
 
 def request_hash(body: EventCreate) -> str:
@@ -103,7 +109,7 @@ def submit_many(
 def _submit_chunk(
     ctx: GatewayContext, merchant: Merchant, chunk: list[tuple[str, EventCreate, str]]
 ) -> list[tuple[int, dict[str, Any]]]:
-    for _ in range(3):
+    for attempt in range(RETRIES):
         try:
             with transaction(ctx.sessions) as session:
                 return [
@@ -112,6 +118,12 @@ def _submit_chunk(
                 ]
         except IntegrityError:
             continue  # a concurrent request stored one of the keys first: replay it
+        except OperationalError as exc:
+            # PostgreSQL: two batches creating the same new customers in another
+            # order deadlock on the unique key; the server aborts one: run it again.
+            if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+                raise
+            time.sleep(random.uniform(0.0, 0.05 * (attempt + 1)))
     raise IdempotencyConflict("Idempotency-Key contention; retry")
 
 

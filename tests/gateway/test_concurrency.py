@@ -82,3 +82,36 @@ def test_a_crashing_worker_cycle_does_not_end_the_worker(
     monkeypatch.setattr(stop, "wait", lambda timeout=None: stop.is_set())
     worker.run(stop)
     assert len(calls) == 3
+
+
+def test_concurrent_batches_creating_the_same_customers_all_succeed(gateway: Gateway) -> None:
+    """Batches that create the same new customers in different orders deadlock on
+    PostgreSQL's unique key unless the loser is run again."""
+    run = uuid.uuid4().hex[:8]
+    customers = [f"dl-{run}-{i}" for i in range(30)]
+
+    def batch(n: int) -> list[dict[str, object]]:
+        order = customers[n % 2 :: 1] if n % 2 == 0 else list(reversed(customers))
+        return [
+            {"idempotency_key": uuid.uuid4().hex, "event": purchase(c, f"DL-{run}-{n}-{c}")}
+            for c in order
+        ]
+
+    barrier = threading.Barrier(6)
+
+    def post_batch(n: int) -> tuple[int, list[int]]:
+        body = {"events": batch(n)}
+        barrier.wait()
+        response = gateway.client.post("/v1/events/batch", json=body, headers=gateway.headers())
+        codes = [item["status_code"] for item in response.json()["data"]]
+        return response.status_code, codes
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(post_batch, range(6)))
+    assert [status for status, _ in results] == [200] * 6
+    assert {code for _, codes in results for code in codes} == {202}
+    with gateway.context.sessions() as session:
+        links = session.scalar(
+            select(func.count(CustomerLink.id)).where(CustomerLink.customer_id.like(f"dl-{run}-%"))
+        )
+    assert links == len(customers)
