@@ -14,16 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from factories import devnet_settings, open_network, outbox_busy
 from fastapi.testclient import TestClient
 
-from chain.config import Settings
-from chain.deploy import deploy
 from chain.devnet import Devnet, free_port
 from gateway.app import create_app
 from gateway.context import GatewayContext
-from gateway.migrate import upgrade
-from gateway.models import ChainOp
-from gateway.services.merchants import NewMerchant, register
+from gateway.services.merchants import NewMerchant
 from gateway.worker import OutboxWorker
 
 
@@ -47,35 +44,15 @@ class Gateway:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.worker.run_once()
-            with self.context.sessions() as session:
-                busy = (
-                    session.query(ChainOp).filter(ChainOp.status.in_(("pending", "sent"))).count()
-                )
-            if not busy:
+            if not outbox_busy(self.context):
                 return
             time.sleep(0.02)
         raise AssertionError("outbox did not settle")
 
 
 def start_gateway(tmp: Path, database_url: str | None = None) -> Iterator[Gateway]:
-    port = free_port()
-    with Devnet(port=port, log_file=tmp / "anvil.log") as node:
-        settings = Settings(
-            data_dir=tmp,
-            rpc_url=node.url,
-            devnet_port=port,
-            timelock_delay=0,
-            batch_max_wait=0.0,
-            tx_stuck_after=3600,
-            database_url=database_url,
-        )
-        deploy(settings)
-        context = GatewayContext.open(settings)
-        upgrade(context.engine)
-        merchants = [
-            register(context, "Lumière Paris", "EUR"),
-            register(context, "Sakura Goods", "JPY"),
-        ]
+    with Devnet(port=free_port(), log_file=tmp / "anvil.log") as node:
+        context, merchants = open_network(devnet_settings(tmp, node, database_url=database_url))
         worker = OutboxWorker(context.link, context.sessions)
         app = create_app(context)
         with TestClient(app, raise_server_exceptions=False) as client:

@@ -20,20 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from factories import devnet_settings, open_network
 from fastapi.testclient import TestClient
 
 from chain.config import Settings
-from chain.deploy import deploy
 from chain.devnet import Devnet, free_port
 from chain.signers import signer_addresses
 from gateway.app import create_app
 from gateway.context import GatewayContext
 from gateway.lanes import lane_senders
-from gateway.migrate import upgrade
 from gateway.models import ChainOp, ChainTx, Event, Merchant
 from gateway.schemas import EventCreate
 from gateway.services import events as event_service
-from gateway.services.merchants import NewMerchant, register
+from gateway.services.merchants import NewMerchant
 from gateway.worker import OutboxWorker
 
 SIGNERS = 2
@@ -180,25 +179,12 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, poll: float
 
 def start_stack(tmp: Path, database_url: str | None) -> Iterator[Stack]:
     """A deployed network and the gateway on ``database_url`` (None: SQLite in ``tmp``)."""
-    port = free_port()
-    with Devnet(port=port, log_file=tmp / "anvil.log") as node:
-        settings = Settings(
-            data_dir=tmp,
-            rpc_url=node.url,
-            devnet_port=port,
-            timelock_delay=0,
-            tx_stuck_after=3600,
-            database_url=database_url,
-            signers=SIGNERS,
+    with Devnet(port=free_port(), log_file=tmp / "anvil.log") as node:
+        settings = devnet_settings(
+            tmp, node, batch_max_wait=0.2, database_url=database_url, signers=SIGNERS
         )
-        deploy(settings)
+        context, merchants = open_network(settings)
         assert len(signer_addresses(settings)) == SIGNERS
-        context = GatewayContext.open(settings)
-        upgrade(context.engine)
-        merchants = [
-            register(context, "Lumière Paris", "EUR"),
-            register(context, "Sakura Goods", "JPY"),
-        ]
         app = create_app(context)
         with TestClient(app, raise_server_exceptions=False) as client:
             stack = Stack(context, client, merchants, tmp)

@@ -19,16 +19,13 @@ import httpx
 import uvicorn
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from factories import devnet_settings, open_network, outbox_busy
 
 from chain import signing
-from chain.config import Settings
-from chain.deploy import deploy
 from chain.devnet import Devnet, free_port
 from gateway.app import create_app
 from gateway.context import GatewayContext
-from gateway.migrate import upgrade
-from gateway.models import ChainOp
-from gateway.services.merchants import NewMerchant, register
+from gateway.services.merchants import NewMerchant
 
 
 @dataclass
@@ -49,11 +46,7 @@ class LiveGateway:
         """Wait until the worker has no op pending or in flight."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self.context.sessions() as session:
-                busy = (
-                    session.query(ChainOp).filter(ChainOp.status.in_(("pending", "sent"))).count()
-                )
-            if not busy:
+            if not outbox_busy(self.context):
                 return
             time.sleep(0.1)
         raise AssertionError("the outbox worker did not finish in time")
@@ -63,22 +56,7 @@ def start_live_gateway(tmp: Path) -> Iterator[LiveGateway]:
     anvil_port, http_port = free_port(), free_port()
     url = f"http://127.0.0.1:{http_port}"
     with Devnet(port=anvil_port, log_file=tmp / "anvil.log") as node:
-        settings = Settings(
-            data_dir=tmp,
-            rpc_url=node.url,
-            devnet_port=anvil_port,
-            timelock_delay=0,
-            batch_max_wait=0.0,
-            tx_stuck_after=3600,
-            public_url=url,
-        )
-        deploy(settings)
-        context = GatewayContext.open(settings)
-        upgrade(context.engine)
-        merchants = [
-            register(context, "Lumière Paris", "EUR"),
-            register(context, "Sakura Goods", "JPY"),
-        ]
+        context, merchants = open_network(devnet_settings(tmp, node, public_url=url))
         app = create_app(context, run_background=True)
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=http_port, log_level="warning", ws="none")
