@@ -49,6 +49,7 @@ from gateway.chainlink import ChainLink
 from gateway.db import transaction
 from gateway.faults import fault_point
 from gateway.models import ChainOp, ChainTx, Event, Merchant, Redemption, RuleSetVersion
+from gateway.recovery import ChainRecovery
 from gateway.rules.badges import BADGES
 from gateway.webhooks import queue_webhook
 
@@ -80,6 +81,7 @@ class OutboxWorker:
         self.hub: LoyaltyNetworkClient = link.network.hub
         self.settings = link.settings
         self._recovered = False
+        self.chain_recovery: ChainRecovery | None = None
 
     # ------------------------------------------------------------------ loop
 
@@ -114,6 +116,9 @@ class OutboxWorker:
 
     def recover(self) -> None:
         """Re-broadcast stored, unfinished transactions and set the next nonce."""
+        # First catch up with the chain if the database is behind it (a restored backup).
+        self.chain_recovery = ChainRecovery(self.link.network, self.sessions, self._update_events)
+        self.chain_recovery.recover_if_behind()
         with transaction(self.sessions) as session:
             pending = session.scalars(
                 select(ChainTx)
@@ -199,6 +204,8 @@ class OutboxWorker:
                 merchant = session.get(Merchant, merchant_id, with_for_update=True)
                 assert merchant is not None
                 ops = self._claim(session, op_ids)
+                if self.chain_recovery is not None and self.chain_recovery.claim(session, ops):
+                    continue  # issued before a database loss: confirmed now; plan again
                 if merchant.next_seq != first_seq or len(ops) != len(op_ids):
                     continue  # the world moved on: plan again
                 for i, op in enumerate(ops):
@@ -706,6 +713,9 @@ class OutboxWorker:
 
     def replace_stuck(self) -> bool:
         """Re-sign transactions pending too long with ≥10% higher fees (same nonce)."""
+        # Stored transactions a transient error kept from the node: send them again now,
+        # not only when a new transaction happens to be stored after them.
+        self._broadcast_new()
         cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.tx_stuck_after)
         did = False
         with transaction(self.sessions) as session:

@@ -100,6 +100,9 @@ class Stack:
         client = TestClient(create_app(context), raise_server_exceptions=False)
         client.__enter__()
         thread.start()
+        deadline = time.monotonic() + 60
+        while not worker._recovered and time.monotonic() < deadline:
+            time.sleep(0.05)  # start-up (badge definitions) done before any fault is let in
         self.running = Running(context, client, worker, stop, thread)
         return self.running
 
@@ -190,7 +193,8 @@ class Stack:
         w3 = self.w3
         mined: dict[int, list[str]] = {}
         for number in range(from_block, int(w3.eth.block_number) + 1):
-            for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]:
+            block: Any = w3.eth.get_block(number, full_transactions=True)
+            for tx in block["transactions"]:
                 if str(tx["from"]).lower() == sender.lower():
                     mined.setdefault(int(tx["nonce"]), []).append("0x" + bytes(tx["hash"]).hex())
         return mined

@@ -1,0 +1,218 @@
+"""Recover the outbox's state from the chain after a database loss (a restored backup).
+
+Responsibilities:
+
+- tell whether the database is behind the chain: a merchant's next sequence
+  number is already used on chain (``behind``);
+- then read every ``PointsIssued`` log (and the mint ``Transfer`` logs of the same
+  transactions) and, by ``eventRef``: confirm the issuance ops the database still
+  has as pending, sent or failed (with the on-chain sequence number and
+  transaction), and *adopt* the issuances it does not know at all as confirmed
+  ops without an event, so that a merchant retrying such an event later gets its
+  ops confirmed by ``claim`` instead of a second mint;
+- move each merchant's sequence counter past every number used on chain;
+- ``claim``: before issuing, take the ops whose reference an adopted issuance
+  already carries (the retried event becomes the owner of that issuance).
+
+The hub refuses a reused sequence number, but a resynced counter hands out fresh
+ones: without this module a restored database would mint again every event
+issued after the backup.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from chain.contracts import Network
+from chain.merkle import TRANSFER_TOPIC
+from gateway.db import transaction
+from gateway.models import ChainOp, ChainTx, Merchant
+
+log = logging.getLogger("pointsnet.recovery")
+
+UNFINISHED = ("pending", "sent", "failed")
+
+
+@dataclass(frozen=True)
+class OnChainIssuance:
+    merchant: int
+    seq: int
+    ref: str
+    member: str
+    amount: int
+    rule_version: int
+    tx_hash: str
+    block: int
+
+
+@dataclass
+class RecoveryReport:
+    confirmed: int = 0
+    adopted: int = 0
+    seq_moved: dict[int, int] = field(default_factory=dict)
+
+
+class ChainRecovery:
+    """Brings the outbox's issuance state in line with the chain."""
+
+    def __init__(
+        self,
+        network: Network,
+        sessions: sessionmaker[Session],
+        update_events: Callable[[Session, list[ChainOp]], None],
+    ) -> None:
+        self.network = network
+        self.sessions = sessions
+        self.update_events = update_events
+        #: ref -> adopted op id, loaded lazily; empty means claim() costs nothing.
+        self.adopted: dict[str, int] = {}
+
+    # ------------------------------------------------------------ detection
+
+    def behind(self) -> list[int]:
+        """Merchants whose next sequence number the chain has already used."""
+        with self.sessions() as session:
+            counters = session.execute(select(Merchant.id, Merchant.next_seq)).all()
+        hub = self.network.hub
+        return [int(m) for m, seq in counters if hub.is_sequence_used(int(m), int(seq))]
+
+    def load_adopted(self) -> None:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(ChainOp.ref, ChainOp.id).where(
+                    ChainOp.event_id.is_(None), ChainOp.kind == "issue"
+                )
+            ).all()
+        self.adopted = {str(ref).lower(): int(op_id) for ref, op_id in rows}
+
+    # ------------------------------------------------------------ the sweep
+
+    def recover_if_behind(self) -> RecoveryReport | None:
+        merchants = self.behind()
+        if not merchants:
+            self.load_adopted()
+            return None
+        log.warning("database behind the chain for merchant(s) %s: recovering", merchants)
+        report = self.sweep()
+        self.load_adopted()
+        log.warning(
+            "recovered from chain: %d op(s) confirmed, %d issuance(s) adopted, counters %s",
+            report.confirmed, report.adopted, report.seq_moved,
+        )  # fmt: skip
+        return report
+
+    def issuances(self) -> list[OnChainIssuance]:
+        hub, token = self.network.hub, self.network.token.address
+        found: list[OnChainIssuance] = []
+        for entry in hub.contract.events.PointsIssued().get_logs(from_block=0):
+            receipt = hub.w3.eth.get_transaction_receipt(entry["transactionHash"])
+            mints = [
+                (to_checksum_address(HexBytes(lg["topics"][2])[-20:]), int.from_bytes(lg["data"]))
+                for lg in receipt["logs"]
+                if lg["address"] == token
+                and bytes(lg["topics"][0]) == TRANSFER_TOPIC
+                and HexBytes(lg["topics"][1])[-20:] == b"\x00" * 20
+            ]
+            args = entry["args"]
+            first = int(args["firstSeq"])
+            for i, ref in enumerate(args["eventRefs"]):
+                member, amount = mints[i]
+                found.append(OnChainIssuance(
+                    int(args["merchantId"]), first + i, "0x" + bytes(ref).hex(), member, amount,
+                    int(args["ruleVersion"]), "0x" + bytes(entry["transactionHash"]).hex(),
+                    int(entry["blockNumber"]),
+                ))  # fmt: skip
+        return found
+
+    def sweep(self) -> RecoveryReport:
+        report = RecoveryReport()
+        issued = self.issuances()
+        used: dict[int, int] = {}
+        for entry in self.network.hub.contract.events.PointsClawedBack().get_logs(from_block=0):
+            mid = int(entry["args"]["merchantId"])
+            used[mid] = max(used.get(mid, -1), int(entry["args"]["seq"]))
+        with transaction(self.sessions) as session:
+            known: dict[str, list[ChainOp]] = {}
+            for op in session.scalars(select(ChainOp).where(ChainOp.kind == "issue")):
+                known.setdefault(op.ref.lower(), []).append(op)
+            touched: list[ChainOp] = []
+            txs: dict[str, ChainTx] = {}
+            for item in issued:
+                used[item.merchant] = max(used.get(item.merchant, -1), item.seq)
+                ops = known.get(item.ref.lower(), [])
+                if any(op.status == "confirmed" and op.seq == item.seq for op in ops):
+                    continue
+                tx = txs.get(item.tx_hash) or self._tx(session, item)
+                txs[item.tx_hash] = tx
+                waiting = [op for op in ops if op.status in UNFINISHED]
+                if waiting:
+                    op = waiting[0]
+                    op.status, op.seq, op.tx_id, op.error = "confirmed", item.seq, tx.id, None
+                    touched.append(op)
+                    report.confirmed += 1
+                elif not ops:
+                    session.add(ChainOp(
+                        event_id=None, merchant_id=item.merchant, kind="issue",
+                        member_address=item.member, amount=item.amount,
+                        rule_version=item.rule_version, ref=item.ref, seq=item.seq,
+                        status="confirmed", tx_id=tx.id, payload={"adopted": True},
+                    ))  # fmt: skip
+                    report.adopted += 1
+            for merchant_id, highest in used.items():
+                merchant = session.get(Merchant, merchant_id, with_for_update=True)
+                if merchant is not None and merchant.next_seq <= highest:
+                    merchant.next_seq = highest + 1
+                    report.seq_moved[merchant_id] = highest + 1
+            session.flush()
+            self.update_events(session, touched)
+        return report
+
+    def _tx(self, session: Session, item: OnChainIssuance) -> ChainTx:
+        """The stored transaction with this hash, or one recorded from the chain."""
+        tx = session.scalars(select(ChainTx).where(ChainTx.tx_hash == item.tx_hash)).first()
+        if tx is None:
+            onchain: Any = self.network.hub.w3.eth.get_transaction(HexBytes(item.tx_hash))
+            tx = ChainTx(
+                kind="issue", merchant_id=item.merchant, sender=onchain["from"],
+                nonce=int(onchain["nonce"]), tx_hash=item.tx_hash, raw=b"",
+                max_fee_per_gas=int(onchain.get("maxFeePerGas", 0) or 0),
+                max_priority_fee_per_gas=int(onchain.get("maxPriorityFeePerGas", 0) or 0),
+                gas=int(onchain["gas"]), status="confirmed", block_number=item.block,
+                error="recorded from the chain after a database loss",
+            )  # fmt: skip
+            session.add(tx)
+            session.flush()
+        elif tx.status != "confirmed":
+            tx.status, tx.block_number = "confirmed", item.block
+        return tx
+
+    # ------------------------------------------------------------ late retries
+
+    def claim(self, session: Session, ops: Iterable[ChainOp]) -> int:
+        """Confirm the ops an adopted issuance already carries (a merchant retried an event
+        issued before the database was lost); returns how many. Costs nothing normally."""
+        if not self.adopted:
+            return 0
+        taken = []
+        for op in ops:
+            adopted_id = self.adopted.get(op.ref.lower())
+            adopted = session.get(ChainOp, adopted_id) if adopted_id is not None else None
+            if adopted is None or op.kind != "issue":
+                continue
+            op.status, op.seq, op.tx_id, op.error = "confirmed", adopted.seq, adopted.tx_id, None
+            session.delete(adopted)  # the event's own op now stands for that issuance
+            self.adopted.pop(op.ref.lower(), None)
+            taken.append(op)
+        if taken:
+            session.flush()
+            self.update_events(session, taken)
+            log.info("%d retried op(s) matched issuances recovered from the chain", len(taken))
+        return len(taken)
