@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.api.errors import install_error_handlers
+from gateway.api.limits import BodyGuard
 from gateway.api.routes import audit, events, members, rewards, rules, wallet, webhooks
 from gateway.context import GatewayContext
 from gateway.health import ReadinessProbe
@@ -107,6 +108,7 @@ def create_app(
     )
     app.state.context = context
     install_error_handlers(app)
+    app.add_middleware(BodyGuard)
     for module in (events, members, rules, rewards, webhooks):
         app.include_router(module.router)
     for router in (wallet.router, wallet.public_router, wallet.merchant_router, wallet.page_router):
