@@ -1,8 +1,10 @@
 """Pydantic schemas of the HTTP API (kept apart from the database models).
 
 Families follow ``XCreate`` (request), ``XPublic`` (one), ``XsPublic`` (a page:
-``{"data": [...], "count": n}``).  Every request model forbids unknown fields,
-and amounts are decimal strings, never floats.
+``{"data": [...], "count": n}``).  Every request model forbids unknown fields
+and text a database cannot store (NUL characters); amounts are decimal strings,
+never floats; every number and date is bounded so that nothing downstream
+overflows.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,6 +22,12 @@ EventStatus = Literal["accepted", "submitted", "confirmed", "held", "failed", "r
 
 #: Largest order amount accepted (in the order's currency).
 MAX_AMOUNT = Decimal("1000000000")
+#: Events must have happened in this range (dates beyond it would overflow the
+#: rules' windows, and no partner has business events outside it).
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_EVENT = datetime(2100, 1, 1, tzinfo=UTC)
+#: Largest member nonce accepted (stored in a signed 64-bit column).
+MAX_INT64 = 2**63 - 1
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
 _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
@@ -46,8 +55,30 @@ def parse_amount(value: Any, *, allow_zero: bool = False) -> Decimal:
     return amount
 
 
+def check_text(value: Any) -> None:
+    """Refuse NUL characters, which PostgreSQL cannot store in text or JSON, in a
+    string or in the strings and keys of nested lists and dicts (models check
+    their own). Lone UTF-16 surrogates never get this far: JSON parsing refuses them."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key)
+            check_text(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            check_text(item)
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        check_text(value)
+        return value
 
 
 # ------------------------------------------------------------------ events
@@ -115,7 +146,7 @@ class EventCreate(StrictModel):
 
     type: EventType
     customer_id: Identifier
-    occurred_at: datetime
+    occurred_at: datetime = Field(description="with a time zone; from 2000 to 2099")
     order: OrderIn | None = None
     refund: RefundIn | None = None
     referrer_customer_id: Identifier | None = None
@@ -128,6 +159,8 @@ class EventCreate(StrictModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("occurred_at needs a time zone (e.g. 2026-11-23T10:15:00Z)")
+        if not EARLIEST_EVENT <= value < LATEST_EVENT:  # before astimezone: it may overflow
+            raise ValueError("occurred_at must lie between 2000-01-01 and 2099-12-31")
         return value.astimezone(UTC)
 
     @model_validator(mode="after")
@@ -255,7 +288,7 @@ class RedemptionCreate(StrictModel):
 
     reward_id: Annotated[str, Field(min_length=1, max_length=64)]
     member: Address
-    nonce: Annotated[int, Field(ge=0)]
+    nonce: Annotated[int, Field(ge=0, le=MAX_INT64)]
     deadline: Annotated[int, Field(gt=0, lt=2**63)]
     signature: Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$")]
 
@@ -286,6 +319,18 @@ class RuleSetPublic(BaseModel):
 class WebhookConfigIn(StrictModel):
     url: Annotated[str, Field(pattern=r"^https?://", max_length=500)]
 
+    @field_validator("url")
+    @classmethod
+    def _has_host(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from exc
+        if not parts.hostname or any(c.isspace() for c in value):
+            raise ValueError("the URL needs a host name and no spaces")
+        return value
+
 
 class WebhookConfigPublic(BaseModel):
     url: str
@@ -306,6 +351,9 @@ class ErrorResponse(BaseModel):
 # ------------------------------------------------------------------ member wallet
 
 CUSTOMER_ID_PATTERN = _ID
+#: Ids the gateway hands out (events, redemptions, rewards): 32 hex digits today;
+#: anything outside this pattern cannot name one and is refused before a lookup.
+RESOURCE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _SIGNATURE = r"^0x[0-9a-fA-F]{130}$"
 Signature = Annotated[str, Field(pattern=_SIGNATURE, description="65-byte signature, hex")]
 HistoryKind = Literal["issue", "redeem", "transfer", "clawback", "badge"]
@@ -430,7 +478,7 @@ class TransferCreate(StrictModel):
 
     to: Address
     amount: Annotated[int, Field(gt=0, le=10**18)]
-    nonce: Annotated[int, Field(ge=0)] | None = None
+    nonce: Annotated[int, Field(ge=0, le=MAX_INT64)] | None = None
     deadline: Annotated[int, Field(gt=0, lt=2**63)] | None = None
     signature: Signature | None = None
 
@@ -450,7 +498,7 @@ class WalletRedemptionCreate(StrictModel):
     """Redeem a reward of any partner; signature fields as for transfers."""
 
     reward_id: Annotated[str, Field(min_length=1, max_length=64)]
-    nonce: Annotated[int, Field(ge=0)] | None = None
+    nonce: Annotated[int, Field(ge=0, le=MAX_INT64)] | None = None
     deadline: Annotated[int, Field(gt=0, lt=2**63)] | None = None
     signature: Signature | None = None
 

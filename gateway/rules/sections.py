@@ -127,7 +127,10 @@ class Campaign(RuleModel):
     @classmethod
     def _in_utc(cls, value: datetime) -> datetime:
         # Canonical form: instants in UTC, so equal windows hash equally.
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is past the calendar's end
+            raise ValueError(f"{value.isoformat()} is out of range in UTC") from None
 
     def is_active(self, at: datetime) -> bool:
         """Whether ``at`` falls in ``[starts_at, ends_at)``."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Path
 from fastapi.responses import JSONResponse
 
 from gateway.api.deps import ContextDep, CurrentMerchant, SessionDep
 from gateway.schemas import (
+    RESOURCE_ID_PATTERN,
     BatchItemResult,
     ErrorResponse,
     EventBatchCreate,
@@ -23,6 +24,7 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422, 429)
 }
+EventId = Annotated[str, Path(pattern=RESOURCE_ID_PATTERN, description="the event's id")]
 IdempotencyKey = Annotated[
     str,
     Header(
@@ -74,18 +76,18 @@ def post_events_batch(
 
 
 @router.get("/{event_id}", response_model=EventPublic, responses=ERRORS)
-def get_event(event_id: str, merchant: CurrentMerchant, session: SessionDep) -> EventPublic:
+def get_event(event_id: EventId, merchant: CurrentMerchant, session: SessionDep) -> EventPublic:
     """An event's status: accepted → submitted → confirmed (or held, failed with a reason)."""
     return event_service.get_event(session, merchant.id, event_id)
 
 
 @router.post("/{event_id}/release", response_model=EventPublic, responses=ERRORS)
-def release_event(event_id: str, merchant: CurrentMerchant, context: ContextDep) -> EventPublic:
+def release_event(event_id: EventId, merchant: CurrentMerchant, context: ContextDep) -> EventPublic:
     """Release an event held for review: its points go to the outbox."""
     return EventPublic.model_validate(event_service.release(context, merchant, event_id, True))
 
 
 @router.post("/{event_id}/reject", response_model=EventPublic, responses=ERRORS)
-def reject_event(event_id: str, merchant: CurrentMerchant, context: ContextDep) -> EventPublic:
+def reject_event(event_id: EventId, merchant: CurrentMerchant, context: ContextDep) -> EventPublic:
     """Reject an event held for review: nothing is issued."""
     return EventPublic.model_validate(event_service.release(context, merchant, event_id, False))

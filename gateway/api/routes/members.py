@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from gateway.api.deps import ContextDep, CurrentMerchant, SessionDep
 from gateway.api.routes.events import ERRORS
 from gateway.models import Member
-from gateway.schemas import MemberPublic
+from gateway.schemas import CUSTOMER_ID_PATTERN, MemberPublic
 from gateway.services import members as member_service
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
+CustomerId = Annotated[
+    str, Path(pattern=CUSTOMER_ID_PATTERN, description="merchant-side customer id")
+]
+
 
 @router.get("/{customer_id}", response_model=MemberPublic, responses=ERRORS)
 def get_member(
-    customer_id: str, merchant: CurrentMerchant, session: SessionDep, context: ContextDep
+    customer_id: CustomerId, merchant: CurrentMerchant, session: SessionDep, context: ContextDep
 ) -> MemberPublic:
     """Address, on-chain balance, tier, badges and pending points of the merchant's customer."""
     link = member_service.get_link(session, merchant.id, customer_id)

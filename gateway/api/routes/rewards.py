@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from gateway.api.deps import ContextDep, CurrentMerchant, SessionDep
 from gateway.api.routes.events import ERRORS
 from gateway.schemas import (
+    RESOURCE_ID_PATTERN,
     RedemptionCreate,
     RedemptionPublic,
     RewardCreate,
@@ -16,6 +19,8 @@ from gateway.schemas import (
 from gateway.services import rewards as reward_service
 
 router = APIRouter(tags=["rewards"])
+
+RedemptionId = Annotated[str, Path(pattern=RESOURCE_ID_PATTERN, description="the redemption's id")]
 
 
 @router.post("/v1/rewards", response_model=RewardPublic, status_code=201, responses=ERRORS)
@@ -43,7 +48,7 @@ def create_redemption(
 
 @router.get("/v1/redemptions/{redemption_id}", response_model=RedemptionPublic, responses=ERRORS)
 def get_redemption(
-    redemption_id: str, merchant: CurrentMerchant, session: SessionDep
+    redemption_id: RedemptionId, merchant: CurrentMerchant, session: SessionDep
 ) -> RedemptionPublic:
     """A redemption's status and, once confirmed, its voucher code."""
     return reward_service.get_redemption(session, merchant.id, redemption_id)

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Body
 from gateway.api.deps import ContextDep, CurrentMerchant, SessionDep
 from gateway.api.routes.events import ERRORS
 from gateway.db import transaction
+from gateway.errors import InvalidRequest
 from gateway.models import Merchant, RuleSetVersion
-from gateway.schemas import RuleSetPublic
+from gateway.schemas import RuleSetPublic, check_text
 from gateway.services import merchants as merchant_service
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"])
@@ -40,6 +41,10 @@ def put_rules(
     merchant: CurrentMerchant, context: ContextDep, rules: dict[str, Any] = Body(...)
 ) -> RuleSetPublic:
     """Validate and store a new version; it applies once its hash is published on chain."""
+    try:
+        check_text(rules)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
     with transaction(context.sessions) as session:
         row = merchant_service.put_rule_set(session, merchant, rules, context.fx)
         return _public(row, merchant.rule_version)

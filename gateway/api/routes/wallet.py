@@ -31,6 +31,7 @@ from gateway.errors import NotFound, RateLimited
 from gateway.models import WalletSession
 from gateway.schemas import (
     CUSTOMER_ID_PATTERN,
+    RESOURCE_ID_PATTERN,
     AccountLinkCreate,
     AccountLinkPublic,
     BadgeMetadataPublic,
@@ -101,10 +102,17 @@ def _rate_limit(request: Request, context: ContextDep) -> None:
     """Public sign-in endpoints are limited per client address."""
     client = request.client.host if request.client else "unknown"
     if not context.limiter.allow(f"wallet:{client}"):
-        raise RateLimited("too many sign-in attempts from this address; wait a minute")
+        raise RateLimited(
+            "too many sign-in attempts from this address; wait a minute",
+            limit_per_minute=int(context.limiter.capacity),
+        )
 
 
 RateLimit = Depends(_rate_limit)
+
+#: Transfer ids are database integers (32-bit on PostgreSQL): larger ones cannot exist.
+TransferId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+RedemptionId = Annotated[str, PathParam(pattern=RESOURCE_ID_PATTERN)]
 
 
 def _session_answer(
@@ -236,7 +244,9 @@ def create_transfer(
 
 
 @router.get("/transfers/{transfer_id}", response_model=TransferPublic, responses=ERRORS)
-def get_transfer(transfer_id: int, ws: CurrentWalletSession, session: SessionDep) -> TransferPublic:
+def get_transfer(
+    transfer_id: TransferId, ws: CurrentWalletSession, session: SessionDep
+) -> TransferPublic:
     """A transfer the member sent or received: ``submitted`` → ``confirmed`` | ``failed``."""
     return wallet_service.get_transfer(session, ws, transfer_id)
 
@@ -260,7 +270,7 @@ def list_redemptions(ws: CurrentWalletSession, session: SessionDep) -> WalletRed
 
 @router.get("/redemptions/{redemption_id}", response_model=RedemptionPublic, responses=ERRORS)
 def get_redemption(
-    redemption_id: str, ws: CurrentWalletSession, session: SessionDep
+    redemption_id: RedemptionId, ws: CurrentWalletSession, session: SessionDep
 ) -> RedemptionPublic:
     """One of the member's redemptions: status and, once confirmed, the voucher code."""
     return wallet_service.get_redemption(session, ws, redemption_id)
