@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -91,11 +92,35 @@ class SignatureRejected(GatewayError):
     status = 422
 
 
+class MemberFrozen(Forbidden):
+    """The member is frozen by the network: nothing may move."""
+
+    code = "member_frozen"
+
+
 class RateLimited(GatewayError):
-    """Too many requests for this API key."""
+    """Too many requests for this API key (or, for sign-in, this client address).
+
+    ``retry_after`` (seconds, also sent as the ``Retry-After`` header) defaults to
+    the refill time of one request at ``limit_per_minute``.
+    """
 
     code = "rate_limited"
     status = 429
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **details: Any) -> None:
+        if retry_after is None:
+            per_minute = details.get("limit_per_minute")
+            retry_after = math.ceil(60 / per_minute) if per_minute else 60
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message, retry_after=self.retry_after, **details)
+
+
+class NetworkPaused(GatewayError):
+    """The hub is paused by the guardian: nothing can move until it resumes."""
+
+    code = "network_paused"
+    status = 503
 
 
 class ChainUnavailable(GatewayError):

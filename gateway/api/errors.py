@@ -2,8 +2,9 @@
 
 Domain errors carry their code and status; FastAPI's validation errors become
 ``422 invalid_request`` with the offending fields; malformed JSON becomes
-``400 malformed_json``; anything unexpected is a ``500 internal_error`` whose
-details never include internals.
+``400 malformed_json``; ``429 rate_limited`` carries a ``Retry-After`` header;
+anything unexpected is a ``500 internal_error`` whose details never include
+internals.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chain.errors import ChainError
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, RateLimited
 
 log = logging.getLogger("pointsnet.api")
 
@@ -57,7 +58,10 @@ def _json_safe(value: Any) -> Any:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway_error(_request: Request, exc: GatewayError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, _json_safe(exc.details))
+        response = error_response(exc.status, exc.code, exc.message, _json_safe(exc.details))
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

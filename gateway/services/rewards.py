@@ -1,8 +1,9 @@
 """Rewards catalog and redemptions with the member's signed consent.
 
 A redemption is checked here (reward, amount, nonce, deadline, signature,
-balance) so that a bad one is refused with a clear error instead of a reverted
-transaction; the outbox worker then relays it and pays the gas.
+frozen member, paused network, balance) so that a bad one is refused with a
+clear error instead of a reverted transaction; the outbox worker then relays it
+and pays the gas.
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ from sqlalchemy.orm import Session
 from chain import signing
 from gateway.context import GatewayContext
 from gateway.db import transaction
-from gateway.errors import InsufficientPoints, NotFound, OutOfStock, SignatureRejected
-from gateway.models import ChainOp, Merchant, Redemption, Reward
+from gateway.errors import (
+    InsufficientPoints,
+    MemberFrozen,
+    NetworkPaused,
+    NotFound,
+    OutOfStock,
+    SignatureRejected,
+)
+from gateway.models import ChainOp, Member, Merchant, Redemption, Reward
 from gateway.schemas import RedemptionCreate, RedemptionPublic, RewardCreate, RewardPublic
 
 
@@ -95,6 +103,11 @@ def redeem(ctx: GatewayContext, merchant_id: int, body: RedemptionCreate) -> Red
             raise SignatureRejected("the signature cannot be decoded") from exc
         if signer != member:
             raise SignatureRejected("the signature is not the member's", member=member)
+        known = session.scalars(select(Member).where(Member.address == member)).first()
+        if known is not None and known.frozen:
+            raise MemberFrozen("this member is frozen; points cannot move", member=member)
+        if hub.paused():
+            raise NetworkPaused("the network is paused by its guardian; try again later")
         in_flight = _queued_spend(session, member)
         expected_nonce = hub.nonce_of(member) + _queued_signatures(session, member)
         if body.nonce != expected_nonce:

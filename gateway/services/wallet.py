@@ -43,6 +43,8 @@ from gateway.errors import (
     GatewayError,
     InsufficientPoints,
     InvalidRequest,
+    MemberFrozen,
+    NetworkPaused,
     NotFound,
     SignatureRejected,
     Unauthorized,
@@ -135,12 +137,6 @@ class WrongSessionKind(Forbidden):
         self.code = code
 
 
-class MemberFrozen(Forbidden):
-    """The member is frozen by the network: nothing may move."""
-
-    code = "member_frozen"
-
-
 class SignatureExpired(SignatureRejected):
     """The signed action's deadline has passed."""
 
@@ -155,13 +151,6 @@ class WalletConflict(GatewayError):
     def __init__(self, code: str, message: str, **details: Any) -> None:
         super().__init__(message, **details)
         self.code = code
-
-
-class NetworkPaused(GatewayError):
-    """The hub is paused by the guardian: nothing can move until it resumes."""
-
-    code = "network_paused"
-    status = 503
 
 
 class LinkCodeInvalid(InvalidRequest):
