@@ -1,23 +1,24 @@
 # pointsnet: the two commands of the README's quick start, and their parts.
 #   make run   set up everything, start devnet + contracts (+ gateway), print URLs
-#   make test  set up everything and run the whole suite (lint, types, contracts, tests)
+#   make test  set up everything and run the whole suite (lint, types, contracts,
+#              slither, tests)
 
 SHELL := /bin/bash
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test setup setup-test lint typecheck contracts-check pytest build clean
+.PHONY: run test setup setup-test lint typecheck contracts-check slither pytest build clean
 
 run: setup
 	$(VENV)/pointsnet up
 
-test: setup-test lint typecheck contracts-check pytest
+test: setup-test lint typecheck contracts-check slither pytest
 
 setup:
 	@scripts/setup.sh
 
 setup-test:
-	@scripts/setup.sh --browser
+	@scripts/setup.sh --browser --slither
 
 lint:
 	$(VENV)/ruff check .
@@ -28,6 +29,9 @@ typecheck:
 
 contracts-check:
 	$(VENV)/pointsnet contracts check
+
+slither:
+	scripts/slither.sh
 
 pytest:
 	$(VENV)/pytest $(PYTEST_ARGS)

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Set up everything pointsnet needs, idempotently: a Python virtual environment
-# with the pinned packages, the pinned npm packages, and (with --browser)
-# Debian's chromium for the browser tests. Safe to run again: each step is
-# skipped when its inputs have not changed.
+# with the pinned packages, the pinned npm packages, (with --browser) Debian's
+# chromium for the browser tests and (with --slither) slither in its own
+# .venv-slither. Safe to run again: each step is skipped when its inputs have
+# not changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_browser=0
-[[ "${1:-}" == "--browser" ]] && want_browser=1
+want_slither=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) want_browser=1 ;;
+    --slither) want_slither=1 ;;
+  esac
+done
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
 apt_updated=0
@@ -55,4 +62,9 @@ fi
 if [[ $want_browser -eq 1 ]] && { [[ ! -x /usr/bin/chromium ]] || ! command -v zbarimg >/dev/null; }; then
   echo "installing Debian's chromium and zbar-tools for the browser tests" >&2
   apt_install chromium fonts-noto-cjk zbar-tools
+fi
+
+# -- slither for the contracts' static analysis (scripts/slither.sh) -----------
+if [[ $want_slither -eq 1 ]]; then
+  PYTHON="$PYTHON" scripts/slither.sh --install-only
 fi
