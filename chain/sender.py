@@ -19,6 +19,7 @@ transaction before it leaves the process (see the gateway's outbox).
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,10 @@ GWEI = 10**9
 
 #: Replacement transactions must pay at least this much more (nodes want >= 10%).
 REPLACEMENT_BUMP = 1.125
+#: What nodes say when they already have a transaction (geth, anvil, others).
+ALREADY_KNOWN = ("already known", "known transaction", "already imported")
+#: How long a receipt may lag behind the nonce count that says its transaction was mined.
+RECEIPT_GRACE = 1.0
 
 #: RPC error fragments that mean "try again" rather than "this will never work".
 _TRANSIENT_FRAGMENTS = (
@@ -251,7 +256,7 @@ class TransactionSender:
             self.w3.eth.send_raw_transaction(tx.raw)
         except (Web3RPCError, ValueError, requests.RequestException, OSError) as exc:
             message = str(exc).lower()
-            if "already known" in message or "known transaction" in message:
+            if any(known in message for known in ALREADY_KNOWN):
                 return tx.hash
             if "nonce too low" in message:
                 return self._nonce_too_low(tx, exc)
@@ -264,7 +269,11 @@ class TransactionSender:
         out (a lagging or confused node: transient, send again later)."""
         try:
             mined = self.w3.eth.get_transaction_count(self.address, "latest")  # count first,
-            receipt = self.receipt(tx.hash)  # then the receipt: no race in between
+            receipt = self.receipt(tx.hash)  # then the receipt
+            if receipt is None and mined > tx.nonce:
+                # A node may count a block's nonces before its receipts can be read: look
+                # again before concluding that another transaction took the nonce.
+                receipt = self._receipt_within(tx.hash, RECEIPT_GRACE)
         except (Web3RPCError, ValueError, requests.RequestException, OSError) as check:
             raise TransientTransactionError(
                 f"node said {exc}; checking the chain failed: {check}"
@@ -277,6 +286,14 @@ class TransactionSender:
             f"node refused nonce {tx.nonce} as used, but the chain has mined only {mined} "
             f"transactions of {self.address}: will send again"
         ) from exc
+
+    def _receipt_within(self, tx_hash: str, seconds: float) -> TxReceipt | None:
+        deadline = time.monotonic() + seconds
+        while True:
+            receipt = self.receipt(tx_hash)
+            if receipt is not None or time.monotonic() >= deadline:
+                return receipt
+            time.sleep(0.1)
 
     def receipt(self, tx_hash: str) -> TxReceipt | None:
         """The receipt of ``tx_hash``, or None while it is not mined."""

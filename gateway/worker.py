@@ -37,7 +37,7 @@ from hexbytes import HexBytes
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, TransactionNotFound
 from web3.logs import DISCARD
 
 from chain import merkle
@@ -497,7 +497,7 @@ class OutboxWorker:
                 # this nonce, ours will never be mined.
                 if not self._nonce_taken_by_sibling(session, tx):
                     self._requeue(session, tx, "nonce consumed elsewhere")
-                self.sender.reconcile_nonce()
+                self._resync_nonce(session)
                 return
             tx.error = str(error)[:500]
             log.warning("broadcast of %s deferred: %s", tx.tx_hash, error)
@@ -513,6 +513,13 @@ class OutboxWorker:
         """The node refused ``tx`` for good (not a nonce or fee race): resending its ops would
         be refused too, so they fail with the node's reason; its nonce, never used, is handed
         out again, or filled with a no-op when later transactions wait behind it."""
+        if self._node_has(tx) or self._sequences_used(session, tx):
+            # A refusal that is not one: the node has the transaction (or the chain shows
+            # its effect), so it is sent, and its receipt will settle it.
+            log.warning("%s kept: the node refused it (%s) but has it", tx.tx_hash, reason)
+            if tx.status == "signed":
+                tx.status, tx.sent_at = "sent", datetime.now(UTC)
+            return
         tx.status, tx.error = "failed", reason[:500]
         sibling = session.scalars(
             select(ChainTx)
@@ -548,6 +555,18 @@ class OutboxWorker:
             session.flush()
             self._broadcast(session, noop)
 
+    def _resync_nonce(self, session: Session) -> None:
+        """Continue after both the chain's pending count and every stored transaction not
+        final yet: a node that lost transactions reports a count below them, and handing
+        their nonces out again would give two different calls one nonce."""
+        highest = session.scalar(
+            select(func.max(ChainTx.nonce)).where(
+                ChainTx.sender == self.sender.address, ChainTx.status.in_(("signed", "sent"))
+            )
+        )
+        chain_next = self.sender.reconcile_nonce()
+        self.sender.set_next_nonce(max(chain_next, -1 if highest is None else int(highest) + 1))
+
     def _nonce_taken_by_sibling(self, session: Session, tx: ChainTx) -> bool:
         siblings = session.scalars(
             select(ChainTx).where(
@@ -557,13 +576,44 @@ class OutboxWorker:
         return any(self.sender.receipt(s.tx_hash) is not None for s in siblings)
 
     def _requeue(self, session: Session, tx: ChainTx, reason: str) -> None:
-        """A transaction that can never be mined: its ops go back to pending."""
+        """A transaction that can never be mined: its ops go back to pending.
+
+        Unless the chain says otherwise: an issuance or clawback whose sequence
+        numbers are already used on chain was executed (a node that misreported
+        it, a receipt not visible yet), and queuing it again would issue twice.
+        The transaction stays sent; its receipt will settle it.
+        """
+        if self._sequences_used(session, tx):
+            log.warning("%s kept (%s): its sequences are used on chain", tx.tx_hash, reason)
+            if tx.status == "signed":
+                tx.status, tx.sent_at = "sent", datetime.now(UTC)
+            return
         tx.status = "failed"
         tx.error = reason[:500]
         for op in session.scalars(select(ChainOp).where(ChainOp.tx_id == tx.id)):
             if op.status == "sent":
                 op.status, op.tx_id, op.seq = "pending", None, None
         log.warning("transaction %s dropped (%s); its ops are queued again", tx.tx_hash, reason)
+
+    def _node_has(self, tx: ChainTx) -> bool:
+        """Whether the node knows ``tx`` (in its pool or mined)."""
+        try:
+            self.link.w3.eth.get_transaction(HexBytes(tx.tx_hash))
+        except TransactionNotFound:
+            return False
+        return True
+
+    def _sequences_used(self, session: Session, tx: ChainTx) -> bool:
+        ops = session.scalars(
+            select(ChainOp).where(
+                ChainOp.tx_id == tx.id,
+                ChainOp.kind.in_(VALUE_KINDS),
+                ChainOp.seq.is_not(None),
+                ChainOp.merchant_id.is_not(None),
+            )
+        ).all()
+        hub = self.hub
+        return any(hub.is_sequence_used(int(op.merchant_id or 0), int(op.seq or 0)) for op in ops)
 
     # ------------------------------------------------------------------ receipts
 
@@ -600,12 +650,19 @@ class OutboxWorker:
 
     def _finalize(self, session: Session, tx: ChainTx, receipt: Any) -> None:
         ops = list(session.scalars(select(ChainOp).where(ChainOp.tx_id == tx.id)))
-        # Siblings with the same nonce (replacements) can never be mined now.
+        # Siblings with the same nonce can never be mined now. A replacement (same call,
+        # higher fees) carries the ops that ``tx`` executed; any other transaction that
+        # was given this nonce executed nothing, so its ops go back to the queue.
+        call = _signed(tx).data
         for sibling in session.scalars(
             select(ChainTx).where(
                 ChainTx.sender == tx.sender, ChainTx.nonce == tx.nonce, ChainTx.id != tx.id
             )
         ):
+            if _signed(sibling).data != call:
+                if sibling.status in ("signed", "sent"):
+                    self._requeue(session, sibling, f"nonce {tx.nonce} taken by {tx.tx_hash}")
+                continue
             sibling.status = "replaced"
             for op in session.scalars(select(ChainOp).where(ChainOp.tx_id == sibling.id)):
                 op.tx_id = tx.id
@@ -726,7 +783,18 @@ class OutboxWorker:
                     ChainTx.sent_at < cutoff,
                 )
             ).all()
+            replaced = set(
+                session.scalars(
+                    select(ChainTx.replaces).where(
+                        ChainTx.sender == self.sender.address,
+                        ChainTx.replaces.is_not(None),
+                        ChainTx.status.in_(("signed", "sent")),
+                    )
+                )
+            )
             for tx in stuck:
+                if tx.id in replaced:
+                    continue  # its replacement is the one to bump (same fees: same hash)
                 if self.sender.receipt(tx.tx_hash) is not None:
                     continue  # mined; follow_receipts will finalize it
                 newer = self.sender.replacement(_signed(tx))

@@ -41,11 +41,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     built.shutdown()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug (since the worker's batched broadcasts): under these faults two txs can "
-    "end up sharing a nonce and an event is issued twice or never; passed before that change",
-)
 def test_worker_retries_transient_rpc_faults_and_never_double_sends(stack: Stack) -> None:
     with FaultProxy(stack.node.url, TRANSIENT, seed=7) as proxy:
         proxy.enabled = False  # let the worker connect; the faults start with the work
@@ -58,7 +53,9 @@ def test_worker_retries_transient_rpc_faults_and_never_double_sends(stack: Stack
             for i in range(4):
                 stack.post(unique(f"rpc-{wave}-{i}"), f"rpc-customer-{i}", f"{20 + wave}.00")
             time.sleep(0.3)
-            if wave >= 8 and all(proxy.stats.counts[f] for f in wanted):
+            counts = proxy.stats.counts
+            after_forward = counts["nonce_too_low_after_forward"] + counts["underpriced"]
+            if wave >= 8 and after_forward and all(counts[f] for f in wanted):
                 break
         stack.wait_final(timeout=120)
         proxy.enabled = False
