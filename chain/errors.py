@@ -75,6 +75,23 @@ class NonceConsumed(TransientTransactionError):
         self.tx_hash = tx_hash
 
 
+class ReplacementOverCap(TransactionError):
+    """A stuck transaction cannot be replaced: the fee bump nodes require exceeds the cap.
+
+    The transaction is left as it is (a replacement paying less would be refused);
+    it is mined once the market comes down to its fees, or the cap is raised.
+    """
+
+    def __init__(self, tx_hash: str, required_wei: int, cap_wei: int) -> None:
+        super().__init__(
+            f"replacing {tx_hash} needs maxFeePerGas {required_wei} wei, above the cap "
+            f"of {cap_wei} wei: left as it is"
+        )
+        self.tx_hash = tx_hash
+        self.required_wei = required_wei
+        self.cap_wei = cap_wei
+
+
 class ContractRevert(TransactionError):
     """A call or transaction reverted; ``name``/``args`` decode the custom error."""
 

@@ -37,6 +37,7 @@ from chain.contracts import decode_revert
 from chain.errors import (
     ContractRevert,
     NonceConsumed,
+    ReplacementOverCap,
     TransactionError,
     TransientTransactionError,
 )
@@ -189,11 +190,18 @@ class TransactionSender:
         return self.sign(fn.address, HexBytes(fn._encode_transaction_data()), gas=gas, value=value)
 
     def replacement(self, tx: SignedTx, bump: float = REPLACEMENT_BUMP) -> SignedTx:
-        """The same transaction (same nonce) re-signed with fees raised by ``bump``."""
+        """The same transaction (same nonce) re-signed with fees raised by ``bump``.
+
+        Raises :class:`ReplacementOverCap` when the raised ``maxFeePerGas`` would exceed
+        ``max_fee_cap_wei``: a replacement kept under the cap would pay less than the
+        10% more nodes require and be refused, so the transaction is left as it is.
+        """
         if bump < 1.1:
             raise ValueError("replacements must pay at least 10% more")
         market_fee, market_tip = self.current_fees()
         max_fee = max(int(tx.max_fee_per_gas * bump) + 1, market_fee)
+        if max_fee > self.max_fee_cap_wei:
+            raise ReplacementOverCap(tx.hash, max_fee, self.max_fee_cap_wei)
         priority = max(int(tx.max_priority_fee_per_gas * bump) + 1, market_tip)
         return self._sign(
             tx.to, tx.data, tx.gas, tx.value, tx.nonce, max_fee, min(priority, max_fee)

@@ -14,7 +14,8 @@ Responsibilities:
   transactions, ops, events and redemptions confirmed, or failed with the
   decoded custom error;
 - replace transactions stuck for ``tx_stuck_after`` seconds with fees raised by
-  at least 10% (same nonce);
+  at least 10% (same nonce), unless that would exceed the fee cap (then the
+  transaction is left as it is);
 - queue webhooks for what it confirmed or failed.
 
 Whatever happens between two of these steps, the database says what to do
@@ -42,7 +43,12 @@ from web3.logs import DISCARD
 
 from chain import merkle
 from chain.contracts import LoyaltyNetworkClient
-from chain.errors import ChainError, ContractRevert, TransientTransactionError
+from chain.errors import (
+    ChainError,
+    ContractRevert,
+    ReplacementOverCap,
+    TransientTransactionError,
+)
 from chain.merkle import IssuanceProof
 from chain.sender import SignedTx, TransactionSender
 from gateway.chainlink import ChainLink
@@ -797,12 +803,16 @@ class OutboxWorker:
                     continue  # its replacement is the one to bump (same fees: same hash)
                 if self.sender.receipt(tx.tx_hash) is not None:
                     continue  # mined; follow_receipts will finalize it
-                newer = self.sender.replacement(_signed(tx))
+                tx.sent_at = datetime.now(UTC)  # do not bump it again right away
+                try:
+                    newer = self.sender.replacement(_signed(tx))
+                except ReplacementOverCap as exc:
+                    log.warning("stuck %s not replaced: %s", tx.tx_hash, exc)
+                    continue
                 replacement = _chain_tx(tx.kind, tx.merchant_id, newer)
                 replacement.replaces = tx.id
                 session.add(replacement)
                 session.flush()
-                tx.sent_at = datetime.now(UTC)  # do not bump it again right away
                 for op in session.scalars(select(ChainOp).where(ChainOp.tx_id == tx.id)):
                     op.tx_id = replacement.id
                 tx.status = "sent"
