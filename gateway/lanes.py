@@ -9,7 +9,8 @@ Responsibilities:
   a PostgreSQL session advisory lock (released by the server when the
   process dies, even by SIGKILL) or, on SQLite, an ``flock`` on a file in
   the data directory (released by the kernel likewise);
-- wait (and say so) while another process holds the key, then take over.
+- wait (and say so) while another process holds the key, then take over;
+- let only signer 0's worker define the badge catalogue on chain.
 
 Several lanes share the outbox: each worker claims pending ops (``FOR UPDATE
 SKIP LOCKED`` on PostgreSQL), signs them with its own key and follows only its
@@ -73,7 +74,9 @@ class SignerLane:
         self.index = index
         self.address = sender.address
         self.engine = engine
-        self.worker = OutboxWorker(link, sessions, sender=sender)
+        # Only lane 0 defines the badge catalogue: lanes racing to define it would
+        # revert and waste gas; the others award badges once it is on chain.
+        self.worker = OutboxWorker(link, sessions, sender=sender, defines_badges=index == 0)
         self._lock_dir = link.settings.data_path / "locks"
         self._connection: Connection | None = None
         self._file: IO[str] | None = None

@@ -80,8 +80,14 @@ class OutboxWorker:
         sessions: sessionmaker[Session],
         *,
         sender: TransactionSender | None = None,
+        defines_badges: bool = True,
     ) -> None:
+        """``defines_badges``: whether this worker defines the badge catalogue on chain on
+        recovery. With several signer lanes only one does (see :mod:`gateway.lanes`); the
+        others award no badge until the catalogue is on chain."""
         self.link = link
+        self.defines_badges = defines_badges
+        self._badges_defined = False
         self.sessions = sessions
         self.sender = sender or link.new_sender()
         self.hub: LoyaltyNetworkClient = link.network.hub
@@ -138,25 +144,36 @@ class OutboxWorker:
                 self._broadcast(session, tx)
         chain_next = self.sender.reconcile_nonce()
         self.sender.set_next_nonce(max(chain_next, highest + 1))
-        self.define_badges()
+        if self.defines_badges:
+            self.define_badges()
         self._recovered = True
         if pending:
             log.info("recovered %d stored transaction(s)", len(pending))
 
     def define_badges(self) -> None:
         """Define on chain every badge of the catalogue that is not defined yet."""
-        badges = self.link.network.badges
         for badge in BADGES:
-            try:
-                badges.badge_type(badge.id)
+            if self._badge_defined(badge.id):
                 continue
-            except ContractLogicError:
-                pass
             uri = f"{self.settings.base_url}/v1/badges/{badge.id}.json"
             self.sender.transact(
                 self.hub.define_badge(badge.id, badge.name, uri, badge.max_supply, badge.soulbound)
             )
             log.info("defined badge %s (%s)", badge.id, badge.name)
+        self._badges_defined = True
+
+    def badges_defined(self) -> bool:
+        """Whether the whole badge catalogue is on chain (checked until it is)."""
+        if not self._badges_defined:
+            self._badges_defined = all(self._badge_defined(badge.id) for badge in BADGES)
+        return self._badges_defined
+
+    def _badge_defined(self, badge_id: int) -> bool:
+        try:
+            self.link.network.badges.badge_type(badge_id)
+        except ContractLogicError:
+            return False
+        return True
 
     # ------------------------------------------------------------------ packing
 
@@ -166,7 +183,8 @@ class OutboxWorker:
         for kinds in SINGLE_KINDS:
             did |= self._pack_singles(kinds)
         did |= self._pack_issues()
-        did |= self._pack_small_batches("badge")
+        if self.badges_defined():
+            did |= self._pack_small_batches("badge")
         did |= self._pack_small_batches("tier")
         return did
 
