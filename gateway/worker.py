@@ -13,6 +13,10 @@ Responsibilities:
 - follow receipts behind the configured confirmation depth and mark
   transactions, ops, events and redemptions confirmed, or failed with the
   decoded custom error;
+- hold issuance back, pending, while the hub is paused or a merchant has reached
+  its mint cap for the current period, and try again every ``HOLD_RECHECK``
+  seconds (one issuance per batch for a merchant at its cap, until the period
+  ends) rather than failing it;
 - replace transactions stuck for ``tx_stuck_after`` seconds with fees raised by
   at least 10% (same nonce), unless that would exceed the fee cap (then the
   transaction is left as it is);
@@ -27,8 +31,10 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,6 +75,21 @@ SINGLE_KINDS: tuple[tuple[str, ...], ...] = (("rule",), ("clawback",), ("redeem"
 VALUE_KINDS = ("issue", "clawback")
 #: How many badge awards or tier changes share one transaction.
 SMALL_BATCH = 200
+#: Seconds between two attempts at issuance held back (network paused, merchant at its cap).
+HOLD_RECHECK = 2.0
+
+
+@dataclass
+class CapHold:
+    """A merchant that reached its mint cap in cap period ``period``.
+
+    Until that period ends its issuances go one per batch, each minted if it fits
+    under the cap and otherwise waiting; none is tried before ``retry_at``
+    (``time.monotonic()``).
+    """
+
+    period: int
+    retry_at: float
 
 
 class OutboxWorker:
@@ -93,6 +114,8 @@ class OutboxWorker:
         self.hub: LoyaltyNetworkClient = link.network.hub
         self.settings = link.settings
         self._recovered = False
+        self._paused_until = 0.0  # time.monotonic() before which issuance waits for an unpause
+        self._cap_holds: dict[int, CapHold] = {}
         self.chain_recovery: ChainRecovery | None = None
 
     # ------------------------------------------------------------------ loop
@@ -211,6 +234,8 @@ class OutboxWorker:
         transaction, so SQLite's write lock is never held across an RPC.
         """
         did = False
+        if time.monotonic() < self._paused_until:
+            return did
         for _ in range(200):  # bounded per cycle; contention with other workers re-plans
             plan = self._plan_issue_batch()
             if plan is None:
@@ -254,17 +279,22 @@ class OutboxWorker:
                 assert op.merchant_id is not None
                 if op.rule_version <= published.get(op.merchant_id, 0):
                     groups[(op.merchant_id, op.rule_version)].append(op)
-            if not groups:
-                return None
-            (merchant_id, version), group = next(iter(groups.items()))
-            group = group[: self.settings.batch_max_events]
+            chosen = None
+            for (merchant_id, version), group in groups.items():
+                limit = self._issue_batch_limit(merchant_id)
+                if limit > 0:
+                    chosen = (merchant_id, version, group[:limit], limit)
+                    break
+            if chosen is None:
+                return None  # every merchant with work is held back
+            merchant_id, version, group, limit = chosen
             oldest = session.scalar(
                 select(func.min(Event.created_at)).where(
                     Event.id.in_({op.event_id for op in group if op.event_id})
                 )
             )
             age = (datetime.now(UTC) - _aware(oldest)).total_seconds() if oldest else 0.0
-            if len(group) < self.settings.batch_max_events and age < self.settings.batch_max_wait:
+            if len(group) < limit and age < self.settings.batch_max_wait:
                 return None  # let the batch fill up a little
             merchant = session.get(Merchant, merchant_id)
             assert merchant is not None
@@ -276,6 +306,23 @@ class OutboxWorker:
                 [op.amount for op in group],
             )  # fmt: skip
             return merchant_id, first_seq, [op.id for op in group], call
+
+    def _issue_batch_limit(self, merchant_id: int) -> int:
+        """How many issuances of ``merchant_id`` the next batch may carry (0: none now)."""
+        hold = self._cap_holds.get(merchant_id)
+        if hold is None:
+            return self.settings.batch_max_events
+        if time.monotonic() < hold.retry_at:
+            return 0
+        if self._cap_period() > hold.period:
+            del self._cap_holds[merchant_id]  # a new period: the cap is fresh again
+            return self.settings.batch_max_events
+        return 1
+
+    def _cap_period(self) -> int:
+        """The hub's current cap period index (as ``_countAgainstCap`` computes it)."""
+        now = int(self.link.w3.eth.get_block("latest")["timestamp"])
+        return now // int(self.hub.functions.capPeriodSeconds().call())
 
     def _claim(self, session: Session, op_ids: list[int]) -> list[ChainOp]:
         """The ops of ``op_ids`` that are still pending, locked, in the order given."""
@@ -454,12 +501,28 @@ class OutboxWorker:
                 op.seq = None
             log.warning("merchant %s sequence resynced to %s", merchant_id, merchant.next_seq)
             return
-        if revert.name in ("EnforcedPause", "LoyaltyNetworkMintCapExceeded") and kind == "issue":
-            log.warning("issuance for merchant %s held back: %s", merchant_id, revert)
+        if kind == "issue" and revert.name == "EnforcedPause":
+            # Nothing is wrong with the issuance: it waits, pending, for the unpause.
             for op in ops:
                 op.seq = None
-            self._fail_ops(session, ops, str(revert))
+            self._paused_until = time.monotonic() + HOLD_RECHECK
+            log.warning("issuance held back while the network is paused")
             return
+        if kind == "issue" and revert.name == "LoyaltyNetworkMintCapExceeded":
+            assert merchant_id is not None
+            cap = int(revert.args_by_name["cap"])
+            if len(ops) > 1 or ops[0].amount <= cap:
+                # It fits in a later period (alone, if need be): it waits, pending.
+                for op in ops:
+                    op.seq = None
+                self._cap_holds[merchant_id] = CapHold(
+                    self._cap_period(), time.monotonic() + HOLD_RECHECK
+                )
+                log.warning(
+                    "issuance for merchant %s held back at its cap: %s", merchant_id, revert
+                )
+                return
+            # A single issuance above the whole cap can never be minted: it fails.
         self._fail_ops(session, ops, str(revert))
 
     def _next_free_seq(self, merchant_id: int, start: int) -> int:

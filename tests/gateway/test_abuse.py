@@ -35,14 +35,14 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from chain import signing
+from chain import governance, signing
 from chain.config import ANVIL_MNEMONIC, anvil_dev_key, resolve_key, resolve_secret_key
 from chain.deploy import deploy, operator_sender
-from chain.devnet import Devnet, free_port
+from chain.devnet import Devnet, free_port, rpc_call
 from chain.errors import ConfigError, DeploymentError, DevKeyRefused
 from gateway.cli import app as cli
 from gateway.crypto import SecretBox
-from gateway.models import Event, Member, Merchant, Redemption, Reward
+from gateway.models import ChainOp, ChainTx, Event, Member, Merchant, Redemption, Reward
 from gateway.ratelimit import RateLimiter
 from gateway.services.members import custodial_key, get_link, set_frozen
 from gateway.services.merchants import NewMerchant, register, rotate_key, suspend
@@ -73,6 +73,32 @@ def earn(gateway: Gateway, customer: str, amount: str = "200.00", merchant: int 
     assert response.status_code == 202, response.text
     gateway.settle()
     return str(response.json()["member_address"])
+
+
+def run_worker(gateway: Gateway, cycles: int = 5) -> None:
+    """A few worker cycles (``settle`` would wait for ops that are rightly held back)."""
+    for _ in range(cycles):
+        gateway.worker.run_once()
+
+
+def event_status(gateway: Gateway, event_id: str, headers: dict[str, str]) -> str:
+    return str(gateway.client.get(f"/v1/events/{event_id}", headers=headers).json()["status"])
+
+
+def issue_op_status(gateway: Gateway, event_id: str) -> str:
+    with gateway.context.sessions() as session:
+        return str(
+            session.scalar(
+                select(ChainOp.status).where(ChainOp.event_id == event_id, ChainOp.kind == "issue")
+            )
+        )
+
+
+def issue_txs(gateway: Gateway) -> int:
+    with gateway.context.sessions() as session:
+        return int(
+            session.scalar(select(func.count(ChainTx.id)).where(ChainTx.kind == "issue")) or 0
+        )
 
 
 def member_key(gateway: Gateway, merchant: int, customer: str) -> str:
@@ -171,6 +197,45 @@ def test_a_merchant_cannot_mint_above_its_cap(gateway: Gateway, capped: NewMerch
     assert "LoyaltyNetworkMintCapExceeded" in (refused["reason"] or ""), refused
     assert token.balance_of(second["member_address"]) == 0
     assert hub.merchant(capped.id).minted_in_period == first["points"] <= 300
+
+
+def test_an_issuance_over_this_periods_cap_waits_for_the_next_period(gateway: Gateway) -> None:
+    link, settings = gateway.context.link, gateway.context.settings
+    hub, token = link.network.hub, link.network.token
+    admin = operator_sender(settings, link.w3, "admin")
+    merchant = register(gateway.context, "Waiting Goods", "EUR", cap=300)
+    gateway.settle()
+    period = 60
+    governance.apply(link.network.timelock, admin, hub.functions.setCapPeriod(period))
+    try:
+        # Start at the beginning of a cap period, so both events fall in the same one.
+        now = int(link.w3.eth.get_block("latest")["timestamp"])
+        rpc_call(settings.rpc_url, "evm_setNextBlockTimestamp", [(now // period + 1) * period])
+        rpc_call(settings.rpc_url, "evm_mine", [])
+        first = gateway.client.post(
+            "/v1/events", json=purchase("wait-1", "WAIT-1", "100.00"), headers=bearer(merchant)
+        ).json()
+        gateway.settle()
+        second = gateway.client.post(
+            "/v1/events", json=purchase("wait-2", "WAIT-2", "150.00"), headers=bearer(merchant)
+        ).json()
+        assert second["points"] <= 300 < first["points"] + second["points"]
+        issued = issue_txs(gateway)
+        run_worker(gateway)
+        # Its badge may go out; its points wait, unsent.
+        assert event_status(gateway, second["id"], bearer(merchant)) in ("accepted", "submitted")
+        assert issue_op_status(gateway, second["id"]) == "pending"
+        assert issue_txs(gateway) == issued  # held back: nothing sent
+        assert token.balance_of(second["member_address"]) == 0
+
+        rpc_call(settings.rpc_url, "evm_increaseTime", [period])
+        rpc_call(settings.rpc_url, "evm_mine", [])
+        gateway.settle()
+        assert event_status(gateway, second["id"], bearer(merchant)) == "confirmed"
+        assert token.balance_of(second["member_address"]) == second["points"]
+        assert hub.merchant(merchant.id).minted_in_period == second["points"]
+    finally:
+        governance.apply(link.network.timelock, admin, hub.functions.setCapPeriod(24 * 3600))
 
 
 def test_a_merchant_cannot_touch_another_merchants_customers(gateway: Gateway) -> None:
@@ -385,7 +450,8 @@ def test_nothing_moves_while_the_network_is_paused(
             headers=gateway.headers(),
         )  # fmt: skip
         assert event.status_code == 202, event.text  # accepted: the gateway queues it
-        gateway.settle()
+        issued = issue_txs(gateway)
+        run_worker(gateway)
         redemption = gateway.client.post(
             "/v1/redemptions",
             json=signed_redemption(gateway, reward, address, key),
@@ -399,14 +465,15 @@ def test_nothing_moves_while_the_network_is_paused(
         )
         assert (transfer.status_code, code_of(transfer)) == (503, "network_paused")
         assert token.total_supply() == supply and token.balance_of(address) == balance
-        status = gateway.client.get(
-            f"/v1/events/{event.json()['id']}", headers=gateway.headers()
-        ).json()["status"]
-        assert status != "confirmed"
+        # The issuance waits for the unpause: accepted, nothing sent.
+        assert event_status(gateway, event.json()["id"], gateway.headers()) == "accepted"
+        assert issue_txs(gateway) == issued
     finally:
         guardian.transact(hub.functions.unpause())
-    earn(gateway, "spender", "10.00")
-    assert token.balance_of(address) > balance
+    gateway.settle()
+    assert event_status(gateway, event.json()["id"], gateway.headers()) == "confirmed"
+    assert token.balance_of(address) == balance + event.json()["points"]
+    assert token.total_supply() == supply + event.json()["points"]
 
 
 def test_a_frozen_member_cannot_redeem_through_a_merchant(
