@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -111,20 +112,69 @@ def merchant_add(
     cap: Annotated[int, typer.Option(help="points mintable per cap period")] = 10**12,
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Admit a merchant on chain (through the timelock) and print its API key once."""
-    from gateway.services.merchants import register
+    """Schedule a merchant's admission through the timelock and print its API key once.
 
+    Without a timelock delay the merchant is admitted at once; otherwise the admission
+    is pending until `pointsnet merchant admit-ready` runs after the delay."""
+    from gateway.services.merchants import admit_ready, schedule_admission
+
+    context = open_context()
     try:
-        created = register(open_context(), name, currency, cap)
+        pending = schedule_admission(context, name, currency, cap)
+        admitted = admit_ready(context)
     except (ChainError, GatewayError) as exc:
         raise typer.Exit(_fail(exc)) from exc
-    record = {"id": created.id, "name": created.name, "currency": created.currency,
-              "api_key": created.api_key, "signer": created.signer}  # fmt: skip
+    merchant_id = next((m.id for m in admitted if m.signer_address == pending.signer), None)
+    ready = datetime.fromtimestamp(pending.ready_at, UTC).isoformat()
+    record = {"id": merchant_id, "name": pending.name, "currency": pending.currency,
+              "api_key": pending.api_key, "signer": pending.signer,
+              "status": "scheduled" if merchant_id is None else "admitted",
+              "operation_id": pending.operation_id, "ready_at": ready}  # fmt: skip
     if json_out:
         sys.stdout.write(json.dumps(record) + "\n")
         return
-    console.print(f"merchant [bold]{created.name}[/bold] admitted with id {created.id}")
-    console.print(f"API key (shown once): [bold]{created.api_key}[/bold]")
+    if merchant_id is None:
+        console.print(
+            f"merchant [bold]{pending.name}[/bold]: admission scheduled (timelock operation "
+            f"{pending.operation_id}); it becomes executable at {ready}. Run "
+            "`pointsnet merchant admit-ready` after that time to admit it."
+        )
+        console.print(f"API key (shown once, usable once admitted): [bold]{pending.api_key}[/bold]")
+        return
+    console.print(f"merchant [bold]{pending.name}[/bold] admitted with id {merchant_id}")
+    console.print(f"API key (shown once): [bold]{pending.api_key}[/bold]")
+
+
+@merchant_app.command("admit-ready")
+def merchant_admit_ready(
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Execute every scheduled admission whose timelock delay has passed and activate its
+    merchant (safe to run again, e.g. from cron: nothing is executed twice)."""
+    from gateway.services.merchants import admit_ready, pending_admissions
+
+    context = open_context()
+    try:
+        admitted = admit_ready(context)
+    except (ChainError, GatewayError) as exc:
+        raise typer.Exit(_fail(exc)) from exc
+    waiting = pending_admissions(context)
+    if json_out:
+        record = {
+            "admitted": [{"id": m.id, "name": m.name} for m in admitted],
+            "waiting": [{"name": a.name, "operation_id": a.operation_id,
+                         "ready_at": datetime.fromtimestamp(a.ready_at, UTC).isoformat()}
+                        for a in waiting],
+        }  # fmt: skip
+        sys.stdout.write(json.dumps(record) + "\n")
+        return
+    for merchant in admitted:
+        console.print(f"merchant [bold]{merchant.name}[/bold] admitted with id {merchant.id}")
+    for admission in waiting:
+        ready = datetime.fromtimestamp(admission.ready_at, UTC).isoformat()
+        console.print(f"merchant {admission.name}: waiting for the timelock until {ready}")
+    if not admitted and not waiting:
+        console.print("no admission scheduled")
 
 
 @merchant_app.command("list")

@@ -116,6 +116,22 @@ class RateLimited(GatewayError):
         super().__init__(message, retry_after=self.retry_after, **details)
 
 
+class AdmissionPending(GatewayError):
+    """A merchant admission is scheduled but the timelock delay has not passed yet."""
+
+    code = "admission_pending"
+
+    def __init__(self, operation_id: str, ready_at: int) -> None:
+        super().__init__(
+            f"admission scheduled (timelock operation {operation_id}); it can execute "
+            f"from unix time {ready_at}",
+            operation_id=operation_id,
+            ready_at=ready_at,
+        )
+        self.operation_id = operation_id
+        self.ready_at = ready_at
+
+
 class NetworkPaused(GatewayError):
     """The hub is paused by the guardian: nothing can move until it resumes."""
 

@@ -64,6 +64,35 @@ class Merchant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class MerchantAdmission(Base):
+    """A merchant admission scheduled through the timelock, activated once executed.
+
+    It holds what the merchant row will get (the API key only hashed); the key
+    authenticates nothing until ``status`` is ``admitted`` and the merchant row exists.
+    """
+
+    __tablename__ = "merchant_admissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    cap_per_period: Mapped[int] = mapped_column(BigInteger)
+    signer_address: Mapped[str] = mapped_column(String(42))
+    signer_key_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_prefix: Mapped[str] = mapped_column(String(16))
+    operation_id: Mapped[str] = mapped_column(String(66), unique=True)  # 0x-hex
+    target: Mapped[str] = mapped_column(String(42))
+    call_data: Mapped[bytes] = mapped_column(LargeBinary)
+    salt: Mapped[bytes] = mapped_column(LargeBinary)
+    ready_at: Mapped[int] = mapped_column(BigInteger)  # unix time (chain clock)
+    scheduled_block: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")  # admitted, failed
+    merchant_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Member(Base):
     """A network member: an address, custodial (key kept encrypted) or self-custody."""
 
