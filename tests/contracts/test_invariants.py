@@ -65,6 +65,7 @@ class NetworkMachine(RuleBasedStateMachine):
     """Issue, redeem, transfer and claw back at random; the model predicts every outcome."""
 
     net: ClassVar[Any]  # the Deployed of tests/contracts/conftest.py, set by the test
+    checks: ClassVar[int] = 0  # states checked against the model (one per step, one per start)
 
     def __init__(self) -> None:
         super().__init__()
@@ -339,6 +340,7 @@ class NetworkMachine(RuleBasedStateMachine):
 
     @invariant()
     def chain_agrees_with_the_model(self) -> None:
+        type(self).checks += 1
         net = self.net
         addresses = list(self.balances)
         supply, *rest = read_many(
@@ -367,7 +369,7 @@ class NetworkMachine(RuleBasedStateMachine):
         assert balances == self.balances
 
 
-def test_network_accounting_matches_the_model_under_random_activity(net):
+def test_network_accounting_matches_the_model_under_random_activity(net, record_property):
     for merchant_id, cap in CAPS.items():
         admin(net, net.hub.functions.setMerchantCap(merchant_id, cap))
     machine = type("Machine", (NetworkMachine,), {"net": net})
@@ -380,3 +382,6 @@ def test_network_accounting_matches_the_model_under_random_activity(net):
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+    # How long the run really was (hypothesis may end an example before its last step).
+    print(f"stateful run: {machine.checks} states checked against the model")
+    record_property("states_checked", machine.checks)
