@@ -75,6 +75,8 @@ SINGLE_KINDS: tuple[tuple[str, ...], ...] = (("rule",), ("clawback",), ("redeem"
 VALUE_KINDS = ("issue", "clawback")
 #: How many badge awards or tier changes share one transaction.
 SMALL_BATCH = 200
+#: Confirmed issue batches kept in memory for the clawback proofs of their refunds.
+BATCH_CACHE = 64
 #: Seconds between two attempts at issuance held back (network paused, merchant at its cap).
 HOLD_RECHECK = 2.0
 
@@ -114,6 +116,7 @@ class OutboxWorker:
         self.hub: LoyaltyNetworkClient = link.network.hub
         self.settings = link.settings
         self._recovered = False
+        self._issued_batches: dict[int, tuple[int, list[str], list[int]]] = {}
         self._paused_until = 0.0  # time.monotonic() before which issuance waits for an unpause
         self._cap_holds: dict[int, CapHold] = {}
         self.chain_recovery: ChainRecovery | None = None
@@ -434,14 +437,20 @@ class OutboxWorker:
         """Issuance op ``op_id``'s chunk and Merkle proof, from the batch it was sent in."""
         original = session.get(ChainOp, op_id)
         assert original is not None and original.seq is not None and original.tx_id is not None
-        batch = session.scalars(
-            select(ChainOp)
-            .where(ChainOp.tx_id == original.tx_id, ChainOp.kind == "issue")
-            .order_by(ChainOp.seq)
-        ).all()
-        first = int(batch[0].seq or 0)
-        members = [op.member_address for op in batch]
-        amounts = [op.amount for op in batch]
+        batch = self._issued_batches.get(original.tx_id)
+        if batch is None:
+            # Plain rows, not ORM objects: a batch holds hundreds of issuances, and a
+            # confirmed batch never changes, so it is kept for the refunds that follow.
+            rows = session.execute(
+                select(ChainOp.seq, ChainOp.member_address, ChainOp.amount)
+                .where(ChainOp.tx_id == original.tx_id, ChainOp.kind == "issue")
+                .order_by(ChainOp.seq)
+            ).all()
+            batch = (int(rows[0].seq), [r.member_address for r in rows], [r.amount for r in rows])
+            if len(self._issued_batches) >= BATCH_CACHE:
+                self._issued_batches.pop(next(iter(self._issued_batches)))
+            self._issued_batches[original.tx_id] = batch
+        first, members, amounts = batch
         return merkle.prove(first, members, amounts, int(original.seq))
 
     def _store(
