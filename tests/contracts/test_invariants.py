@@ -1,13 +1,30 @@
 """Stateful property test: random network activity against a Python model.
 
 Each hypothesis example runs in its own ``evm_snapshot`` (taken in the machine's
-``__init__``, reverted in ``teardown``) on top of the test's snapshot. After every
-step the chain must agree with the model:
+``__init__``, reverted in ``teardown``) on top of the test's snapshot; ``__init__``
+checks that it starts from a clean state (no sunset, the session's badge types
+unawarded, none of the machine's own badge types defined). The rules issue,
+redeem, transfer (signed and direct) and claw back points, define badge types
+(soulbound or transferable, small max supplies), award badges through the hub,
+have members move their badges, and, at most once per example and only after
+some steps, sunset the network through the timelock. The model predicts every
+outcome, down to the custom error of each revert. After every step the chain must
+agree with the model:
 
 - ``totalSupply == sum(model balances) == sum(issued - redeemed - clawedBack)``
   over the hub's per-merchant accounting, and every balance matches;
-- per merchant, issued / redeemed / clawedBack equal the model's;
-- a reused sequence number never mints (the batch reverts naming the first reused one).
+- per merchant, issued / redeemed / clawedBack equal the model's; a batch beyond
+  the merchant's cap for the period reverts and mints nothing;
+- a reused sequence number never mints (the batch reverts naming the first reused one);
+- badges: every member's balance of every type equals the model's (0 or 1, so
+  nobody holds two of a type), each type's minted count equals the model's, is at
+  most its max supply and equals the sum of the members' balances; ``locked`` and
+  ``soulbound`` match the type; a soulbound badge never moves
+  (``BadgeCollectionSoulbound``), a transferable one moves unless the receiver
+  holds one; awarding a held badge is skipped, beyond max supply reverts;
+- sunset: ``sunsetActive`` matches the model; after it issuance and badge awards
+  revert with ``LoyaltyNetworkSunset`` and mint nothing, while redemptions,
+  transfers, clawbacks and badge transfers go on.
 
 ``POINTSNET_PROPERTY_STEPS`` / ``POINTSNET_PROPERTY_EXAMPLES`` lengthen the run.
 """
@@ -19,9 +36,14 @@ from typing import Any, ClassVar
 
 from contract_kit import (
     DAY,
+    ECO_GUARDIAN,
+    FIRST_ORDER,
     Member,
     admin,
     align_to_period_start,
+    assert_error,
+    call_revert,
+    events,
     increase_time,
     latest_timestamp,
     member,
@@ -52,6 +74,16 @@ MERCHANTS = (1, 2)
 #: Merchant 1's cap is small enough for random batches to hit it; merchant 2's is not.
 CAPS = {1: 1_500, 2: 10**9}
 MAX_MEMBERS = 8
+#: Badge types of the session deployment (conftest.py): id -> (max supply, soulbound).
+SESSION_BADGES = {FIRST_ORDER: (1000, True), ECO_GUARDIAN: (2, False)}
+#: The machine defines its own badge types from this id on, at most MAX_BADGE_TYPES in all.
+FIRST_NEW_BADGE = 100
+MAX_BADGE_TYPES = 6
+#: An id no example ever defines.
+UNKNOWN_BADGE = 99_999
+#: Sunset comes at most once per example, and only in its last quarter of steps (so most
+#: of an example runs before it, and some examples never get there).
+SUNSET_AFTER = max(5, property_steps() * 3 // 4)
 
 # A member is picked by index; an index past the known members creates a new one.
 member_index = st.integers(0, MAX_MEMBERS - 1)
@@ -62,15 +94,28 @@ Expected = tuple[str, dict[str, Any]] | None
 
 
 class NetworkMachine(RuleBasedStateMachine):
-    """Issue, redeem, transfer and claw back at random; the model predicts every outcome."""
+    """Points, badges and a sunset at random; the model predicts every outcome."""
 
     net: ClassVar[Any]  # the Deployed of tests/contracts/conftest.py, set by the test
     checks: ClassVar[int] = 0  # states checked against the model (one per step, one per start)
+    sunsets: ClassVar[int] = 0  # examples that sunset the network
+    badge_moves: ClassVar[int] = 0  # badge transfers that moved a badge
+    soulbound_refusals: ClassVar[int] = 0  # soulbound badge transfers refused
 
     def __init__(self) -> None:
         super().__init__()
-        self.snapshot = rpc(self.net, "evm_snapshot")
-        align_to_period_start(self.net)
+        net = self.net
+        self.snapshot = rpc(net, "evm_snapshot")
+        # Isolation: nothing of an earlier example survives its evm_revert.
+        assert net.hub.functions.sunsetActive().call() is False, "example starts after sunset"
+        for badge_id in SESSION_BADGES:
+            assert net.badges.badge_type(badge_id).minted == 0, f"badge {badge_id} awarded"
+        assert_error(
+            call_revert(net.badges.functions.badgeType(FIRST_NEW_BADGE)),
+            "BadgeCollectionUnknownBadge",
+            id=FIRST_NEW_BADGE,
+        )
+        align_to_period_start(net)
         self.members: list[Member] = []
         self.balances: dict[str, int] = {}
         self.own_senders: dict[str, TransactionSender] = {}
@@ -83,6 +128,11 @@ class NetworkMachine(RuleBasedStateMachine):
         self.used: dict[int, set[int]] = {m: set() for m in MERCHANTS}
         self.nonces: dict[str, int] = {}
         self.last_consent: tuple[str, dict[str, Any], bytes] | None = None
+        self.badge_types: dict[int, tuple[int, bool]] = dict(SESSION_BADGES)
+        self.badge_minted = dict.fromkeys(SESSION_BADGES, 0)
+        self.badges_held: dict[str, set[int]] = {}
+        self.sunset = False
+        self.states = 0  # states checked in this example
 
     def teardown(self) -> None:
         reverted = rpc(self.net, "evm_revert", [self.snapshot])
@@ -100,7 +150,14 @@ class NetworkMachine(RuleBasedStateMachine):
         self.members.append(who)
         self.balances[who.address] = 0
         self.nonces[who.address] = 0
+        self.badges_held[who.address] = set()
         return who
+
+    def own_sender(self, who: Member) -> TransactionSender:
+        """A funded sender for ``who``'s own transactions (created once per example)."""
+        if who.address not in self.own_senders:
+            self.own_senders[who.address] = member_sender(self.net, who)
+        return self.own_senders[who.address]
 
     def next_free_seq(self, merchant_id: int, gap: int = 0) -> int:
         used = self.used[merchant_id]
@@ -142,7 +199,9 @@ class NetworkMachine(RuleBasedStateMachine):
         reused = seqs & self.used[merchant_id]
         period_total = self.minted_in_period[merchant_id] + sum(amounts)
         expected: Expected = None
-        if reused:
+        if self.sunset:
+            expected = ("LoyaltyNetworkSunset", {})
+        elif reused:
             expected = (
                 "LoyaltyNetworkSequenceUsed",
                 {"merchantId": merchant_id, "seq": min(reused)},
@@ -228,10 +287,8 @@ class NetworkMachine(RuleBasedStateMachine):
         who = self.members[index % len(self.members)]
         to = self.pick(to_index)
         points = self.amount_of(who, percent)
-        if who.address not in self.own_senders:
-            self.own_senders[who.address] = member_sender(net, who)
         fn = net.token.transfer(to.address, points)
-        send = self.own_senders[who.address]
+        send = self.own_sender(who)
         if self.expect(self.insufficient(who, points), lambda: send.transact(fn)):
             self.balances[who.address] -= points
             self.balances[to.address] += points
@@ -336,23 +393,159 @@ class NetworkMachine(RuleBasedStateMachine):
         increase_time(self.net, DAY)
         self.minted_in_period = dict.fromkeys(MERCHANTS, 0)
 
+    # -------------------------------------------------------------- badges
+
+    @precondition(lambda self: len(self.badge_types) < MAX_BADGE_TYPES)
+    @rule(soulbound=st.booleans(), max_supply=st.integers(0, 4), id_pick=st.integers(0, 31))
+    def define_badge(self, soulbound: bool, max_supply: int, id_pick: int) -> None:
+        """A new badge type (an existing id or a zero max supply is refused)."""
+        net = self.net
+        known = sorted(self.badge_types)
+        if id_pick < 4:  # now and then, an id already defined
+            badge_id = known[id_pick % len(known)]
+        else:
+            badge_id = max(FIRST_NEW_BADGE - 1, *known) + 1
+        expected: Expected = None
+        if badge_id in self.badge_types:
+            expected = ("BadgeCollectionBadgeExists", {"id": badge_id})
+        elif max_supply == 0:
+            expected = ("BadgeCollectionZeroSupply", {"id": badge_id})
+        fn = net.hub.define_badge(
+            badge_id, f"Badge {badge_id}", f"ipfs://badge/{badge_id}", max_supply, soulbound
+        )
+        if self.expect(expected, lambda: net.operator.transact(fn)):
+            self.badge_types[badge_id] = (max_supply, soulbound)
+            self.badge_minted[badge_id] = 0
+
+    def badge_of(self, pick: int) -> int:
+        """A known badge type by ``pick``; 20 picks an id that was never defined."""
+        if pick == 20:
+            return UNKNOWN_BADGE
+        known = sorted(self.badge_types)
+        return known[pick % len(known)]
+
+    @rule(
+        merchant_id=st.sampled_from(MERCHANTS),
+        items=st.lists(st.tuples(member_index, st.integers(0, 20)), min_size=1, max_size=4),
+        by_merchant_signer=st.booleans(),
+    )
+    def award_badges(
+        self, merchant_id: int, items: list[tuple[int, int]], by_merchant_signer: bool
+    ) -> None:
+        """Badges awarded through the hub: held ones skipped, beyond max supply reverts."""
+        net = self.net
+        members = [self.pick(i) for i, _ in items]
+        badge_ids = [self.badge_of(p) for _, p in items]
+        held = {m.address: set(self.badges_held[m.address]) for m in members}
+        minted = dict(self.badge_minted)
+        awarded: list[tuple[str, int]] = []
+        expected: Expected = None
+        if self.sunset:
+            expected = ("LoyaltyNetworkSunset", {})
+        for who, badge_id in zip(members, badge_ids, strict=True):
+            if expected is not None:
+                break
+            if badge_id in held[who.address]:
+                continue  # at most one per member: skipped, no revert
+            if badge_id not in self.badge_types:
+                expected = ("BadgeCollectionUnknownBadge", {"id": badge_id})
+            elif minted[badge_id] >= self.badge_types[badge_id][0]:
+                expected = (
+                    "BadgeCollectionMaxSupplyReached",
+                    {"id": badge_id, "maxSupply": self.badge_types[badge_id][0]},
+                )
+            else:
+                minted[badge_id] += 1
+                held[who.address].add(badge_id)
+                awarded.append((who.address, badge_id))
+        sender = net.merchant_signers[merchant_id] if by_merchant_signer else net.operator
+        fn = net.hub.award_badges(merchant_id, [m.address for m in members], badge_ids)
+        receipts: list[Any] = []
+        if self.expect(expected, lambda: receipts.append(sender.transact(fn))):
+            self.badge_minted = minted
+            for address, badges in held.items():
+                self.badges_held[address] = badges
+            logged = [
+                (e["args"]["member"], e["args"]["badgeId"])
+                for e in events(net.hub, "BadgeAwarded", receipts[0])
+            ]
+            assert logged == awarded, "BadgeAwarded events"
+
+    @precondition(lambda self: self.members)
+    @rule(
+        index=member_index,
+        to_index=member_index,
+        pick=st.integers(0, 19),
+        held_only=st.sampled_from([True, True, True, False]),
+    )
+    def transfer_badge(self, index: int, to_index: int, pick: int, held_only: bool) -> None:
+        """A member moves a badge itself (safeTransferFrom): soulbound ones never move."""
+        net = self.net
+        who = self.members[index % len(self.members)]
+        to = self.pick(to_index)
+        mine = sorted(self.badges_held[who.address])
+        badge_id = mine[pick % len(mine)] if held_only and mine else self.badge_of(pick)
+        soulbound = self.badge_types[badge_id][1]
+        expected: Expected = None
+        if soulbound:
+            expected = ("BadgeCollectionSoulbound", {"id": badge_id})
+        elif badge_id in self.badges_held[to.address]:
+            expected = ("BadgeCollectionAlreadyHeld", {"member": to.address, "id": badge_id})
+        elif badge_id not in self.badges_held[who.address]:
+            expected = (
+                "ERC1155InsufficientBalance",
+                {"sender": who.address, "balance": 0, "needed": 1, "tokenId": badge_id},
+            )
+        fn = net.badges.functions.safeTransferFrom(who.address, to.address, badge_id, 1, b"")
+        send = self.own_sender(who)
+        if self.expect(expected, lambda: send.transact(fn)):
+            self.badges_held[who.address].remove(badge_id)
+            self.badges_held[to.address].add(badge_id)
+            type(self).badge_moves += 1
+        elif soulbound and badge_id in self.badges_held[who.address]:
+            type(self).soulbound_refusals += 1
+
+    # -------------------------------------------------------------- sunset
+
+    @precondition(lambda self: not self.sunset and self.states >= SUNSET_AFTER)
+    @rule()
+    def sunset_network(self) -> None:
+        """The timelock sunsets the hub: no more minting, points keep working."""
+        admin(self.net, self.net.hub.functions.sunset())
+        self.sunset = True
+        type(self).sunsets += 1
+
     # -------------------------------------------------------------- invariants
 
     @invariant()
     def chain_agrees_with_the_model(self) -> None:
         type(self).checks += 1
+        self.states += 1
         net = self.net
         addresses = list(self.balances)
-        supply, *rest = read_many(
+        badge_ids = sorted(self.badge_types)
+        holdings = [(a, b) for a in addresses for b in badge_ids]
+        reads = read_many(
             net,
             [
                 net.token.functions.totalSupply(),
+                net.hub.functions.sunsetActive(),
                 *(net.hub.functions.merchant(m) for m in MERCHANTS),
                 *(net.token.functions.balanceOf(a) for a in addresses),
+                *(net.badges.functions.badgeType(b) for b in badge_ids),
+                *(net.badges.functions.locked(b) for b in badge_ids),
+                *(net.badges.functions.balanceOf(a, b) for a, b in holdings),
             ],
         )
-        merchants = dict(zip(MERCHANTS, rest[: len(MERCHANTS)], strict=True))
-        balances = dict(zip(addresses, rest[len(MERCHANTS) :], strict=True))
+        supply, sunset_active = reads[:2]
+        rest = iter(reads[2:])
+        merchants = {m: next(rest) for m in MERCHANTS}
+        balances = {a: next(rest) for a in addresses}
+        badge_types = {b: next(rest) for b in badge_ids}
+        locked = {b: next(rest) for b in badge_ids}
+        badge_balances = {h: next(rest) for h in holdings}
+
+        assert sunset_active is self.sunset, "sunsetActive"
 
         assert supply == sum(self.balances.values())
         # Merchant struct: ..., issued, redeemed, clawedBack are the last three fields.
@@ -367,6 +560,19 @@ class NetworkMachine(RuleBasedStateMachine):
                 self.clawed_back[merchant_id],
             ), f"merchant {merchant_id} accounting"
         assert balances == self.balances
+
+        # Badges: BadgeType is (maxSupply, minted, soulbound, exists, name, uri).
+        expected_holdings = {(a, b): int(b in self.badges_held[a]) for a, b in holdings}
+        assert badge_balances == expected_holdings, "badge balances"
+        for badge_id in badge_ids:
+            max_supply, minted, soulbound, exists = badge_types[badge_id][:4]
+            assert exists is True
+            assert (max_supply, soulbound) == self.badge_types[badge_id], f"badge {badge_id} type"
+            assert locked[badge_id] is soulbound, f"badge {badge_id} locked"
+            assert minted == self.badge_minted[badge_id], f"badge {badge_id} minted"
+            assert minted <= max_supply, f"badge {badge_id} beyond max supply"
+            held = sum(badge_balances[(a, badge_id)] for a in addresses)
+            assert held == minted, f"badge {badge_id}: held {held}, minted {minted}"
 
 
 def test_network_accounting_matches_the_model_under_random_activity(net, record_property):
@@ -383,5 +589,10 @@ def test_network_accounting_matches_the_model_under_random_activity(net, record_
         ),
     )
     # How long the run really was (hypothesis may end an example before its last step).
-    print(f"stateful run: {machine.checks} states checked against the model")
+    print(
+        f"stateful run: {machine.checks} states checked against the model"
+        f" ({machine.sunsets} sunsets, {machine.badge_moves} badges moved,"
+        f" {machine.soulbound_refusals} soulbound transfers refused)"
+    )
     record_property("states_checked", machine.checks)
+    record_property("sunsets", machine.sunsets)
