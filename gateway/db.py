@@ -8,9 +8,12 @@ with ``FOR UPDATE SKIP LOCKED``.
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,6 +53,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _no_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
 
+        _write_locks[engine] = FairLock()
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
@@ -62,10 +66,62 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+class FairLock:
+    """A lock granted in the order it was asked for (re-entrant per thread).
+
+    SQLite's own wait for its write lock is polling with sleeps of up to 100 ms,
+    so under load one writer (often the outbox worker) can lose for tens of
+    seconds. Writers of one process queue here first, in arrival order.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._queue: deque[threading.Lock] = deque()
+        self._owner: int | None = None
+        self._depth = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me:
+                self._depth += 1
+                turn = None
+            elif self._owner is None and not self._queue:
+                self._owner, self._depth, turn = me, 1, None
+            else:
+                turn = threading.Lock()
+                turn.acquire()
+                self._queue.append(turn)
+        if turn is not None:
+            turn.acquire()  # released by the holder before us, which made us the owner
+            with self._mutex:
+                self._owner, self._depth = me, 1
+        try:
+            yield
+        finally:
+            with self._mutex:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._owner = None
+                    if self._queue:
+                        self._owner = -1  # handed over: nobody barges in before the next
+                        self._queue.popleft().release()
+
+
+_write_locks: WeakKeyDictionary[Engine, FairLock] = WeakKeyDictionary()
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A write session whose work commits together at the end, or not at all."""
-    with factory() as session, session.begin():
+    """A write session whose work commits together at the end, or not at all.
+
+    On SQLite, writers of this process take their turn in arrival order first.
+    """
+    bind = factory.kw.get("bind")
+    lock = _write_locks.get(bind) if isinstance(bind, Engine) else None
+    turn = lock.held() if lock is not None else nullcontext()
+    with turn, factory() as session, session.begin():
         session.connection(execution_options={"pointsnet_write": True})
         yield session
 

@@ -120,8 +120,10 @@ def _submit_chunk(
             continue  # a concurrent request stored one of the keys first: replay it
         except OperationalError as exc:
             # PostgreSQL: two batches creating the same new customers in another
-            # order deadlock on the unique key; the server aborts one: run it again.
-            if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+            # order deadlock on the unique key; the server aborts one. SQLite: another
+            # process held the write lock past the busy timeout. Run it again.
+            lost = getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+            if not lost and "database is locked" not in str(exc.orig):  # SQLite's busy timeout
                 raise
             time.sleep(random.uniform(0.0, 0.05 * (attempt + 1)))
     raise IdempotencyConflict("Idempotency-Key contention; retry")
