@@ -648,8 +648,7 @@ class OutboxWorker:
             filler = self.sender.sign(self.sender.address, b"", gas=21_000, nonce=tx.nonce)
             noop = _chain_tx("noop", None, filler)
             session.add(noop)
-            session.flush()
-            self._broadcast(session, noop)
+            session.flush()  # stored now, broadcast once committed (by _broadcast_new)
 
     def _resync_nonce(self, session: Session) -> None:
         """Continue after both the chain's pending count and every stored transaction not
@@ -865,7 +864,8 @@ class OutboxWorker:
     # ------------------------------------------------------------------ stuck
 
     def replace_stuck(self) -> bool:
-        """Re-sign transactions pending too long with ≥10% higher fees (same nonce)."""
+        """Re-sign transactions pending too long with ≥10% higher fees (same nonce), store
+        the replacements, then broadcast them."""
         # Stored transactions a transient error kept from the node: send them again now,
         # not only when a new transaction happens to be stored after them.
         self._broadcast_new()
@@ -906,9 +906,12 @@ class OutboxWorker:
                 for op in session.scalars(select(ChainOp).where(ChainOp.tx_id == tx.id)):
                     op.tx_id = replacement.id
                 tx.status = "sent"
-                self._broadcast(session, replacement)
-                log.info("replaced stuck %s with %s", tx.tx_hash, replacement.tx_hash)
+                log.info("replacing stuck %s with %s", tx.tx_hash, replacement.tx_hash)
                 did = True
+        if did:
+            # Stored first, broadcast after the commit: a crash in between leaves a stored
+            # transaction to send again, never a sent one the outbox does not know.
+            self._broadcast_new()
         return did
 
     def _published_versions(self, session: Session) -> dict[int, int]:
