@@ -108,3 +108,18 @@ def fresh_postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def database_for(kind: str) -> Iterator[str | None]:
+    """The database a test module runs on: None for SQLite (in the module's data
+    directory), or a fresh PostgreSQL database's URL; skips when none is reachable."""
+    if kind == "sqlite":
+        yield None
+        return
+    if not postgres_available():
+        import pytest
+
+        pytest.skip("no PostgreSQL reachable (set POINTSNET_TEST_POSTGRES_URL)")
+    with fresh_postgres_database() as url:
+        yield url

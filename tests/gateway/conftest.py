@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from factories import fresh_postgres_database, postgres_available
+from factories import database_for
 from gateway_kit import Gateway, start_gateway
 
 
@@ -20,11 +20,5 @@ from gateway_kit import Gateway, start_gateway
 def gateway(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("gateway")
-    if request.param == "sqlite":
-        yield from start_gateway(tmp)
-        return
-    if not postgres_available():
-        pytest.skip("no PostgreSQL reachable (set POINTSNET_TEST_POSTGRES_URL)")
-    with fresh_postgres_database() as url:
-        yield from start_gateway(tmp, database_url=url)
+    with database_for(request.param) as url:
+        yield from start_gateway(tmp_path_factory.mktemp("gateway"), database_url=url)

@@ -8,13 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from factories import fresh_postgres_database, postgres_available
+from factories import database_for
 from scaleout_kit import Stack, start_stack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not postgres_available():
-        pytest.skip("no PostgreSQL reachable (set POINTSNET_TEST_POSTGRES_URL)")
-    with fresh_postgres_database() as url:
+    with database_for("postgresql") as url:
         yield from start_stack(tmp_path_factory.mktemp("scaleout"), url)

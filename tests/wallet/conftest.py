@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
 
-from factories import fresh_postgres_database, postgres_available
+from factories import database_for
 from gateway_kit import Gateway, start_gateway
 from wallet_kit import LiveGateway, start_live_gateway
 
@@ -23,14 +23,8 @@ from wallet_kit import LiveGateway, start_live_gateway
 def gateway(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("wallet-api")
-    if request.param == "sqlite":
-        yield from start_gateway(tmp)
-        return
-    if not postgres_available():
-        pytest.skip("no PostgreSQL reachable (set POINTSNET_TEST_POSTGRES_URL)")
-    with fresh_postgres_database() as url:
-        yield from start_gateway(tmp, database_url=url)
+    with database_for(request.param) as url:
+        yield from start_gateway(tmp_path_factory.mktemp("wallet-api"), database_url=url)
 
 
 @pytest.fixture(scope="module")
