@@ -56,6 +56,7 @@ from sqlalchemy import Engine, func, select
 from chain.config import PROJECT_ROOT, Settings
 from chain.deploy import deploy
 from chain.devnet import Devnet, free_port, rpc_call
+from gateway.e2ebench import raise_merchant_limits
 
 Progress = Callable[[str], None]
 
@@ -374,24 +375,7 @@ class ChaosStack:
         return {"Authorization": f"Bearer {self.api_keys[merchant]}"}
 
     def _raise_merchant_limits(self) -> None:
-        """A high-volume merchant's rule set: merchant-wide velocity limits lifted."""
-        with httpx.Client(base_url=self.url, timeout=30, trust_env=False) as client:
-            for i in range(len(self.api_keys)):
-                rules = client.get("/v1/rules", headers=self.headers(i)).json()["rules"]
-                rules["velocity"].update(
-                    merchant_events_per_minute=None, merchant_points_per_day=None
-                )
-                client.put("/v1/rules", json=rules, headers=self.headers(i)).raise_for_status()
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                states = [
-                    client.get("/v1/rules", headers=self.headers(i)).json()["published"]
-                    for i in range(len(self.api_keys))
-                ]
-                if all(states):
-                    return
-                time.sleep(0.2)
-        raise RuntimeError("the chaos rule sets were not published on chain within 120 s")
+        raise_merchant_limits(self.url, self.api_keys, timeout=120)
 
     def wait_drained(self, timeout: float) -> bool:
         """Supervise until no event, op or stored transaction is in flight; False on timeout."""

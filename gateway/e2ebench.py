@@ -520,25 +520,7 @@ class GatewayStack:
         return {"Authorization": f"Bearer {self.merchants[merchant].api_key}"}
 
     def _raise_merchant_limits(self) -> None:
-        """A high-volume merchant's rule set: merchant-wide velocity limits lifted."""
-        with httpx.Client(base_url=self.url, timeout=30, trust_env=False) as client:
-            for i in range(len(self.merchants)):
-                rules = client.get("/v1/rules", headers=self.headers(i)).json()["rules"]
-                rules["velocity"].update(
-                    merchant_events_per_minute=None, merchant_points_per_day=None
-                )
-                answer = client.put("/v1/rules", json=rules, headers=self.headers(i))
-                answer.raise_for_status()
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                states = [
-                    client.get("/v1/rules", headers=self.headers(i)).json()["published"]
-                    for i in range(len(self.merchants))
-                ]
-                if all(states):
-                    return
-                time.sleep(0.1)
-        raise RuntimeError("the bench rule sets were not published on chain within 60 s")
+        raise_merchant_limits(self.url, [m.api_key for m in self.merchants], timeout=60)
 
     def wait_drained(self, timeout: float) -> bool:
         """Wait until no event is accepted or submitted; False on timeout."""
@@ -1775,3 +1757,20 @@ def print_report(report: E2EReport, console: Any) -> None:
     )
     if report.config.get("out_dir"):
         console.print(f"raw figures and chart in {report.config['out_dir']}/")
+
+
+def raise_merchant_limits(url: str, api_keys: list[str], *, timeout: float) -> None:
+    """Give each merchant a high-volume rule set (merchant-wide velocity limits lifted)
+    and wait until every one is published on chain."""
+    with httpx.Client(base_url=url, timeout=30, trust_env=False) as client:
+        headers = [{"Authorization": f"Bearer {key}"} for key in api_keys]
+        for header in headers:
+            rules = client.get("/v1/rules", headers=header).json()["rules"]
+            rules["velocity"].update(merchant_events_per_minute=None, merchant_points_per_day=None)
+            client.put("/v1/rules", json=rules, headers=header).raise_for_status()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(client.get("/v1/rules", headers=h).json()["published"] for h in headers):
+                return
+            time.sleep(0.1)
+    raise RuntimeError(f"the merchants' rule sets were not published on chain in {timeout:.0f} s")
