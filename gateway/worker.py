@@ -748,12 +748,13 @@ class OutboxWorker:
         # Siblings with the same nonce can never be mined now. A replacement (same call,
         # higher fees) carries the ops that ``tx`` executed; any other transaction that
         # was given this nonce executed nothing, so its ops go back to the queue.
-        call = _signed(tx).data
+        call: bytes | None = None
         for sibling in session.scalars(
             select(ChainTx).where(
                 ChainTx.sender == tx.sender, ChainTx.nonce == tx.nonce, ChainTx.id != tx.id
             )
         ):
+            call = call if call is not None else _signed(tx).data  # decoded only if needed
             if _signed(sibling).data != call:
                 if sibling.status in ("signed", "sent"):
                     self._requeue(session, sibling, f"nonce {tx.nonce} taken by {tx.tx_hash}")
