@@ -7,14 +7,18 @@ dataclasses; state-changing methods return a ``ContractFunction`` ready for
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
 from typing import Any, cast
 
 from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_typing import ChecksumAddress
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -36,19 +40,38 @@ TIER_NAMES = ("Bronze", "Silver", "Gold", "Platinum", "Black")
 
 #: Bits of an issuance item that hold the amount (the member is in the high 160).
 ITEM_AMOUNT_BITS = 96
+_HEX_ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}")
 
 
 def pack_item(member: str, amount: int) -> int:
     """An ``issueBatch`` item: ``uint256(uint160(member)) << 96 | amount``."""
     if not 0 <= amount < 1 << ITEM_AMOUNT_BITS:
         raise ValueError(f"an issuance amount fits in 96 bits, got {amount}")
-    return (int(to_checksum_address(member), 16) << ITEM_AMOUNT_BITS) | amount
+    if not _HEX_ADDRESS.fullmatch(member):  # no checksum computed for every leaf of every proof
+        raise ValueError(f"not an address: {member!r}")
+    return (int(member[2:], 16) << ITEM_AMOUNT_BITS) | amount
+
+
+def encode_call(call: ContractFunction) -> HexBytes:
+    """``call``'s calldata, encoded by eth_abi directly.
+
+    Same bytes as web3's ``call._encode_transaction_data()`` for arguments already in
+    ABI form (ints, bytes, addresses, tuples), ~20x faster on the big arrays of
+    ``issueBatch``: web3 walks every element through its formatters first.
+    """
+    arguments = abi_encode(get_abi_input_types(call.abi), call.args)
+    return HexBytes(function_abi_to_4byte_selector(call.abi) + arguments)
 
 
 def unpack_item(item: int) -> tuple[ChecksumAddress, int]:
     """``(member, amount)`` of an ``issueBatch`` item."""
     member = to_checksum_address((item >> ITEM_AMOUNT_BITS).to_bytes(20, "big"))
     return member, item & ((1 << ITEM_AMOUNT_BITS) - 1)
+
+
+#: A ``clawbackBatch`` item as the ABI takes it: ``(seq, originalSeq, (batchFirstSeq,
+#: firstSeq, packed items), proof, amount)``.
+ClawbackItem = tuple[int, int, tuple[int, int, list[int]], list[bytes], int]
 
 
 class MerchantStatus(IntEnum):
@@ -208,19 +231,13 @@ class LoyaltyNetworkClient:
             [pack_item(m, a) for m, a in zip(members, amounts, strict=True)],
         )
 
-    def clawback(
-        self,
-        merchant_id: int,
-        seq: int,
-        original_seq: int,
-        chunk: tuple[int, int, list[int]],
-        proof: list[bytes],
-        amount: int,
-    ) -> ContractFunction:
-        """Refund event ``seq`` claws back up to ``amount`` of issuance ``original_seq``, proved
-        by the chunk of its batch that holds it (batchFirstSeq, firstSeq, packed items) and the
-        chunk's Merkle proof (see :mod:`chain.merkle`: ``IssuanceProof.clawback_args``)."""
-        return self.functions.clawback(merchant_id, seq, original_seq, chunk, proof, amount)
+    def clawback_batch(self, merchant_id: int, items: list[ClawbackItem]) -> ContractFunction:
+        """Refunds of merchant ``merchant_id`` in one transaction, applied in order: each item
+        ``(seq, originalSeq, chunk, proof, amount)`` has refund event ``seq`` claw back up to
+        ``amount`` of issuance ``originalSeq``, proved by the chunk of its batch that holds it
+        (batchFirstSeq, firstSeq, packed items) and the chunk's Merkle proof (see
+        :mod:`chain.merkle`: ``IssuanceProof.clawback_item``)."""
+        return self.functions.clawbackBatch(merchant_id, items)
 
     def redeem(self, redemption: dict[str, Any], signature: bytes) -> ContractFunction:
         r = redemption

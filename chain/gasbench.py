@@ -23,7 +23,7 @@ from rich.progress import Progress
 from rich.table import Table
 from web3 import Web3
 
-from chain import governance, signing
+from chain import governance, merkle, signing
 from chain.artifacts import load_artifact
 from chain.config import Settings, anvil_dev_key
 from chain.contracts import Network
@@ -33,6 +33,8 @@ from chain.merkle import find_issuance
 from chain.sender import TransactionSender
 
 BATCH_SIZES = (1, 10, 100, 500)
+#: Refunds per ``clawbackBatch`` measured (items of the issue batch of 500).
+CLAWBACK_BATCH_SIZES = (10, 50, 100)
 
 
 @dataclass
@@ -86,10 +88,6 @@ def _gas(sender: TransactionSender, fn: object) -> int:
     return int(receipt["gasUsed"])
 
 
-def _proved(network: Network, seq: int) -> tuple[int, tuple[int, int, list[int]], list[bytes]]:
-    return find_issuance(network, 1, seq).clawback_args()
-
-
 def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
     """Measure every operation; returns rows in the order of the table."""
     rows: list[GasRow] = []
@@ -101,7 +99,9 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
         ) as bar,
     ):
         w3 = sender.w3
-        task = bar.add_task("measuring gas", total=len(BATCH_SIZES) * 3 + 6)
+        task = bar.add_task(
+            "measuring gas", total=len(BATCH_SIZES) * 3 + len(CLAWBACK_BATCH_SIZES) + 6
+        )
         hub = network.hub
         seq = 0
 
@@ -120,13 +120,13 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
         rows.append(GasRow("naive ERC-20 mint, existing member", 1, naive_existing))
         bar.advance(task, 2)
 
-        batch_firsts: dict[int, int] = {}
+        batches: dict[int, tuple[int, list[str]]] = {}  # size -> existing-member batch
         for size in BATCH_SIZES:
             members = [Account.create().address for _ in range(size)]
             for label, naive_gas in (("new", naive_new), ("existing", naive_existing)):
                 refs = [os.urandom(32) for _ in range(size)]
                 gas = _gas(sender, hub.issue_batch(1, 1, seq, refs, members, [100] * size))
-                batch_firsts[size] = seq
+                batches[size] = (seq, members)
                 seq += size
                 rows.append(GasRow(f"issueBatch x{size}, {label} members", size, gas, naive_gas))
                 bar.advance(task)
@@ -185,25 +185,29 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
             )
         )
 
-        rows.append(
-            GasRow(
-                "clawback (refund), item of a batch of 1",
-                1,
-                _gas(sender, hub.clawback(1, seq, *_proved(network, issued_seq), 100)),
+        # One refund per transaction, as before batching: the member's own issuance (a batch
+        # of 1), then the middle item of the existing-member batch of 100 (a chunk of 8
+        # items and a proof of 4 hashes).
+        in_batch_of_100 = batches[100][0] + 57
+        for original, size in ((issued_seq, 1), (in_batch_of_100, 100)):
+            item = find_issuance(network, 1, original).clawback_item(seq, 100)
+            gas = _gas(sender, hub.clawback_batch(1, [item]))
+            rows.append(GasRow(f"clawbackBatch x1, refund from an issue batch of {size}", 1, gas))
+            seq += 1
+        # Several refunds per transaction: items of the existing-member batch of 500, every
+        # third one (a disjoint set per size), across its chunks.
+        first, members = batches[500]
+        for offset, size in enumerate(CLAWBACK_BATCH_SIZES):
+            items = []
+            for index in range(offset, offset + 3 * size, 3):
+                proved = merkle.prove(first, members, [100] * len(members), first + index)
+                items.append(proved.clawback_item(seq, 100))
+                seq += 1
+            gas = _gas(sender, hub.clawback_batch(1, items))
+            rows.append(
+                GasRow(f"clawbackBatch x{size}, refunds from an issue batch of 500", size, gas)
             )
-        )
-        seq += 1
-        # The middle item of the existing-member batch of 100: a chunk of 8 items and a
-        # proof of 4 hashes.
-        in_batch = batch_firsts[100] + 57
-        rows.append(
-            GasRow(
-                "clawback (refund), item of a batch of 100",
-                1,
-                _gas(sender, hub.clawback(1, seq, *_proved(network, in_batch), 100)),
-            )
-        )
-        seq += 1
+            bar.advance(task)
         bar.advance(task)
 
         sender.transact(

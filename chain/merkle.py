@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
-from chain.contracts import Network, pack_item
+from chain.contracts import ClawbackItem, Network, pack_item
 from chain.errors import ChainError
 
 #: Items per leaf (``LoyaltyNetwork.ISSUE_CHUNK_SIZE``).
@@ -51,7 +51,7 @@ class IssuedChunk:
 @dataclass(frozen=True)
 class IssuanceProof:
     """Issuance ``seq``: the chunk of its batch that holds it and the chunk's Merkle proof,
-    what the hub's ``clawback`` takes as ``(originalSeq, chunk, proof)``."""
+    what each item of the hub's ``clawbackBatch`` carries as ``(originalSeq, chunk, proof)``."""
 
     seq: int
     chunk: IssuedChunk
@@ -67,9 +67,10 @@ class IssuanceProof:
         """The points the issuance credited."""
         return self.chunk.amounts[self.seq - self.chunk.first_seq]
 
-    def clawback_args(self) -> tuple[int, tuple[int, int, list[int]], list[bytes]]:
-        """``(originalSeq, chunk, proof)`` for ``LoyaltyNetworkClient.clawback``."""
-        return self.seq, self.chunk.as_tuple(), list(self.proof)
+    def clawback_item(self, seq: int, amount: int) -> ClawbackItem:
+        """The ``clawbackBatch`` item of refund event ``seq`` clawing back up to ``amount``
+        of this issuance."""
+        return seq, self.seq, self.chunk.as_tuple(), list(self.proof), amount
 
 
 def chunk_leaf(first_seq: int, members: Sequence[str], amounts: Sequence[int]) -> bytes:
@@ -112,14 +113,19 @@ def root(first_seq: int, members: Sequence[str], amounts: Sequence[int]) -> byte
 
 
 def prove(
-    first_seq: int, members: Sequence[str], amounts: Sequence[int], seq: int
+    first_seq: int,
+    members: Sequence[str],
+    amounts: Sequence[int],
+    seq: int,
+    tree: list[list[bytes]] | None = None,
 ) -> IssuanceProof:
     """The chunk holding issuance ``seq`` of the batch ``(first_seq, members, amounts)`` and
-    the sibling hashes from its leaf up to the root."""
+    the sibling hashes from its leaf up to the root. ``tree``: the batch's :func:`levels`,
+    when the caller keeps them to prove several issuances of one batch."""
     index = seq - first_seq
     if not 0 <= index < len(members):
         raise ValueError(f"sequence number {seq} is not in the batch from {first_seq}")
-    tree = levels(first_seq, members, amounts)
+    tree = tree or levels(first_seq, members, amounts)
     node = index // CHUNK_SIZE
     path: list[bytes] = []
     for level in tree[:-1]:

@@ -191,40 +191,25 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
     }
 
     /**
-     * @dev Refund clawback: for refund event `seq`, burns up to `amount` of the points that the
-     * issuance with sequence number `originalSeq` gave its member. `chunk` is the chunk of its
-     * batch holding that issuance, proved by `proof` against the batch root; the member and
-     * the amount issued are read from it. Burns what is left when the member already spent
-     * the points; never more, over all clawbacks of one issuance, than it issued.
+     * @dev Refund clawbacks for merchant `merchantId`, applied in order: for refund event
+     * `items[i].seq`, burns up to `items[i].amount` of the points that the issuance with sequence
+     * number `items[i].originalSeq` gave its member. Each item's `chunk` is the chunk of that
+     * issuance's batch holding it, proved by `proof` against the batch root; the member and the
+     * amount issued are read from it. Burns what is left when the member already spent the
+     * points; never more, over all clawbacks of one issuance (items of this batch included),
+     * than it issued. Emits one {PointsClawedBack} per item and reverts as a whole if any item
+     * is invalid or its refund sequence number was used before.
      */
-    function clawback(
-        uint32 merchantId,
-        uint64 seq,
-        uint64 originalSeq,
-        IssuedChunk calldata chunk,
-        bytes32[] calldata proof,
-        uint256 amount
-    ) external whenNotPaused onlyIssuerFor(merchantId) returns (uint256 burned) {
-        if (amount == 0) revert LoyaltyNetworkZeroAmount();
+    function clawbackBatch(uint32 merchantId, Clawback[] calldata items)
+        external
+        whenNotPaused
+        onlyIssuerFor(merchantId)
+    {
+        if (items.length == 0) revert LoyaltyNetworkZeroAmount();
         Merchant storage m = _existingMerchant(merchantId);
-        bytes32 root = _batchRoots[merchantId][chunk.batchFirstSeq];
-        bool inChunk = originalSeq >= chunk.firstSeq && originalSeq - chunk.firstSeq < chunk.items.length;
-        bytes32 leaf = _chunkLeaf(chunk.firstSeq, chunk.items);
-        if (!inChunk || root == bytes32(0) || !MerkleProof.verifyCalldata(proof, root, leaf)) {
-            revert LoyaltyNetworkUnknownIssuance(merchantId, originalSeq);
+        for (uint256 i; i < items.length; ++i) {
+            _clawback(merchantId, m, items[i]);
         }
-        uint256 item = chunk.items[originalSeq - chunk.firstSeq];
-        address member = address(uint160(item >> 96));
-        uint256 issued = uint96(item);
-        uint256 already = _clawedBackOf[merchantId][originalSeq];
-        if (already + amount > issued) {
-            revert LoyaltyNetworkClawbackExceedsIssued(merchantId, originalSeq, issued, already + amount);
-        }
-        _useSequence(merchantId, seq);
-        burned = token.burnUpTo(member, amount);
-        _clawedBackOf[merchantId][originalSeq] = already + burned;
-        m.clawedBack += burned.toUint128();
-        emit PointsClawedBack(merchantId, member, seq, originalSeq, amount, burned);
     }
 
     // =========================================================== redemption
@@ -465,6 +450,32 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
     /// never the 64 of an inner node, so no inner node can pass for a leaf.
     function _chunkLeaf(uint64 firstSeq, uint256[] calldata items) private pure returns (bytes32) {
         return keccak256(abi.encodePacked(firstSeq, items));
+    }
+
+    /// @dev One item of {clawbackBatch}: checks it against what was issued, uses its sequence
+    /// number, burns and records what it burned.
+    function _clawback(uint32 merchantId, Merchant storage m, Clawback calldata c) private {
+        if (c.amount == 0) revert LoyaltyNetworkZeroAmount();
+        IssuedChunk calldata chunk = c.chunk;
+        uint64 originalSeq = c.originalSeq;
+        bytes32 root = _batchRoots[merchantId][chunk.batchFirstSeq];
+        bool inChunk = originalSeq >= chunk.firstSeq && originalSeq - chunk.firstSeq < chunk.items.length;
+        bytes32 leaf = _chunkLeaf(chunk.firstSeq, chunk.items);
+        if (!inChunk || root == bytes32(0) || !MerkleProof.verifyCalldata(c.proof, root, leaf)) {
+            revert LoyaltyNetworkUnknownIssuance(merchantId, originalSeq);
+        }
+        uint256 item = chunk.items[originalSeq - chunk.firstSeq];
+        address member = address(uint160(item >> 96));
+        uint256 issued = uint96(item);
+        uint256 already = _clawedBackOf[merchantId][originalSeq];
+        if (already + c.amount > issued) {
+            revert LoyaltyNetworkClawbackExceedsIssued(merchantId, originalSeq, issued, already + c.amount);
+        }
+        _useSequence(merchantId, c.seq);
+        uint256 burned = token.burnUpTo(member, c.amount);
+        _clawedBackOf[merchantId][originalSeq] = already + burned;
+        m.clawedBack += burned.toUint128();
+        emit PointsClawedBack(merchantId, member, c.seq, originalSeq, c.amount, burned);
     }
 
     function _useSequence(uint32 merchantId, uint64 seq) private {

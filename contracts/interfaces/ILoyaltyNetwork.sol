@@ -50,6 +50,17 @@ interface ILoyaltyNetwork {
         uint256[] items;
     }
 
+    /// @dev One refund of a `clawbackBatch`: refund event `seq` claws back up to `amount` of the
+    /// points that the issuance with sequence number `originalSeq` gave its member, proved by
+    /// `chunk` (the chunk of its batch that holds it) and the chunk's Merkle `proof`.
+    struct Clawback {
+        uint64 seq;
+        uint64 originalSeq;
+        IssuedChunk chunk;
+        bytes32[] proof;
+        uint256 amount;
+    }
+
     /// @dev A member's consent to move `amount` points to `to`.
     struct TransferRequest {
         address from;

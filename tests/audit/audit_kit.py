@@ -247,13 +247,13 @@ class Actions:
     def _clawback_call(
         self, merchant: int, seq: int, original_seq: int, who: Member, amount: int
     ) -> Any:
-        """The hub's ``clawback`` call, proving the original issuance's chunk against its
-        batch's Merkle root (built here from what this ledger booked)."""
+        """The hub's ``clawbackBatch`` call of this one refund, proving the original issuance's
+        chunk against its batch's Merkle root (built here from what this ledger booked)."""
         for batch_merchant, first, members, amounts in self.ledger.batches:
             if batch_merchant == merchant and 0 <= original_seq - first < len(members):
                 proved = merkle.prove(first, members, amounts, original_seq)
                 assert proved.member == who.address
-                return self.hub.clawback(merchant, seq, *proved.clawback_args(), amount)
+                return self.hub.clawback_batch(merchant, [proved.clawback_item(seq, amount)])
         raise AssertionError(f"merchant {merchant} never issued {original_seq} here")
 
     def relay_transfer(self, sender: Member, recipient: Member, amount: int) -> None:

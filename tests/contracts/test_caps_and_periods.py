@@ -94,7 +94,7 @@ def test_clawback_does_not_give_back_cap_room(net):
     alice = member()
     issue(net, 1, 0, [alice.address], [100])
     proved = find_issuance(net.network, 1, 0)
-    net.operator.transact(net.hub.clawback(1, 1, *proved.clawback_args(), 50))
+    net.operator.transact(net.hub.clawback_batch(1, [proved.clawback_item(1, 50)]))
 
     with reverts("LoyaltyNetworkMintCapExceeded", merchantId=1, cap=100, requested=101):
         issue(net, 1, 2, [alice.address], [1])

@@ -1,4 +1,7 @@
-"""Clawback: a refund event burns (up to) the points an earlier event issued."""
+"""Clawback: a refund event burns (up to) the points an earlier event issued.
+
+Refunds go to the hub in batches (``clawbackBatch``); most tests here send a batch of one.
+"""
 
 from __future__ import annotations
 
@@ -64,12 +67,6 @@ def test_clawback_burns_the_requested_points_and_emits_points_clawed_back(net, a
     }
 
 
-def test_clawback_returns_the_points_it_burned(net, alice):
-    proved = find_issuance(net.network, 1, 0)
-    fn = net.hub.clawback(1, 1, *proved.clawback_args(), 30)
-    assert fn.call({"from": net.operator.address}) == 30
-
-
 def test_clawback_burns_only_what_is_left_when_the_member_spent_the_points(net, alice):
     net.operator.transact(net.hub.redeem(*redemption(net, alice, 2, 80)))
     receipt = clawback(net, 1, 1, 0, alice.address, 100)
@@ -114,7 +111,7 @@ def test_clawback_still_works_for_a_suspended_merchant(net, alice):
 
 def forged_clawback(net, merchant_id, seq, proved, amount, sender=None):
     """Send a clawback claiming ``proved`` (an :class:`IssuanceProof`, genuine or not)."""
-    fn = net.hub.clawback(merchant_id, seq, *proved.clawback_args(), amount)
+    fn = net.hub.clawback_batch(merchant_id, [proved.clawback_item(seq, amount)])
     return (sender or net.operator).transact(fn)
 
 
@@ -399,3 +396,125 @@ def test_clawing_back_one_item_leaves_its_chunk_neighbours_allowance_intact(net,
     assert net.hub.functions.clawedBackOf(1, 10).call() == 10
     assert net.hub.functions.clawedBackOf(1, 11).call() == 11
     assert net.token.balance_of(big_batch[1].address) == 0
+
+
+# ------------------------------------------------------------------ several refunds in one batch
+
+
+def batch(net, merchant_id, refunds, sender=None):
+    """Send one ``clawbackBatch`` of ``refunds``: (refund seq, original seq, amount) each,
+    every issuance proved from the chain's logs."""
+    items = [
+        find_issuance(net.network, merchant_id, original).clawback_item(seq, amount)
+        for seq, original, amount in refunds
+    ]
+    return (sender or net.operator).transact(net.hub.clawback_batch(merchant_id, items))
+
+
+def test_clawback_batch_claws_back_every_item_and_emits_one_points_clawed_back_each(net, big_batch):
+    carol = member()
+    issue(net, 1, 30, [carol.address], [500])  # another batch
+    refunds = [(31, 12, 12), (32, 27, 5), (33, 30, 200), (34, 18, 1)]
+
+    receipt = batch(net, 1, refunds)
+
+    clawed = events(net.hub, "PointsClawedBack", receipt)
+    assert [
+        (c["args"]["seq"], c["args"]["originalSeq"], c["args"]["requested"], c["args"]["burned"])
+        for c in clawed
+    ] == [(seq, original, amount, amount) for seq, original, amount in refunds]
+    assert [c["args"]["member"] for c in clawed] == [
+        big_batch[2].address,
+        big_batch[17].address,
+        carol.address,
+        big_batch[8].address,
+    ]
+    assert net.token.balance_of(big_batch[2].address) == 0
+    assert net.token.balance_of(big_batch[17].address) == 22
+    assert net.token.balance_of(carol.address) == 300
+    assert net.token.balance_of(big_batch[8].address) == 17
+    assert net.hub.merchant(1).clawed_back == 12 + 5 + 200 + 1
+    assert net.token.total_supply() == sum(10 + i for i in range(20)) + 500 - 218
+    assert all(net.hub.is_sequence_used(1, seq) for seq in (31, 32, 33, 34))
+
+
+def test_clawback_batch_reverts_as_a_whole_when_one_item_was_tampered_with(net, big_batch):
+    genuine = [find_issuance(net.network, 1, seq) for seq in (10, 12, 27)]
+    amounts = list(genuine[1].chunk.amounts)
+    amounts[2] = 10**6
+    forged = replace(genuine[1], chunk=replace(genuine[1].chunk, amounts=tuple(amounts)))
+    items = [
+        genuine[0].clawback_item(30, 10),
+        forged.clawback_item(31, 10**6),
+        genuine[2].clawback_item(32, 27),
+    ]
+
+    with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=12):
+        net.operator.transact(net.hub.clawback_batch(1, items))
+    assert [net.token.balance_of(big_batch[i].address) for i in (0, 2, 17)] == [10, 12, 27]
+    assert net.hub.merchant(1).clawed_back == 0
+    assert not any(net.hub.is_sequence_used(1, seq) for seq in (30, 31, 32))
+
+
+def test_clawback_batch_items_refunding_one_issuance_count_together_against_what_it_issued(
+    net, big_batch
+):
+    # Issuance 15 gave 15 points: 10 + 6 in one batch is one too many.
+    with reverts(
+        "LoyaltyNetworkClawbackExceedsIssued",
+        merchantId=1,
+        originalSeq=15,
+        issued=15,
+        requested=16,
+    ):
+        batch(net, 1, [(30, 15, 10), (31, 11, 1), (32, 15, 6)])
+    assert net.hub.functions.clawedBackOf(1, 15).call() == 0
+
+    batch(net, 1, [(30, 15, 10), (31, 11, 1), (32, 15, 5)])
+
+    assert net.hub.functions.clawedBackOf(1, 15).call() == 15
+    assert net.token.balance_of(big_batch[5].address) == 0
+
+
+def test_clawback_batch_counts_only_what_was_burned_when_the_member_spent_the_points(net, alice):
+    net.operator.transact(net.hub.redeem(*redemption(net, alice, 1, 80)))  # 20 left
+
+    receipt = batch(net, 1, [(1, 0, 50), (2, 0, 50)])
+
+    clawed = events(net.hub, "PointsClawedBack", receipt)
+    assert [(c["args"]["requested"], c["args"]["burned"]) for c in clawed] == [(50, 20), (50, 0)]
+    assert net.hub.functions.clawedBackOf(1, 0).call() == 20
+    assert net.hub.merchant(1).clawed_back == 20
+
+
+def test_clawback_batch_reverts_when_two_items_use_one_refund_sequence(net, big_batch):
+    with reverts("LoyaltyNetworkSequenceUsed", merchantId=1, seq=30):
+        batch(net, 1, [(30, 10, 1), (31, 11, 1), (30, 12, 1)])
+    assert not net.hub.is_sequence_used(1, 30)
+
+
+def test_clawback_batch_reverts_when_a_refund_sequence_was_used_before(net, big_batch):
+    batch(net, 1, [(30, 10, 1)])
+
+    with reverts("LoyaltyNetworkSequenceUsed", merchantId=1, seq=30):
+        batch(net, 1, [(31, 11, 1), (30, 12, 1)])
+    with reverts("LoyaltyNetworkSequenceUsed", merchantId=1, seq=10):
+        batch(net, 1, [(10, 12, 1)])  # an issuance's sequence number
+    assert not net.hub.is_sequence_used(1, 31)
+    assert net.hub.functions.clawedBackOf(1, 12).call() == 0
+
+
+def test_clawback_batch_reverts_when_empty(net, alice):
+    with reverts("LoyaltyNetworkZeroAmount"):
+        net.operator.transact(net.hub.clawback_batch(1, []))
+
+
+def test_clawback_batch_reverts_for_a_zero_amount_item(net, big_batch):
+    with reverts("LoyaltyNetworkZeroAmount"):
+        batch(net, 1, [(30, 10, 1), (31, 11, 0)])
+
+
+def test_clawback_batch_by_another_merchants_signer_reverts(net, big_batch):
+    signer = net.merchant_signers[2]
+    with reverts("LoyaltyNetworkUnauthorizedIssuer", caller=signer.address, merchantId=1):
+        batch(net, 1, [(30, 10, 1)], sender=signer)

@@ -4,12 +4,12 @@ Each hypothesis example runs in its own ``evm_snapshot`` (taken in the machine's
 ``__init__``, reverted in ``teardown``) on top of the test's snapshot; ``__init__``
 checks that it starts from a clean state (no sunset, the session's badge types
 unawarded, none of the machine's own badge types defined). The rules issue,
-redeem, transfer (signed and direct) and claw back points, define badge types
-(soulbound or transferable, small max supplies), award badges through the hub,
-have members move their badges, and, at most once per example and only after
-some steps, sunset the network through the timelock. The model predicts every
-outcome, down to the custom error of each revert. After every step the chain must
-agree with the model:
+redeem, transfer (signed and direct) and claw back points (1 to 3 refunds per
+batch), define badge types (soulbound or transferable, small max supplies),
+award badges through the hub, have members move their badges, and, at most once
+per example and only after some steps, sunset the network through the timelock.
+The model predicts every outcome, down to the custom error of each revert. After
+every step the chain must agree with the model:
 
 - ``totalSupply == sum(model balances) == sum(issued - redeemed - clawedBack)``
   over the hub's per-merchant accounting, and every balance matches;
@@ -91,6 +91,16 @@ amount = st.integers(1, 400)
 #: A percentage of the member's balance to move; above 100 asks for too much.
 share = st.integers(1, 110)
 Expected = tuple[str, dict[str, Any]] | None
+#: One refund of a clawback batch: (member index, percent of the member's balance asked,
+#: pick of the original and refund sequence numbers, original issued or not, refund
+#: sequence number fresh or used).
+refund = st.tuples(
+    member_index,
+    st.integers(1, 150),
+    st.integers(0, 10**6),
+    st.sampled_from(["issued", "issued", "issued", "never issued"]),
+    st.sampled_from(["fresh", "fresh", "fresh", "used"]),
+)
 
 
 class NetworkMachine(RuleBasedStateMachine):
@@ -296,67 +306,72 @@ class NetworkMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.members)
     @rule(
         merchant_id=st.sampled_from(MERCHANTS),
-        index=member_index,
-        percent=st.integers(1, 150),
-        pick=st.integers(0, 10**6),
-        original=st.sampled_from(["issued", "issued", "issued", "never issued"]),
-        refund_seq=st.sampled_from(["fresh", "fresh", "fresh", "used"]),
+        refunds=st.lists(refund, min_size=1, max_size=3),
     )
-    def clawback(
-        self,
-        merchant_id: int,
-        index: int,
-        percent: int,
-        pick: int,
-        original: str,
-        refund_seq: str,
-    ) -> None:
-        """A refund: burns up to the requested points (partial when the member spent them)."""
+    def clawback(self, merchant_id: int, refunds: list[tuple[int, int, int, str, str]]) -> None:
+        """Refunds in one ``clawbackBatch``, applied in order: each burns up to the requested
+        points (partial when the member spent them); the first bad one reverts the batch."""
         net = self.net
-        who = self.members[index % len(self.members)]
-        points = self.amount_of(who, percent)
         used = sorted(self.used[merchant_id])
-        original_seq = used[pick % len(used)] if original == "issued" and used else 100_000 + pick
-        seq = (
-            used[(pick // 7) % len(used)]
-            if refund_seq == "used" and used
-            else self.next_free_seq(merchant_id)
-        )
-        forged = not (
-            original_seq in self.used[merchant_id] and original_seq not in self.refund_seqs
-        )
-        if forged:  # a claim on a number that issued nothing: a one-item chunk of its own
-            chunk = IssuedChunk(original_seq, original_seq, (who.address,), (points,))
-            proved = IssuanceProof(original_seq, chunk, [])
-        else:
-            proved = find_issuance(net.network, merchant_id, original_seq)
-        already = self.clawed_of.get((merchant_id, proved.seq), 0)
+        balances = dict(self.balances)
+        clawed_of = dict(self.clawed_of)
+        next_fresh = self.next_free_seq(merchant_id)
+        items = []
+        applied: list[tuple[str, int, int, int]] = []  # (member, original seq, burned, seq)
         expected: Expected = None
-        if forged:
-            expected = (
-                "LoyaltyNetworkUnknownIssuance",
-                {"merchantId": merchant_id, "originalSeq": original_seq},
+        for index, percent, pick, original, refund_seq in refunds:
+            who = self.members[index % len(self.members)]
+            points = max(1, balances[who.address] * percent // 100)
+            issued = original == "issued" and used
+            original_seq = used[pick % len(used)] if issued else 100_000 + pick
+            if refund_seq == "used" and used:
+                seq = used[(pick // 7) % len(used)]
+            else:
+                seq, next_fresh = next_fresh, next_fresh + 1
+            forged = not (
+                original_seq in self.used[merchant_id] and original_seq not in self.refund_seqs
             )
-        elif already + points > proved.amount:
-            expected = (
-                "LoyaltyNetworkClawbackExceedsIssued",
-                {
-                    "merchantId": merchant_id,
-                    "originalSeq": proved.seq,
-                    "issued": proved.amount,
-                    "requested": already + points,
-                },
-            )
-        elif seq in self.used[merchant_id]:
-            expected = ("LoyaltyNetworkSequenceUsed", {"merchantId": merchant_id, "seq": seq})
-        fn = net.hub.clawback(merchant_id, seq, *proved.clawback_args(), points)
+            if forged:  # a claim on a number that issued nothing: a one-item chunk of its own
+                chunk = IssuedChunk(original_seq, original_seq, (who.address,), (points,))
+                proved = IssuanceProof(original_seq, chunk, [])
+            else:
+                proved = find_issuance(net.network, merchant_id, original_seq)
+            items.append(proved.clawback_item(seq, points))
+            if expected is not None:
+                continue  # the batch already reverts at an earlier item
+            already = clawed_of.get((merchant_id, proved.seq), 0)
+            if forged:
+                expected = (
+                    "LoyaltyNetworkUnknownIssuance",
+                    {"merchantId": merchant_id, "originalSeq": original_seq},
+                )
+            elif already + points > proved.amount:
+                expected = (
+                    "LoyaltyNetworkClawbackExceedsIssued",
+                    {
+                        "merchantId": merchant_id,
+                        "originalSeq": proved.seq,
+                        "issued": proved.amount,
+                        "requested": already + points,
+                    },
+                )
+            elif seq in self.used[merchant_id]:
+                expected = ("LoyaltyNetworkSequenceUsed", {"merchantId": merchant_id, "seq": seq})
+            else:
+                burned = min(points, balances[proved.member])
+                balances[proved.member] -= burned
+                clawed_of[(merchant_id, proved.seq)] = already + burned
+                applied.append((proved.member, proved.seq, burned, seq))
+        fn = net.hub.clawback_batch(merchant_id, items)
         if self.expect(expected, lambda: net.operator.transact(fn)):
-            burned = min(points, self.balances[proved.member])
-            self.balances[proved.member] -= burned
-            self.clawed_back[merchant_id] += burned
-            self.clawed_of[(merchant_id, proved.seq)] = already + burned
-            self.used[merchant_id].add(seq)
-            self.refund_seqs.add(seq)
+            for who_address, original_seq, burned, seq in applied:
+                self.balances[who_address] -= burned
+                self.clawed_back[merchant_id] += burned
+                self.clawed_of[(merchant_id, original_seq)] = (
+                    self.clawed_of.get((merchant_id, original_seq), 0) + burned
+                )
+                self.used[merchant_id].add(seq)
+                self.refund_seqs.add(seq)
 
     def issued_seqs(self, merchant_id: int) -> set[int]:
         """Sequence numbers that issued points (not those used by refunds)."""

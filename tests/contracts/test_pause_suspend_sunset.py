@@ -55,7 +55,7 @@ def test_pause_blocks_redemption_clawback_and_signed_transfers(net, alice):
         net.operator.transact(net.hub.redeem(*redemption(net, alice, 1, 10)))
     with reverts("EnforcedPause"):
         proved = find_issuance(net.network, 1, 0)
-        net.operator.transact(net.hub.clawback(1, 1, *proved.clawback_args(), 10))
+        net.operator.transact(net.hub.clawback_batch(1, [proved.clawback_item(1, 10)]))
     with reverts("EnforcedPause"):
         net.outsider.transact(
             net.hub.transfer_with_signature(*transfer_request(net, alice, member().address, 10))
@@ -87,7 +87,7 @@ def test_unpause_restores_every_operation(net, alice):
     issue(net, 1, 1, [alice.address], [10])
     net.operator.transact(net.hub.redeem(*redemption(net, alice, 1, 10)))
     proved = find_issuance(net.network, 1, 0)
-    net.operator.transact(net.hub.clawback(1, 2, *proved.clawback_args(), 10))
+    net.operator.transact(net.hub.clawback_batch(1, [proved.clawback_item(2, 10)]))
     net.outsider.transact(
         net.hub.transfer_with_signature(*transfer_request(net, alice, bob.address, 10))
     )
