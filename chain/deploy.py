@@ -102,6 +102,11 @@ def connect(settings: Settings) -> Web3:
         raise DeploymentError(
             f"{settings.rpc_url} is chain {chain_id}, settings say {settings.chain_id}"
         )
+    # web3's validation middleware asks the node for its chain id again before every
+    # eth_call and eth_estimateGas (a round trip each, a tenth of the outbox worker's
+    # time): checked once here, and every transaction is signed for this chain id, so
+    # a node on another chain refuses it anyway.
+    w3.middleware_onion.remove("validation")
     return w3
 
 
