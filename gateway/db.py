@@ -8,15 +8,34 @@ with ``FOR UPDATE SKIP LOCKED``.
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+#: A row lock that orders writers of the row without waiting for inserts that reference
+#: it (PostgreSQL: FOR NO KEY UPDATE; such inserts take FOR KEY SHARE on the row, which a
+#: plain FOR UPDATE waits for): for counters such as a merchant's next sequence number.
+NO_KEY_UPDATE: dict[str, Any] = {"key_share": True}
+
+#: Whether this process's database writes are background work (the outbox worker,
+#: the indexer) that request handlers must not keep waiting: see ``ProcessWriteLock``.
+_background_writer = False
+
+
+def write_in_background() -> None:
+    """Mark this process's SQLite writers as background work (call before opening the
+    database): while one waits for the write lock, request writers let it go first."""
+    global _background_writer
+    _background_writer = True
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -53,7 +72,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _no_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
 
-        _write_locks[engine] = FairLock()
+        database = make_url(url).database or ""
+        on_disk = database not in ("", ":memory:") and not database.startswith("file:")
+        across = ProcessWriteLock(Path(database), _background_writer) if on_disk else None
+        _write_locks[engine] = FairLock(across)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
@@ -66,15 +88,61 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+class ProcessWriteLock:
+    """SQLite's one writer, shared in order between the processes of one database.
+
+    Role all runs the API, the outbox worker and the indexer as three processes.
+    Left to SQLite's busy handler (polling with sleeps of up to 100 ms) the worker
+    lost every time: the API's threads hand the lock on without a gap, and nothing
+    was confirmed while requests kept coming. Two lock files next to the database
+    (``flock``: the waiter sleeps in the kernel, and a crashed holder's lock goes
+    with its process) put the processes in line:
+
+    - every writer holds ``<db>.writer.lock`` from before ``BEGIN IMMEDIATE`` to
+      after ``COMMIT``;
+    - a background writer (``write_in_background``) takes ``<db>.turn.lock``
+      exclusively until it holds the writer lock, and request writers pass the
+      turn lock (shared, at once released) on their way in: while a background
+      writer waits, no request writer gets ahead of it, so it waits for at most the
+      transactions already in line.
+
+    Threads of one process are put in line by ``FairLock`` first: one thread per
+    process at a time uses these (process-wide) locks.
+    """
+
+    def __init__(self, database: Path, background: bool) -> None:
+        self.background = background
+        self._writer = (database.parent / f"{database.name}.writer.lock").open("a")
+        self._turn = (database.parent / f"{database.name}.turn.lock").open("a")
+
+    def acquire(self) -> None:
+        if self.background:
+            fcntl.flock(self._turn, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._writer, fcntl.LOCK_EX)
+            finally:
+                fcntl.flock(self._turn, fcntl.LOCK_UN)
+        else:
+            fcntl.flock(self._turn, fcntl.LOCK_SH)
+            fcntl.flock(self._turn, fcntl.LOCK_UN)
+            fcntl.flock(self._writer, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        fcntl.flock(self._writer, fcntl.LOCK_UN)
+
+
 class FairLock:
     """A lock granted in the order it was asked for (re-entrant per thread).
 
     SQLite's own wait for its write lock is polling with sleeps of up to 100 ms,
     so under load one writer (often the outbox worker) can lose for tens of
-    seconds. Writers of one process queue here first, in arrival order.
+    seconds. Writers of one process queue here first, in arrival order; with
+    ``across``, the holder then takes its process's turn among the database's
+    other processes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, across: ProcessWriteLock | None = None) -> None:
+        self._across = across
         self._mutex = threading.Lock()
         self._queue: deque[threading.Lock] = deque()
         self._owner: int | None = None
@@ -97,16 +165,28 @@ class FairLock:
             turn.acquire()  # released by the holder before us, which made us the owner
             with self._mutex:
                 self._owner, self._depth = me, 1
+        outermost = self._depth == 1
+        if outermost and self._across is not None:
+            try:
+                self._across.acquire()
+            except BaseException:
+                self._leave()
+                raise
         try:
             yield
         finally:
-            with self._mutex:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._owner = None
-                    if self._queue:
-                        self._owner = -1  # handed over: nobody barges in before the next
-                        self._queue.popleft().release()
+            if outermost and self._across is not None:
+                self._across.release()
+            self._leave()
+
+    def _leave(self) -> None:
+        with self._mutex:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                if self._queue:
+                    self._owner = -1  # handed over: nobody barges in before the next
+                    self._queue.popleft().release()
 
 
 _write_locks: WeakKeyDictionary[Engine, FairLock] = WeakKeyDictionary()
@@ -126,5 +206,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
+def is_postgres(bind: Engine | Session) -> bool:
+    """Whether an engine, or the engine a session is bound to, is PostgreSQL."""
+    engine = bind.bind if isinstance(bind, Session) else bind
+    return engine is not None and engine.dialect.name == "postgresql"

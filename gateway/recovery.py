@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from chain.contracts import Network
 from chain.merkle import TRANSFER_TOPIC
-from gateway.db import transaction
+from gateway.db import NO_KEY_UPDATE, transaction
 from gateway.models import ChainOp, ChainTx, Merchant
 
 log = logging.getLogger("pointsnet.recovery")
@@ -167,7 +167,7 @@ class ChainRecovery:
                     ))  # fmt: skip
                     report.adopted += 1
             for merchant_id, highest in used.items():
-                merchant = session.get(Merchant, merchant_id, with_for_update=True)
+                merchant = session.get(Merchant, merchant_id, with_for_update=NO_KEY_UPDATE)
                 if merchant is not None and merchant.next_seq <= highest:
                     merchant.next_seq = highest + 1
                     report.seq_moved[merchant_id] = highest + 1

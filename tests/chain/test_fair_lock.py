@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
-from gateway.db import FairLock
+from gateway.db import FairLock, ProcessWriteLock
 
 
 def test_one_holder_at_a_time_and_reentrant() -> None:
@@ -48,3 +49,47 @@ def test_waiters_get_the_lock_in_arrival_order() -> None:
 def _record(lock: FairLock, order: list[int], i: int) -> None:
     with lock.held():
         order.append(i)
+
+
+def test_a_background_writer_waiting_goes_before_request_writers_that_come_later(
+    tmp_path: Path,
+) -> None:
+    """Across processes (separate lock files' descriptors stand for processes here): a
+    waiting outbox worker gets SQLite's write lock next, even when the API process asks
+    again the moment it lets go (as its next queued request thread does)."""
+    database = tmp_path / "gateway.db"
+    api = ProcessWriteLock(database, background=False)
+    worker = ProcessWriteLock(database, background=True)
+    order: list[str] = []
+
+    def work() -> None:
+        worker.acquire()
+        order.append("worker")
+        time.sleep(0.05)
+        worker.release()
+
+    for _ in range(5):
+        order.clear()
+        api.acquire()
+        thread = threading.Thread(target=work)
+        thread.start()
+        time.sleep(0.1)  # the worker waits, holding the turn
+        api.release()
+        api.acquire()  # the API's next request, at once
+        order.append("request")
+        api.release()
+        thread.join(10)
+        assert order == ["worker", "request"]
+
+
+def test_request_writers_of_different_processes_exclude_each_other(tmp_path: Path) -> None:
+    first = ProcessWriteLock(tmp_path / "gateway.db", background=False)
+    second = ProcessWriteLock(tmp_path / "gateway.db", background=False)
+    first.acquire()
+    got = threading.Event()
+    waiter = threading.Thread(target=lambda: (second.acquire(), got.set(), second.release()))
+    waiter.start()
+    assert not got.wait(0.2)
+    first.release()
+    assert got.wait(5)
+    waiter.join(5)
