@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: run test setup setup-test lint typecheck contracts-check slither pytest build clean
 
 run: setup
-	$(VENV)/pointsnet up
+	$(VENV)/pointsnet demo
 
 test: setup-test lint typecheck contracts-check slither pytest
 

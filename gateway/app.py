@@ -1,10 +1,14 @@
 """The FastAPI application and the background roles that run beside it.
 
-``create_app`` builds the HTTP API on a :class:`GatewayContext`.  With
-``run_background=True`` (``pointsnet serve``'s default role ``all``) the
-outbox workers (one per signer key: :mod:`gateway.lanes`) and the webhook
-dispatcher run as threads of the same process; ``--role api|worker`` runs them
-apart.  Beside the API: ``/healthz`` (liveness), ``/readyz`` (readiness,
+``create_app`` builds the HTTP API on a :class:`GatewayContext`.
+``start_background`` runs the background roles as threads: the outbox workers
+(one per signer key: :mod:`gateway.lanes`) with the webhook dispatcher (role
+``worker``), and the indexer (role ``indexer``); ``pointsnet serve --role
+worker|indexer`` is one of them in a process of its own.  ``pointsnet serve``'s
+default role ``all`` runs those two roles as child processes of the API
+(:mod:`gateway.supervisor`); ``create_app(run_background=True)`` puts them in
+the API's own process instead (one GIL), for tests and ``serve --in-process``.
+Beside the API: ``/healthz`` (liveness), ``/readyz`` (readiness,
 :mod:`gateway.health`) and ``/metrics`` (Prometheus, :mod:`gateway.metrics`).
 """
 
@@ -89,7 +93,8 @@ def create_app(
     run_background: bool = False,
     signer_indexes: list[int] | None = None,
 ) -> FastAPI:
-    """The gateway's HTTP API (and, optionally, its background roles)."""
+    """The gateway's HTTP API; with ``run_background`` also its background roles as threads
+    of this process for the app's lifespan (tests and ``serve --in-process``)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -24,6 +24,7 @@ from chain.config import Settings, get_settings
 from chain.deploy import deploy
 from chain.errors import ChainError
 from gateway.context import GatewayContext
+from gateway.db import write_in_background
 from gateway.errors import GatewayError
 from gateway.migrate import upgrade
 
@@ -52,49 +53,97 @@ def serve(
         list[int] | None,
         typer.Option(help="signer key(s) of the pool this process runs (repeat; default all)"),
     ] = None,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process",
+            help="role all: outbox workers, webhooks and indexer as threads of this process "
+            "(one GIL) instead of child processes",
+        ),
+    ] = False,
+    supervised_by: Annotated[
+        int | None, typer.Option(hidden=True, help="stop when this parent process is gone")
+    ] = None,
 ) -> None:
     """Run the gateway: API + outbox workers (one per signer key) + webhooks + indexer
-    (role all), or one role alone."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    (role all: the API here, the worker and indexer roles as supervised child
+    processes), or one role alone."""
+    if role not in ("all", "api", "worker", "indexer"):
+        raise typer.BadParameter("role must be all, api, worker or indexer")
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {role}[%(process)d] %(name)s %(levelname)s %(message)s",
+    )
     settings = get_settings()
+    if role in ("worker", "indexer"):
+        write_in_background()  # their SQLite writes go ahead of the API's requests
     try:
-        context = open_context(settings)
+        context = open_context(settings)  # migrates the database before any child starts
     except (ChainError, GatewayError) as exc:
         raise typer.Exit(_fail(exc)) from exc
     if role in ("worker", "indexer"):
-        from gateway.app import start_background
-
-        try:
-            roles = start_background(context, (role,), signer_index)
-        except ChainError as exc:
-            raise typer.Exit(_fail(exc)) from exc
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        console.print(f"{role} running; Ctrl-C stops it")
-        stop.wait()
-        roles.shutdown()
+        _run_background_role(context, role, signer_index, supervised_by)
         return
-    if role not in ("all", "api"):
-        raise typer.BadParameter("role must be all, api, worker or indexer")
-    from gateway.app import create_app
+    from gateway.app import create_app, start_background
 
+    if role == "all" and not in_process:
+        from gateway.supervisor import Supervisor
+
+        # The children open their own context; this one serves the API.
+        with Supervisor.for_role_all(signer_index).running():
+            _run_api(context, workers)
+        return
     if workers > 1:
-        # The API in `workers` processes; role all keeps its background roles here.
-        from gateway.app import start_background
-
+        # The API in `workers` processes; role all --in-process keeps its background
+        # roles as threads of this one.
         background = (
             start_background(context, signer_indexes=signer_index) if role == "all" else None
         )
+        try:
+            _run_api(context, workers)
+        finally:
+            if background is not None:
+                background.shutdown()
+        return
+    application = create_app(context, run_background=role == "all", signer_indexes=signer_index)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+
+
+def _run_api(context: GatewayContext, workers: int) -> None:
+    """The HTTP API in this process, or in ``workers`` uvicorn processes."""
+    settings = context.settings
+    if workers > 1:
         uvicorn.run(
             "gateway.asgi:app", host=settings.host, port=settings.port, workers=workers,
             log_level="warning",
         )  # fmt: skip
-        if background is not None:
-            background.shutdown()
         return
-    application = create_app(context, run_background=role == "all", signer_indexes=signer_index)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+    from gateway.app import create_app
+
+    uvicorn.run(create_app(context), host=settings.host, port=settings.port, log_level="warning")
+
+
+def _run_background_role(
+    context: GatewayContext, role: str, signer_index: list[int] | None, supervised_by: int | None
+) -> None:
+    """Role worker or indexer in this process until SIGINT/SIGTERM (or its supervisor's end)."""
+    from gateway.app import start_background
+
+    try:
+        roles = start_background(context, (role,), signer_index)
+    except ChainError as exc:
+        raise typer.Exit(_fail(exc)) from exc
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if supervised_by is not None:
+        from gateway.supervisor import stop_when_orphaned
+
+        stop_when_orphaned(supervised_by, stop)
+    else:
+        console.print(f"{role} running; Ctrl-C stops it")
+    stop.wait()
+    roles.shutdown()
 
 
 def _fail(exc: Exception) -> int:
@@ -306,8 +355,11 @@ def bench_e2e(
         float, typer.Option(help="time box of each saturation phase")
     ] = 120.0,
     profile: Annotated[bool, typer.Option(help="py-spy the gateway during saturation")] = False,
-    split_roles: Annotated[
-        bool, typer.Option(help="API, worker and indexer as separate processes (not role all)")
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process", help="serve --in-process: API, worker and indexer in one process"
+        ),
     ] = False,
     keep: Annotated[bool, typer.Option(help="keep each stack's data dir and logs")] = False,
     instrument: Annotated[
@@ -325,7 +377,7 @@ def bench_e2e(
         events=events, clients=clients, rate=rate, block_time=block_time,
         database_url=database_url, mode=mode, batch_size=batch_size,
         naive_threads=naive_threads, naive_seconds=naive_seconds, profile=profile,
-        split_roles=split_roles, keep=keep, instrument=instrument,
+        in_process=in_process, keep=keep, instrument=instrument,
         rate_share=rate_share, rate_seconds=rate_seconds, saturation_seconds=saturation_seconds,
         out_dir=Path(out) if out else None,
     )  # fmt: skip
