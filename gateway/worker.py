@@ -6,8 +6,10 @@ Responsibilities:
   stored transaction that is not final (same raw bytes, hence the same hash);
 - take pending ops in order and pack them: issuances per (merchant, rule
   version) into ``issueBatch`` over a contiguous range of fresh per-merchant
-  sequence numbers; badges and tiers in batches; clawbacks, rule-set
-  publications, redemptions and transfers one per transaction;
+  sequence numbers; clawbacks per merchant, once the issuance each refunds is
+  confirmed, into ``clawbackBatch`` (a batch that would revert goes again one
+  clawback at a time, so only the bad one fails); badges and tiers in batches;
+  rule-set publications, redemptions and transfers one per transaction;
 - sign locally and store the signed raw transaction and its nonce, in the same
   database transaction that marks the ops ``sent``, **before** broadcasting;
 - follow receipts behind the configured confirmation depth and mark
@@ -48,7 +50,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound
 from web3.logs import DISCARD
 
 from chain import merkle
-from chain.contracts import LoyaltyNetworkClient
+from chain.contracts import LoyaltyNetworkClient, encode_call
 from chain.errors import (
     ChainError,
     ContractRevert,
@@ -58,7 +60,7 @@ from chain.errors import (
 from chain.merkle import IssuanceProof
 from chain.sender import SignedTx, TransactionSender
 from gateway.chainlink import ChainLink
-from gateway.db import transaction
+from gateway.db import NO_KEY_UPDATE, is_postgres, transaction
 from gateway.faults import fault_point
 from gateway.models import ChainOp, ChainTx, Event, Merchant, Redemption, RuleSetVersion
 from gateway.recovery import ChainRecovery
@@ -70,15 +72,47 @@ log = logging.getLogger("pointsnet.worker")
 #: Ops of these kinds go one per transaction.
 #: Each group is relayed in queue order; redemptions and transfers share one group
 #: because both consume the member's hub nonce in the order the member signed them.
-SINGLE_KINDS: tuple[tuple[str, ...], ...] = (("rule",), ("clawback",), ("redeem", "transfer"))
+SINGLE_KINDS: tuple[tuple[str, ...], ...] = (("rule",), ("redeem", "transfer"))
 #: Ops that move points: if one fails, its event fails.
 VALUE_KINDS = ("issue", "clawback")
 #: How many badge awards or tier changes share one transaction.
 SMALL_BATCH = 200
+#: How many clawbacks share one transaction: ~48k gas each in a batch of 50 or more (see
+#: docs/BENCHMARKS.md, "Gas"), so a full batch takes ~4.8M gas, far below a 30M block.
+CLAWBACK_BATCH = 100
+#: Events read (and locked) per statement when their statuses are derived from their ops.
+EVENTS_PER_READ = 500
 #: Confirmed issue batches kept in memory for the clawback proofs of their refunds.
 BATCH_CACHE = 64
+#: Seconds one cycle may spend packing issue (or clawback) batches before it follows
+#: receipts again: under a steady inflow there is always another batch to pack, and
+#: events confirmed on chain would otherwise wait for the inflow to stop.
+PACK_SECONDS = 0.5
 #: Seconds between two attempts at issuance held back (network paused, merchant at its cap).
 HOLD_RECHECK = 2.0
+
+
+@dataclass(frozen=True)
+class IssuedBatch:
+    """A confirmed issue batch as its refunds prove it: first sequence number, members,
+    amounts and the Merkle tree's levels (built once for all its refunds)."""
+
+    first_seq: int
+    members: list[str]
+    amounts: list[int]
+    tree: list[list[bytes]]
+
+
+@dataclass(frozen=True)
+class ClawbackPlan:
+    """A clawback batch to store: ``op_ids[i]`` refunds issuance ``original_seqs[i]`` with
+    sequence number ``first_seq + i``."""
+
+    merchant_id: int
+    first_seq: int
+    op_ids: list[int]
+    original_seqs: list[int]
+    call: ContractFunction
 
 
 @dataclass
@@ -116,9 +150,11 @@ class OutboxWorker:
         self.hub: LoyaltyNetworkClient = link.network.hub
         self.settings = link.settings
         self._recovered = False
-        self._issued_batches: dict[int, tuple[int, list[str], list[int]]] = {}
+        self._issued_batches: dict[int, IssuedBatch] = {}
         self._paused_until = 0.0  # time.monotonic() before which issuance waits for an unpause
         self._cap_holds: dict[int, CapHold] = {}
+        #: merchant -> id of the last clawback op that goes alone (after a batch would revert)
+        self._clawbacks_alone: dict[int, int] = {}
         self.chain_recovery: ChainRecovery | None = None
 
     # ------------------------------------------------------------------ loop
@@ -208,6 +244,7 @@ class OutboxWorker:
         did = False
         for kinds in SINGLE_KINDS:
             did |= self._pack_singles(kinds)
+        did |= self._pack_clawbacks()
         did |= self._pack_issues()
         if self.badges_defined():
             did |= self._pack_small_batches("badge")
@@ -224,7 +261,7 @@ class OutboxWorker:
             .order_by(ChainOp.id)
             .limit(limit)
         )
-        if lock and _is_postgres(session):
+        if lock and is_postgres(session):
             query = query.with_for_update(skip_locked=True)
         return list(session.scalars(query).all())
 
@@ -239,7 +276,10 @@ class OutboxWorker:
         did = False
         if time.monotonic() < self._paused_until:
             return did
+        deadline = time.monotonic() + PACK_SECONDS
         for _ in range(200):  # bounded per cycle; contention with other workers re-plans
+            if did and time.monotonic() > deadline:
+                return did  # follow the receipts of what went out before packing more
             plan = self._plan_issue_batch()
             if plan is None:
                 return did
@@ -252,32 +292,65 @@ class OutboxWorker:
                     if len(ops) == len(op_ids):
                         self._handle_revert(session, "issue", merchant_id, ops, revert)
                 continue
-            with transaction(self.sessions) as session:
-                merchant = session.get(Merchant, merchant_id, with_for_update=True)
-                assert merchant is not None
-                ops = self._claim(session, op_ids)
-                if self.chain_recovery is not None and self.chain_recovery.claim(session, ops):
-                    continue  # issued before a database loss: confirmed now; plan again
-                if merchant.next_seq != first_seq or len(ops) != len(op_ids):
-                    continue  # the world moved on: plan again
-                for i, op in enumerate(ops):
-                    op.seq = first_seq + i
-                if not self._store(session, "issue", merchant_id, call, ops, prepared):
-                    continue
-                merchant.next_seq = first_seq + len(ops)
+            if not self._store_in_sequence("issue", merchant_id, first_seq, op_ids, call, prepared):
+                continue  # plan again
             fault_point("after_store")
             did = True
             self._broadcast_new()
         return did
 
+    def _store_in_sequence(
+        self,
+        kind: str,
+        merchant_id: int,
+        first_seq: int,
+        op_ids: list[int],
+        call: ContractFunction,
+        prepared: tuple[int, tuple[int, int]],
+        original_seqs: list[int] | None = None,
+    ) -> bool:
+        """Store the planned batch ``call`` of ``op_ids`` (issue or clawback) with the
+        merchant's sequence numbers from ``first_seq``, in one short write transaction.
+
+        False when the world moved on since the plan (another worker took some ops, the
+        merchant's next sequence number changed, the ops were issued before a database
+        loss, or the call now reverts): the caller plans again.
+        """
+        with transaction(self.sessions) as session:
+            merchant = session.get(Merchant, merchant_id, with_for_update=NO_KEY_UPDATE)
+            assert merchant is not None
+            ops = self._claim(session, op_ids)
+            recovery = self.chain_recovery
+            if kind == "issue" and recovery is not None and recovery.claim(session, ops):
+                return False  # issued before a database loss: confirmed now
+            if merchant.next_seq != first_seq or len(ops) != len(op_ids):
+                return False
+            for i, op in enumerate(ops):
+                op.seq = first_seq + i
+                if original_seqs is not None:
+                    op.original_seq = original_seqs[i]
+            if not self._store(session, kind, merchant_id, call, ops, prepared):
+                return False
+            merchant.next_seq = first_seq + len(ops)
+        return True
+
     def _plan_issue_batch(self) -> tuple[int, int, list[int], ContractFunction] | None:
         """The next issue batch that is due: (merchant, first seq, op ids in order, call)."""
         with self.sessions() as session:
-            ops = self._pending(session, "issue", self.settings.batch_max_events * 4, lock=False)
+            # Plain rows, not ORM objects: with a backlog this reads thousands per plan.
+            ops = session.execute(
+                select(
+                    ChainOp.id, ChainOp.merchant_id, ChainOp.rule_version, ChainOp.ref,
+                    ChainOp.member_address, ChainOp.amount, ChainOp.event_id,
+                )
+                .where(ChainOp.status == "pending", ChainOp.kind == "issue")
+                .order_by(ChainOp.id)
+                .limit(self.settings.batch_max_events * 4)
+            ).all()  # fmt: skip
             if not ops:
                 return None
             published = self._published_versions(session)
-            groups: dict[tuple[int, int], list[ChainOp]] = defaultdict(list)
+            groups: dict[tuple[int, int], list[Any]] = defaultdict(list)
             for op in ops:
                 assert op.merchant_id is not None
                 if op.rule_version <= published.get(op.merchant_id, 0):
@@ -291,13 +364,7 @@ class OutboxWorker:
             if chosen is None:
                 return None  # every merchant with work is held back
             merchant_id, version, group, limit = chosen
-            oldest = session.scalar(
-                select(func.min(Event.created_at)).where(
-                    Event.id.in_({op.event_id for op in group if op.event_id})
-                )
-            )
-            age = (datetime.now(UTC) - _aware(oldest)).total_seconds() if oldest else 0.0
-            if len(group) < limit and age < self.settings.batch_max_wait:
+            if len(group) < limit and not self._due(session, group):
                 return None  # let the batch fill up a little
             merchant = session.get(Merchant, merchant_id)
             assert merchant is not None
@@ -327,18 +394,134 @@ class OutboxWorker:
         now = int(self.link.w3.eth.get_block("latest")["timestamp"])
         return now // int(self.hub.functions.capPeriodSeconds().call())
 
+    def _pack_clawbacks(self) -> bool:
+        """Clawback batches, planned and simulated outside any write transaction (as issue
+        batches are); sequence numbers are given in the write transaction that stores them.
+
+        A batch of several clawbacks that would revert is not sent: that merchant's
+        clawbacks up to the batch's last one then go one per batch, so whichever reverts
+        is handled alone (its op fails with the decoded error, as it would have on its
+        own) and the others go through.
+        """
+        did = False
+        deadline = time.monotonic() + PACK_SECONDS
+        for _ in range(50):  # bounded per cycle; contention with other workers re-plans
+            if did and time.monotonic() > deadline:
+                return did
+            plan = self._plan_clawback_batch()
+            if plan is None:
+                return did
+            did = True
+            try:
+                prepared = self._simulate(plan.call)
+            except ContractRevert as revert:
+                if len(plan.op_ids) > 1 and revert.name != "LoyaltyNetworkSequenceUsed":
+                    self._clawbacks_one_at_a_time(plan.merchant_id, plan.op_ids, str(revert))
+                    continue
+                with transaction(self.sessions) as session:
+                    ops = self._claim(session, plan.op_ids)
+                    if len(ops) == len(plan.op_ids):
+                        self._handle_revert(session, "clawback", plan.merchant_id, ops, revert)
+                continue
+            stored = self._store_in_sequence(
+                "clawback", plan.merchant_id, plan.first_seq, plan.op_ids, plan.call, prepared,
+                plan.original_seqs,
+            )  # fmt: skip
+            if not stored:
+                continue  # plan again
+            fault_point("after_store")
+            self._broadcast_new()
+        return did
+
+    def _clawbacks_one_at_a_time(self, merchant_id: int, op_ids: list[int], reason: str) -> None:
+        """A batch of the pending clawbacks ``op_ids`` would revert (or did, on chain):
+        the merchant's clawbacks up to the last of them go one per batch."""
+        self._clawbacks_alone[merchant_id] = max(op_ids)
+        log.warning(
+            "a clawback batch of merchant %s reverts (%s): its %d clawbacks go one at a time",
+            merchant_id, reason, len(op_ids),
+        )  # fmt: skip
+
+    def _plan_clawback_batch(self) -> ClawbackPlan | None:
+        """The next clawback batch that is due: the oldest ready clawbacks of one merchant.
+
+        A clawback is ready once the issuance it refunds is confirmed; one whose issuance
+        failed (or is gone) fails too. A batch waits, like an issue batch, up to
+        ``batch_max_wait`` for more clawbacks to fill it.
+        """
+        with self.sessions() as session:
+            ops = self._pending(session, "clawback", CLAWBACK_BATCH * 4, lock=False)
+            if not ops:
+                return None
+            original_ids = {int(op.payload["original_op_id"]) for op in ops}
+            original_status = {
+                op_id: status
+                for op_id, status in session.execute(
+                    select(ChainOp.id, ChainOp.status).where(ChainOp.id.in_(original_ids))
+                )
+            }
+            orphans: list[int] = []
+            groups: dict[int, list[ChainOp]] = defaultdict(list)
+            for op in ops:
+                status = original_status.get(int(op.payload["original_op_id"]))
+                if status is None or status == "failed":
+                    orphans.append(op.id)
+                elif status == "confirmed":
+                    assert op.merchant_id is not None
+                    groups[op.merchant_id].append(op)
+            plan = None
+            for merchant_id, group in groups.items():
+                alone = self._clawbacks_alone.get(merchant_id)
+                if alone is not None and group[0].id > alone:
+                    del self._clawbacks_alone[merchant_id]
+                    alone = None
+                group = group[:1] if alone is not None else group[:CLAWBACK_BATCH]
+                if len(group) < CLAWBACK_BATCH and alone is None and not self._due(session, group):
+                    continue  # let the batch fill up a little
+                merchant = session.get(Merchant, merchant_id)
+                assert merchant is not None
+                proofs = [
+                    self._issuance_proof(session, int(op.payload["original_op_id"])) for op in group
+                ]
+                items = [
+                    proved.clawback_item(merchant.next_seq + i, op.amount)
+                    for i, (op, proved) in enumerate(zip(group, proofs, strict=True))
+                ]
+                plan = ClawbackPlan(
+                    merchant_id,
+                    merchant.next_seq,
+                    [op.id for op in group],
+                    [proved.seq for proved in proofs],
+                    self.hub.clawback_batch(merchant_id, items),
+                )
+                break
+        if orphans:
+            with transaction(self.sessions) as session:
+                self._fail_ops(session, self._claim(session, orphans), "original issuance failed")
+        return plan
+
+    def _due(self, session: Session, ops: list[ChainOp]) -> bool:
+        """Whether the oldest event of ``ops`` has waited ``batch_max_wait`` for a fuller batch."""
+        oldest = session.scalar(
+            select(func.min(Event.created_at)).where(
+                Event.id.in_({op.event_id for op in ops if op.event_id})
+            )
+        )
+        if oldest is None:
+            return True  # no event waits on these ops
+        return (datetime.now(UTC) - _aware(oldest)).total_seconds() >= self.settings.batch_max_wait
+
     def _claim(self, session: Session, op_ids: list[int]) -> list[ChainOp]:
         """The ops of ``op_ids`` that are still pending, locked, in the order given."""
         query = select(ChainOp).where(ChainOp.id.in_(op_ids), ChainOp.status == "pending")
-        if _is_postgres(session):
+        if is_postgres(session):
             query = query.with_for_update(skip_locked=True)
         found = {op.id: op for op in session.scalars(query)}
         return [found[i] for i in op_ids if i in found]
 
     def _simulate(self, call: ContractFunction) -> tuple[int, tuple[int, int]]:
         """Gas (from a simulation: a revert raises ContractRevert) and fees for ``call``."""
-        data = HexBytes(call._encode_transaction_data())
-        return self.sender.estimate_gas(call.address, data), self.sender.current_fees()
+        return self.sender.estimate_gas(call.address, encode_call(call)), self.sender.current_fees()
 
     def _pack_small_batches(self, kind: str) -> bool:
         """Badge awards (one merchant per call) or tier changes, simulated outside the lock."""
@@ -378,7 +561,7 @@ class OutboxWorker:
                 op = next((o for o in ops if self._ready(session, o)), None)
                 if op is None:
                     return did
-                call = self._single_call(session, op)
+                call = self._single_call(op)
                 if not self._store(session, op.kind, op.merchant_id, call, [op]):
                     continue
             did = True
@@ -386,9 +569,8 @@ class OutboxWorker:
         return did
 
     def _ready(self, session: Session, op: ChainOp) -> bool:
-        """A clawback waits until the issuance it claws back is on chain; a member's signed
-        action waits until the member's earlier ones are final (they use nonces in order,
-        and several workers may be running)."""
+        """A member's signed action waits until the member's earlier ones are final (they
+        use nonces in order, and several workers may be running)."""
         if op.kind in ("redeem", "transfer"):
             earlier = session.scalar(
                 select(func.count(ChainOp.id)).where(
@@ -399,30 +581,13 @@ class OutboxWorker:
                 )
             )
             return not earlier
-        if op.kind != "clawback":
-            return True
-        original = session.get(ChainOp, int(op.payload["original_op_id"]))
-        if original is None or original.status == "failed":
-            self._fail_ops(session, [op], "original issuance failed")
-            return False
-        if original.status != "confirmed":
-            return False
-        op.original_seq = original.seq
         return True
 
-    def _single_call(self, session: Session, op: ChainOp) -> ContractFunction:
+    def _single_call(self, op: ChainOp) -> ContractFunction:
         hub = self.hub
         if op.kind == "rule":
             assert op.merchant_id is not None
             return hub.publish_rule_set(op.merchant_id, HexBytes(op.payload["hash"]))
-        if op.kind == "clawback":
-            assert op.merchant_id is not None and op.original_seq is not None
-            proved = self._issuance_proof(session, int(op.payload["original_op_id"]))
-            merchant = session.get(Merchant, op.merchant_id, with_for_update=True)
-            assert merchant is not None
-            op.seq = merchant.next_seq
-            merchant.next_seq += 1
-            return hub.clawback(op.merchant_id, op.seq, *proved.clawback_args(), op.amount)
         if op.kind == "redeem":
             r = dict(op.payload["redemption"])
             r["ref"] = HexBytes(r["ref"])
@@ -440,18 +605,22 @@ class OutboxWorker:
         batch = self._issued_batches.get(original.tx_id)
         if batch is None:
             # Plain rows, not ORM objects: a batch holds hundreds of issuances, and a
-            # confirmed batch never changes, so it is kept for the refunds that follow.
+            # confirmed batch never changes, so it and its tree are kept for the refunds
+            # that follow (a clawback batch often proves many items of one issue batch).
             rows = session.execute(
                 select(ChainOp.seq, ChainOp.member_address, ChainOp.amount)
                 .where(ChainOp.tx_id == original.tx_id, ChainOp.kind == "issue")
                 .order_by(ChainOp.seq)
             ).all()
-            batch = (int(rows[0].seq), [r.member_address for r in rows], [r.amount for r in rows])
+            first, members = int(rows[0].seq), [r.member_address for r in rows]
+            amounts = [r.amount for r in rows]
+            batch = IssuedBatch(first, members, amounts, merkle.levels(first, members, amounts))
             if len(self._issued_batches) >= BATCH_CACHE:
                 self._issued_batches.pop(next(iter(self._issued_batches)))
             self._issued_batches[original.tx_id] = batch
-        first, members, amounts = batch
-        return merkle.prove(first, members, amounts, int(original.seq))
+        return merkle.prove(
+            batch.first_seq, batch.members, batch.amounts, int(original.seq), batch.tree
+        )
 
     def _store(
         self,
@@ -472,8 +641,7 @@ class OutboxWorker:
                 signed = self.sender.sign_call(call)
             else:
                 gas, fees = prepared
-                data = HexBytes(call._encode_transaction_data())
-                signed = self.sender.sign(call.address, data, gas=gas, fees=fees)
+                signed = self.sender.sign(call.address, encode_call(call), gas=gas, fees=fees)
         except ContractRevert as revert:
             self._handle_revert(session, kind, merchant_id, ops, revert)
             return False
@@ -503,7 +671,7 @@ class OutboxWorker:
         """A transaction that would revert is not sent: fix what can be fixed, fail the rest."""
         if revert.name == "LoyaltyNetworkSequenceUsed" and merchant_id is not None:
             # Our counter is behind the chain (a restored database): skip past used numbers.
-            merchant = session.get(Merchant, merchant_id, with_for_update=True)
+            merchant = session.get(Merchant, merchant_id, with_for_update=NO_KEY_UPDATE)
             assert merchant is not None
             merchant.next_seq = self._next_free_seq(merchant_id, merchant.next_seq)
             for op in ops:
@@ -772,7 +940,14 @@ class OutboxWorker:
             tx.status = "failed"
             revert = self.sender.revert_reason(tx.tx_hash, receipt)
             tx.error = str(revert)[:500]
-            self._fail_ops(session, ops, str(revert))
+            if tx.kind == "clawback" and len(ops) > 1 and tx.merchant_id is not None:
+                # Reverted, so it used no sequence number and burned nothing: its clawbacks
+                # go again, each alone, and only one that reverts by itself fails.
+                for op in ops:
+                    op.status, op.tx_id, op.seq = "pending", None, None
+                self._clawbacks_one_at_a_time(tx.merchant_id, [op.id for op in ops], str(revert))
+            else:
+                self._fail_ops(session, ops, str(revert))
 
     def _confirm_ops(self, session: Session, tx: ChainTx, ops: list[ChainOp], receipt: Any) -> None:
         for op in ops:
@@ -792,11 +967,19 @@ class OutboxWorker:
                     .values(tx_hash=tx.tx_hash)
                 )
         if tx.kind == "clawback":
-            for log_entry in self.hub.contract.events.PointsClawedBack().process_receipt(
-                receipt, errors=DISCARD
-            ):
-                for op in ops:
-                    op.burned = int(log_entry["args"]["burned"])
+            # One PointsClawedBack per clawback of the batch, named by its sequence number.
+            burned = {
+                int(entry["args"]["seq"]): int(entry["args"]["burned"])
+                for entry in self.hub.contract.events.PointsClawedBack().process_receipt(
+                    receipt, errors=DISCARD
+                )
+                if entry["address"] == self.hub.address
+                and entry["args"]["merchantId"] == tx.merchant_id
+            }
+            for op in ops:
+                op.burned = burned.get(op.seq) if op.seq is not None else None
+                if op.burned is None:
+                    log.warning("no PointsClawedBack for seq %s in %s", op.seq, tx.tx_hash)
         if tx.kind == "redeem":
             for op in ops:
                 self._settle_redemption(session, op, tx, confirmed=True)
@@ -832,35 +1015,48 @@ class OutboxWorker:
 
     def _update_events(self, session: Session, ops: list[ChainOp]) -> None:
         """Derive each touched event's status from its ops; webhook the final ones."""
-        event_ids = {op.event_id for op in ops if op.event_id}
-        for event_id in sorted(event_ids):
-            # Lock the event and re-read its ops: another signer lane may be finalizing
+        event_ids = sorted({op.event_id for op in ops if op.event_id})
+        for start in range(0, len(event_ids), EVENTS_PER_READ):
+            # Lock the events and re-read their ops: another signer lane may be finalizing
             # another op of the same event concurrently (read committed would let both
-            # miss the other's op and leave the event "submitted" for good).
-            event = session.get(Event, event_id, with_for_update=True, populate_existing=True)
-            assert event is not None
-            if event.status in ("confirmed", "failed"):
-                continue
-            statuses = {op.status for op in event.ops}
-            value_failed = [
-                op for op in event.ops if op.status == "failed" and op.kind in VALUE_KINDS
-            ]
-            if value_failed:
-                event.status = "failed"
-                event.reason = value_failed[0].error
-                queue_webhook(session, event.merchant_id, "event.failed", _event_payload(event))
-            elif statuses <= {"confirmed", "failed"}:
-                # Points are on chain; a badge or tier that failed is reported, not fatal.
-                side_failed = [op for op in event.ops if op.status == "failed"]
-                if side_failed:
-                    event.reason = f"{side_failed[0].kind} not applied: {side_failed[0].error}"
-                main = next((op for op in event.ops if op.kind in ("issue", "clawback")), None)
-                main = main or event.ops[0]
-                tx = session.get(ChainTx, main.tx_id) if main.tx_id else None
-                event.status = "confirmed"
-                if tx is not None:
-                    event.tx_hash, event.block_number = tx.tx_hash, tx.block_number
-                queue_webhook(session, event.merchant_id, "event.confirmed", _event_payload(event))
+            # miss the other's op and leave the event "submitted" for good). Rows are
+            # locked in id order, as every lane does, so two lanes cannot deadlock.
+            events = session.scalars(
+                select(Event)
+                .where(Event.id.in_(event_ids[start : start + EVENTS_PER_READ]))
+                .order_by(Event.id)
+                .with_for_update(**NO_KEY_UPDATE)
+                .execution_options(populate_existing=True)
+            ).all()
+            # Held here so that queue_webhook's look-ups find them in the session.
+            merchants = session.scalars(
+                select(Merchant).where(Merchant.id.in_({e.merchant_id for e in events}))
+            ).all()
+            for event in events:
+                self._update_event(session, event)
+            del merchants
+
+    def _update_event(self, session: Session, event: Event) -> None:
+        if event.status in ("confirmed", "failed"):
+            return
+        statuses = {op.status for op in event.ops}
+        value_failed = [op for op in event.ops if op.status == "failed" and op.kind in VALUE_KINDS]
+        if value_failed:
+            event.status = "failed"
+            event.reason = value_failed[0].error
+            queue_webhook(session, event.merchant_id, "event.failed", _event_payload(event))
+        elif statuses <= {"confirmed", "failed"}:
+            # Points are on chain; a badge or tier that failed is reported, not fatal.
+            side_failed = [op for op in event.ops if op.status == "failed"]
+            if side_failed:
+                event.reason = f"{side_failed[0].kind} not applied: {side_failed[0].error}"
+            main = next((op for op in event.ops if op.kind in ("issue", "clawback")), None)
+            main = main or event.ops[0]
+            tx = session.get(ChainTx, main.tx_id) if main.tx_id else None
+            event.status = "confirmed"
+            if tx is not None:
+                event.tx_hash, event.block_number = tx.tx_hash, tx.block_number
+            queue_webhook(session, event.merchant_id, "event.confirmed", _event_payload(event))
 
     # ------------------------------------------------------------------ stuck
 
@@ -889,14 +1085,24 @@ class OutboxWorker:
                     )
                 )
             )
+            waiting = set(
+                session.scalars(
+                    select(ChainOp.tx_id).where(ChainOp.tx_id.in_([tx.id for tx in stuck]))
+                )
+            )
             for tx in stuck:
                 if tx.id in replaced:
                     continue  # its replacement is the one to bump (same fees: same hash)
+                if tx.id not in waiting and tx.kind != "noop":
+                    # Its ops went back to the queue with a replacement the node dropped:
+                    # nothing waits on it, and a higher fee would only help it be mined.
+                    # It stays sent; a receipt still settles it.
+                    continue
                 if self.sender.receipt(tx.tx_hash) is not None:
                     continue  # mined; follow_receipts will finalize it
                 tx.sent_at = datetime.now(UTC)  # do not bump it again right away
                 try:
-                    newer = self.sender.replacement(_signed(tx))
+                    newer = self._untried_replacement(session, tx)
                 except ReplacementOverCap as exc:
                     log.warning("stuck %s not replaced: %s", tx.tx_hash, exc)
                     continue
@@ -915,16 +1121,21 @@ class OutboxWorker:
             self._broadcast_new()
         return did
 
+    def _untried_replacement(self, session: Session, tx: ChainTx) -> SignedTx:
+        """``tx`` re-signed with higher fees, and higher again past any replacement stored
+        before: one that failed (refused, or dropped) is the same signed transaction, and
+        storing it twice breaks the unique hash."""
+        newer = self.sender.replacement(_signed(tx))
+        while session.scalar(select(ChainTx.id).where(ChainTx.tx_hash == newer.hash)) is not None:
+            newer = self.sender.replacement(newer)
+        return newer
+
     def _published_versions(self, session: Session) -> dict[int, int]:
         rows = session.execute(select(Merchant.id, Merchant.rule_version)).all()
         return {int(merchant_id): int(version) for merchant_id, version in rows}
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _is_postgres(session: Session) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
 def _aware(moment: datetime) -> datetime:
