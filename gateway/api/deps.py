@@ -14,7 +14,9 @@ from gateway.models import Merchant
 from gateway.services.merchants import authenticate
 
 
-def get_context(request: Request) -> GatewayContext:
+async def get_context(request: Request) -> GatewayContext:
+    """The gateway's context (``async``: it does no I/O, so it need not hop to a
+    worker thread as a plain ``def`` dependency would)."""
     context: GatewayContext = request.app.state.context
     return context
 

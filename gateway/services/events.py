@@ -19,17 +19,17 @@ import hashlib
 import json
 import random
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from eth_utils import keccak
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from gateway.context import GatewayContext
-from gateway.db import transaction
+from gateway.db import is_postgres, transaction
 from gateway.errors import (
     GatewayError,
     IdempotencyConflict,
@@ -38,10 +38,21 @@ from gateway.errors import (
     NotFound,
     RuleRejected,
 )
-from gateway.models import ChainOp, CustomerLink, Event, IdempotencyRecord, Member, Merchant
+from gateway.models import (
+    ChainOp,
+    CustomerLink,
+    Event,
+    IdempotencyRecord,
+    Member,
+    Merchant,
+    RuleSetVersion,
+    new_id,
+    utcnow,
+)
 from gateway.rules import engine as rules_engine
 from gateway.rules.badges import BADGES, badge_id
 from gateway.rules.errors import RuleError
+from gateway.rules.model import RuleSet
 from gateway.schemas import EventCreate, EventPublic
 from gateway.services import members as member_service
 from gateway.services.merchants import latest_rule_set, load_rules
@@ -112,8 +123,10 @@ def _submit_chunk(
     for attempt in range(RETRIES):
         try:
             with transaction(ctx.sessions) as session:
+                _lock_customers(session, merchant.id, chunk)
+                shared = _Shared(session, merchant, [item_key for item_key, _b, _d in chunk])
                 return [
-                    _submit_one(ctx, session, merchant, item_key, body, digest)
+                    _submit_one(ctx, session, shared, item_key, body, digest)
                     for item_key, body, digest in chunk
                 ]
         except IntegrityError:
@@ -129,15 +142,100 @@ def _submit_chunk(
     raise IdempotencyConflict("Idempotency-Key contention; retry")
 
 
+def _lock_customers(
+    session: Session, merchant_id: int, chunk: list[tuple[str, EventCreate, str]]
+) -> None:
+    """PostgreSQL: lock the chunk's customers (and referrers) in one global order.
+
+    Two transactions touching the same customers in different orders would
+    otherwise deadlock on the customer-link unique key or the member rows, and
+    the server would abort one after a second.  Transaction-scoped advisory
+    locks taken in key order make them wait for each other instead.  SQLite has
+    one writer at a time and needs none of this.
+    """
+    if not is_postgres(session):
+        return
+    customers = {body.customer_id for _key, body, _digest in chunk}
+    customers |= {body.referrer_customer_id for _k, body, _d in chunk if body.referrer_customer_id}
+    keys = sorted({_customer_lock_key(merchant_id, customer) for customer in customers})
+    session.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(k))"
+            " FROM (SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ordered"
+        ),
+        {"keys": keys},
+    )
+
+
+def _customer_lock_key(merchant_id: int, customer_id: str) -> int:
+    """A signed 64-bit advisory-lock key for (merchant, customer); collisions only serialize."""
+    digest = hashlib.blake2b(f"{merchant_id}:{customer_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class _Shared:
+    """What the events of one write transaction share, read once for all of them.
+
+    The stored answers under the transaction's Idempotency-Keys, the merchant's
+    current rule set, and the merchant's velocity counters (read only when the
+    rule set limits them, then counted on as this transaction accepts events).
+    """
+
+    def __init__(self, session: Session, merchant: Merchant, keys: list[str]) -> None:
+        self.merchant = merchant
+        self.records = {
+            record.key: record
+            for record in session.scalars(
+                select(IdempotencyRecord).where(
+                    IdempotencyRecord.merchant_id == merchant.id,
+                    IdempotencyRecord.key.in_(set(keys)),
+                )
+            )
+        }
+        self.rule_row = latest_rule_set(session, merchant.id)
+        self.rules = _parsed_rules(self.rule_row)
+        self._counters: rules_engine.MerchantSnapshot | None = None
+        self._session = session
+
+    def merchant_snapshot(self) -> rules_engine.MerchantSnapshot:
+        if self._counters is None:
+            self._counters = _merchant_snapshot(
+                self._session, self.merchant,
+                events=self.rules.velocity.merchant_events_per_minute is not None,
+                points=self.rules.velocity.merchant_points_per_day is not None,
+            )  # fmt: skip
+        return self._counters
+
+    def count(self, event: Event) -> None:
+        """An event this transaction stored counts against the merchant's limits."""
+        if self._counters is not None:
+            self._counters = rules_engine.MerchantSnapshot(
+                merchant_id=self._counters.merchant_id,
+                points_issued_today=self._counters.points_issued_today + event.points,
+                events_last_minute=self._counters.events_last_minute + 1,
+            )
+
+
+#: Parsed rule sets by (merchant, version, hash): a stored version never changes.
+_RULES_CACHE: dict[tuple[int, int, str], RuleSet] = {}
+
+
+def _parsed_rules(row: RuleSetVersion) -> RuleSet:
+    """The rule-set version, parsed once per process rather than once per event."""
+    key = (row.merchant_id, row.version, row.hash)
+    rules = _RULES_CACHE.get(key)
+    if rules is None:
+        if len(_RULES_CACHE) >= 1024:
+            _RULES_CACHE.clear()
+        rules = _RULES_CACHE[key] = load_rules(row)
+    return rules
+
+
 def _submit_one(
-    ctx: GatewayContext, session: Session, merchant: Merchant, key: str, body: EventCreate,
+    ctx: GatewayContext, session: Session, shared: _Shared, key: str, body: EventCreate,
     digest: str,
 ) -> tuple[int, dict[str, Any]]:  # fmt: skip
-    record = session.scalars(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.merchant_id == merchant.id, IdempotencyRecord.key == key
-        )
-    ).first()
+    record = shared.records.get(key)
     if record is not None:
         if record.request_hash != digest:
             error = IdempotencyKeyReused(
@@ -149,19 +247,28 @@ def _submit_one(
         return record.status_code, record.response
     try:
         with session.begin_nested():
-            event = _accept(ctx, session, merchant, key, body)
-            status, answer = 202, public(event, session).model_dump(mode="json")
+            event, member = _accept(ctx, session, shared, key, body)
+            status, answer = 202, public(event, session, member).model_dump(mode="json")
+            _store_answer(session, shared, key, digest, status, answer)
+            session.flush()  # the member, event, ops and answer: one flush
     except GatewayError as exc:
-        # A refusal is an answer too: the same request gets the same refusal.
+        # A refusal is an answer too: the same request gets the same refusal (its row
+        # goes to the database with the next item's flush, or at commit).
         status, answer = exc.status, _error_body(exc)
-    session.add(
-        IdempotencyRecord(
-            merchant_id=merchant.id, key=key, request_hash=digest,
-            state="done", status_code=status, response=answer,
-        )
-    )  # fmt: skip
-    session.flush()
+        _store_answer(session, shared, key, digest, status, answer)
     return status, answer
+
+
+def _store_answer(
+    session: Session, shared: _Shared, key: str, digest: str, status: int,
+    answer: dict[str, Any],
+) -> None:  # fmt: skip
+    record = IdempotencyRecord(
+        merchant_id=shared.merchant.id, key=key, request_hash=digest,
+        state="done", status_code=status, response=answer,
+    )  # fmt: skip
+    session.add(record)
+    shared.records[key] = record  # the same key later in this request replays it
 
 
 def _error_body(exc: GatewayError) -> dict[str, Any]:
@@ -179,8 +286,9 @@ def _stored_error(status: int, response: dict[str, Any]) -> GatewayError:
 
 
 def _accept(
-    ctx: GatewayContext, session: Session, merchant: Merchant, key: str, body: EventCreate
-) -> Event:
+    ctx: GatewayContext, session: Session, shared: _Shared, key: str, body: EventCreate
+) -> tuple[Event, Member]:
+    merchant = shared.merchant
     link, member = member_service.resolve_customer(session, ctx.box, merchant.id, body.customer_id)
     if body.birth_month is not None and member.birth_month is None:
         member.birth_month = body.birth_month
@@ -195,8 +303,7 @@ def _accept(
         referrer_member = referrer.member_id
         if link.referred_by is None and referrer.member_id != member.id:
             link.referred_by = referrer.member_id
-    rule_row = latest_rule_set(session, merchant.id)
-    rules = load_rules(rule_row)
+    rule_row, rules = shared.rule_row, shared.rules
     original = _original_purchase(session, merchant.id, body) if body.type == "refund" else None
     try:
         decision = rules_engine.evaluate(
@@ -204,7 +311,7 @@ def _accept(
             ctx.fx,
             _event_input(body, referrer_member),
             _member_snapshot(session, merchant, link, member, body),
-            _merchant_snapshot(session, merchant),
+            shared.merchant_snapshot(),
             _original_outcome(session, original) if original is not None else None,
         )
     except RuleError as exc:
@@ -225,7 +332,11 @@ def _accept(
         breakdown.append(
             {"rule": "refund_shortfall", "points": -netted, "description": SHORTFALL_LINE}
         )
+    now = utcnow()
     event = Event(
+        id=new_id(),  # set here, not at the flush: the ops and the answer need them now
+        created_at=now,
+        updated_at=now,
         merchant_id=merchant.id,
         idempotency_key=key,
         type=body.type,
@@ -247,10 +358,10 @@ def _accept(
         ops=[],
     )
     session.add(event)
-    session.flush()
+    shared.count(event)
     if event.status == "accepted":
         _create_ops(session, merchant, event, member, decision, original, link)
-    return event
+    return event, member
 
 
 def release(
@@ -351,27 +462,30 @@ def _create_ops(
     event.ops.extend(ops)
     if not ops:
         event.status = "confirmed"  # nothing to put on chain
-    session.flush()
 
 
 def shortfall_owed(session: Session, address: str) -> int:
     """Points refunds could not claw back (already spent), less what purchases since netted."""
-    unburned = session.scalar(
-        select(func.coalesce(func.sum(ChainOp.amount - ChainOp.burned), 0)).where(
-            ChainOp.member_address == address,
-            ChainOp.kind == "clawback",
-            ChainOp.status == "confirmed",
-            ChainOp.burned.is_not(None),
-        )
-    )
+    unburned = session.scalar(_UNBURNED, {"address": address})
     if not unburned:
         return 0  # the common case: every clawback burned in full
-    netted = session.scalar(
-        select(func.coalesce(func.sum(Event.clawback), 0))
-        .join(Member, Member.id == Event.member_id)
-        .where(Member.address == address, Event.type != "refund", Event.status != "failed")
-    )
+    netted = session.scalar(_NETTED, {"address": address})
     return max(0, int(unburned or 0) - int(netted or 0))
+
+
+# Statements of the accept path, built once (building one per event costs more than
+# running it).
+_UNBURNED = select(func.coalesce(func.sum(ChainOp.amount - ChainOp.burned), 0)).where(
+    ChainOp.member_address == bindparam("address"),
+    ChainOp.kind == "clawback",
+    ChainOp.status == "confirmed",
+    ChainOp.burned.is_not(None),
+)
+_NETTED = (
+    select(func.coalesce(func.sum(Event.clawback), 0))
+    .join(Member, Member.id == Event.member_id)
+    .where(Member.address == bindparam("address"), Event.type != "refund", Event.status != "failed")
+)
 
 
 # ------------------------------------------------------------------ snapshots for the engine
@@ -412,27 +526,32 @@ def _member_snapshot(
     """Everything the rules need about the member, from the gateway's records.
 
     Tiers are network-wide (one tier on chain per member), so purchases count
-    across all partners, in network units.
+    across all partners, in network units.  The member's counters come from one
+    read of the member's events (a member has tens to hundreds, not millions).
     """
     at = body.occurred_at
-    purchases = session.execute(
-        select(Event.occurred_at, Event.network_amount).where(
-            Event.member_id == member.id,
-            Event.type == "purchase",
-            Event.status.in_(_LIVE),
-            Event.occurred_at >= at - timedelta(days=731),
-        )
-    ).all()
     day_start = at.replace(hour=0, minute=0, second=0, microsecond=0)
-    today = (Event.occurred_at >= day_start, Event.occurred_at < day_start + timedelta(days=1))
-    check_ins = session.scalars(
-        select(Event.occurred_at).where(
-            Event.member_id == member.id, Event.merchant_id == merchant.id,
-            Event.type == "check_in", Event.status.in_(_LIVE),
-            Event.occurred_at >= day_start - timedelta(days=31),
-        )
-    ).all()  # fmt: skip
+    day_end = day_start + timedelta(days=1)
+    tier_window, check_in_window = at - timedelta(days=731), day_start - timedelta(days=31)
     now = datetime.now(UTC)
+    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+    purchases: list[tuple[datetime, Decimal]] = []
+    check_in_days: set[date] = set()
+    purchases_here = shares_today = reviews_today = last_hour = points_today = 0
+    for row in session.execute(_MEMBER_HISTORY, {"member_id": member.id}):
+        occurred, created = _aware(row.occurred_at), _aware(row.created_at)
+        here, live = row.merchant_id == merchant.id, row.status in _LIVE
+        if row.type == "purchase":
+            if live and occurred >= tier_window:
+                purchases.append((occurred, Decimal(row.network_amount)))
+            purchases_here += here and (live or row.status == "held")
+        elif here and row.type == "check_in" and live and occurred >= check_in_window:
+            check_in_days.add(occurred.date())
+        elif here and row.type in ("share", "review") and day_start <= occurred < day_end:
+            shares_today += row.type == "share"
+            reviews_today += row.type == "review"
+        last_hour += created >= hour_ago
+        points_today += row.points if created >= day_ago else 0
     inviter_referrals, inviter_badges = 0, frozenset[str]()
     if link.referred_by is not None:
         inviter_referrals = int(
@@ -446,79 +565,89 @@ def _member_snapshot(
         )
         inviter = session.get(Member, link.referred_by)
         inviter_badges = _held_badges(session, inviter.address) if inviter else frozenset()
-    here = Event.merchant_id == merchant.id
-    # The member's counters in one pass over the member's events.
-    purchases_here, shares_today, reviews_today, last_hour, points_today = session.execute(
-        select(
-            func.count().filter(here, Event.type == "purchase", Event.status.in_((*_LIVE, "held"))),
-            func.count().filter(here, Event.type == "share", *today),
-            func.count().filter(here, Event.type == "review", *today),
-            func.count().filter(Event.created_at >= now - timedelta(hours=1)),
-            func.coalesce(
-                func.sum(Event.points).filter(Event.created_at >= now - timedelta(days=1)), 0
-            ),
-        ).where(Event.member_id == member.id)
-    ).one()
     return rules_engine.MemberSnapshot(
         member_id=member.id,
         birth_month=member.birth_month,
         frozen=member.frozen,
         is_first_purchase_at_merchant=not purchases_here,
-        purchases=[(_aware(t), Decimal(a)) for t, a in purchases],
-        check_in_days=sorted({_aware(t).date() for t in check_ins}),
-        shares_today=int(shares_today),
-        reviews_today=int(reviews_today),
+        purchases=purchases,
+        check_in_days=sorted(check_in_days),
+        shares_today=shares_today,
+        reviews_today=reviews_today,
         referred_by=link.referred_by,
         referral_rewarded=link.referral_rewarded,
         referrer_referrals=inviter_referrals,
         referrer_badges=inviter_badges,
         held_badges=_held_badges(session, member.address),
         current_tier=member.tier,
-        events_last_hour=int(last_hour),
-        points_today=int(points_today or 0),
+        events_last_hour=last_hour,
+        points_today=points_today,
         accounts_on_device=_accounts_seen(session, Event.device_id, body.device_id, member.id),
         accounts_on_ip=_accounts_seen(session, Event.ip, body.ip, member.id),
     )
 
 
+#: The member's events, as ``_member_snapshot`` reads them (one statement, built once).
+_MEMBER_HISTORY = select(
+    Event.merchant_id, Event.type, Event.status, Event.occurred_at, Event.network_amount,
+    Event.created_at, Event.points,
+).where(Event.member_id == bindparam("member_id"))  # fmt: skip
+
+
 def _held_badges(session: Session, address: str) -> frozenset[str]:
     """Badge keys the address holds or is about to receive."""
-    ids = set(
-        session.scalars(
-            select(ChainOp.badge_id).where(
-                ChainOp.member_address == address,
-                ChainOp.kind == "badge",
-                ChainOp.status != "failed",
-            )
-        ).all()
-    )
+    ids = set(session.scalars(_BADGES_HELD, {"address": address}).all())
     return frozenset(b.key for b in BADGES if b.id in ids)
+
+
+_BADGES_HELD = select(ChainOp.badge_id).where(
+    ChainOp.member_address == bindparam("address"),
+    ChainOp.kind == "badge",
+    ChainOp.status != "failed",
+)
 
 
 def _accounts_seen(session: Session, column: Any, value: str | None, member_id: str) -> int:
     """How many distinct members (this one included) used this device id or IP."""
     if not value:
         return 1
-    others = session.scalar(
-        select(func.count(func.distinct(Event.member_id))).where(
-            column == value, Event.member_id != member_id
-        )
-    )
+    others = session.scalar(_OTHERS_ON[column.key], {"value": value, "member_id": member_id})
     return int(others or 0) + 1
 
 
-def _merchant_snapshot(session: Session, merchant: Merchant) -> rules_engine.MerchantSnapshot:
+#: Other members that used a device id / an IP, by the column's name.
+_OTHERS_ON = {
+    column.key: select(func.count(func.distinct(Event.member_id))).where(
+        column == bindparam("value"), Event.member_id != bindparam("member_id")
+    )
+    for column in (Event.device_id, Event.ip)
+}
+
+
+def _merchant_snapshot(
+    session: Session, merchant: Merchant, *, events: bool, points: bool
+) -> rules_engine.MerchantSnapshot:
+    """The merchant's velocity counters; each is read only when a limit needs it (the
+    daily points scan the day's events)."""
     now = datetime.now(UTC)
-    issued_today, last_minute = session.execute(
-        select(
-            func.coalesce(func.sum(Event.points), 0),
-            func.count().filter(Event.created_at >= now - timedelta(minutes=1)),
-        ).where(Event.merchant_id == merchant.id, Event.created_at >= now - timedelta(days=1))
-    ).one()
+    last_minute: int | None = 0
+    issued_today: int | None = 0
+    if events:
+        last_minute = session.scalar(
+            select(func.count()).where(
+                Event.merchant_id == merchant.id, Event.created_at >= now - timedelta(minutes=1)
+            )
+        )
+    if points:
+        issued_today = session.scalar(
+            select(func.coalesce(func.sum(Event.points), 0)).where(
+                Event.merchant_id == merchant.id, Event.created_at >= now - timedelta(days=1)
+            )
+        )
     return rules_engine.MerchantSnapshot(
         merchant_id=str(merchant.id),
         points_issued_today=int(issued_today or 0),
-        events_last_minute=int(last_minute),
+        events_last_minute=int(last_minute or 0),
     )
 
 
@@ -584,8 +713,9 @@ def get_event(session: Session, merchant_id: int, event_id: str) -> EventPublic:
     return public(_own_event(session, merchant_id, event_id), session)
 
 
-def public(event: Event, session: Session) -> EventPublic:
-    member = session.get(Member, event.member_id)
+def public(event: Event, session: Session, member: Member | None = None) -> EventPublic:
+    """The event as its merchant sees it (``member``: the event's member, when at hand)."""
+    member = member or session.get(Member, event.member_id)
     return EventPublic(
         id=event.id,
         idempotency_key=event.idempotency_key,

@@ -12,16 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_utils import keccak
-from gateway_kit import Gateway, purchase
+from gateway_kit import Gateway, purchase, redeem, signed_redemption
 from hexbytes import HexBytes
 
 from chain import signing
 from chain.devnet import rpc_call
 from chain.sender import TransactionSender
 from gateway.db import transaction
-from gateway.models import ChainOp, Member, Merchant, Reward
+from gateway.models import ChainOp, Member, Merchant
 from gateway.services.members import custodial_key
-from gateway.services.rewards import redemption_message
 
 
 @dataclass(frozen=True)
@@ -112,45 +111,9 @@ class Book:
         self._pending.append((merchant, event_id))
         return event_id
 
-    def _signed_redemption(
-        self, merchant: int, member: str, cost: int
-    ) -> tuple[dict[str, Any], bytes, str]:
-        """A new reward costing ``cost`` at merchant index ``merchant`` and the member's
-        consent to redeem it, signed with its custodial key (as the wallet does)."""
-        gw = self.gateway
-        reward = gw.client.post(
-            "/v1/rewards",
-            json={"name": f"Reward {cost}", "cost_points": cost},
-            headers=gw.headers(merchant),
-        ).json()
-        hub = gw.context.link.network.hub
-        deadline = int(time.time()) + 600
-        with gw.context.sessions() as session:
-            row = session.get(Reward, reward["id"])
-            assert row is not None
-            message = redemption_message(gw.context, row, member, hub.nonce_of(member), deadline)
-            owner = session.query(Member).filter_by(address=member).one()
-            key = custodial_key(gw.context.box, owner)
-        signature = signing.sign(key, "Redemption", gw.context.link.chain_id, hub.address, message)
-        return message, signature, str(reward["id"])
-
     def redeem(self, merchant: int, member: str, cost: int) -> str:
         """Redeem through the gateway (``POST /v1/redemptions``), which relays it."""
-        gw = self.gateway
-        message, signature, reward_id = self._signed_redemption(merchant, member, cost)
-        response = gw.client.post(
-            "/v1/redemptions",
-            json={
-                "reward_id": reward_id,
-                "member": member,
-                "nonce": message["nonce"],
-                "deadline": message["deadline"],
-                "signature": "0x" + signature.hex(),
-            },
-            headers=gw.headers(merchant),
-        )
-        assert response.status_code == 202, response.text
-        redemption_id = str(response.json()["id"])
+        redemption_id = str(redeem(self.gateway, merchant, member, cost).json()["id"])
         self._pending_redemptions.append((merchant, redemption_id))
         return redemption_id
 
@@ -158,7 +121,7 @@ class Book:
         """Relay a member-signed redemption with the merchant's own signer key instead of
         through the gateway: the gateway's database never hears of it."""
         gw = self.gateway
-        message, signature, _reward_id = self._signed_redemption(merchant, member, cost)
+        message, signature, _reward_id = signed_redemption(gw, merchant, member, cost)
         with gw.context.sessions() as session:
             row = session.get(Merchant, gw.merchants[merchant].id)
             assert row is not None and row.signer_key_enc is not None

@@ -13,14 +13,20 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from factories import devnet_settings, open_network, outbox_busy
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from chain import signing
 from chain.devnet import Devnet, free_port
 from gateway.app import create_app
 from gateway.context import GatewayContext
+from gateway.models import Member, Reward
+from gateway.services.members import custodial_key
 from gateway.services.merchants import NewMerchant
+from gateway.services.rewards import redemption_message
 from gateway.worker import OutboxWorker
 
 
@@ -79,3 +85,40 @@ def purchase(
     }
     body.update(extra)
     return body
+
+
+def signed_redemption(
+    gateway: Gateway, merchant: int, member: str, cost: int
+) -> tuple[dict[str, Any], bytes, str]:
+    """A new reward costing ``cost`` at merchant index ``merchant`` and the member's
+    consent to redeem it, signed with its custodial key (as the wallet does):
+    (message, signature, reward id)."""
+    reward = gateway.client.post(
+        "/v1/rewards",
+        json={"name": f"reward {uuid.uuid4().hex[:6]}", "cost_points": cost},
+        headers=gateway.headers(merchant),
+    ).json()
+    hub = gateway.context.link.network.hub
+    deadline = int(time.time()) + 600
+    with gateway.context.sessions() as session:
+        row = session.get(Reward, reward["id"])
+        assert row is not None
+        message = redemption_message(gateway.context, row, member, hub.nonce_of(member), deadline)
+        owner = session.scalars(select(Member).where(Member.address == member)).one()
+        key = custodial_key(gateway.context.box, owner)
+    signature = signing.sign(key, "Redemption", gateway.context.link.chain_id, hub.address, message)
+    return message, signature, str(reward["id"])
+
+
+def redeem(gateway: Gateway, merchant: int, member: str, cost: int) -> Any:
+    """``POST /v1/redemptions`` of a new reward costing ``cost`` (the gateway relays it);
+    the response, checked to be 202."""
+    message, signature, reward_id = signed_redemption(gateway, merchant, member, cost)
+    response = gateway.client.post(
+        "/v1/redemptions",
+        json={"reward_id": reward_id, "member": member, "nonce": message["nonce"],
+              "deadline": message["deadline"], "signature": "0x" + signature.hex()},
+        headers=gateway.headers(merchant),
+    )  # fmt: skip
+    assert response.status_code == 202, response.text
+    return response

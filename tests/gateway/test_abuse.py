@@ -238,6 +238,50 @@ def test_an_issuance_over_this_periods_cap_waits_for_the_next_period(gateway: Ga
         governance.apply(link.network.timelock, admin, hub.functions.setCapPeriod(24 * 3600))
 
 
+def test_merchant_velocity_limits_count_events_of_the_same_request_and_of_earlier_ones(
+    gateway: Gateway,
+) -> None:
+    """The merchant-wide limits (events per minute, points per day) count the events a
+    batch accepts before each of its events, and those of earlier requests."""
+    merchant = register(gateway.context, "Busy Goods", "EUR")
+    gateway.settle()  # its first rule set
+    headers = {"Authorization": f"Bearer {merchant.api_key}"}
+    rules = gateway.client.get("/v1/rules", headers=headers).json()["rules"]
+    rules["velocity"].update(merchant_events_per_minute=3, action="reject")
+    gateway.client.put("/v1/rules", json=rules, headers=headers).raise_for_status()
+    gateway.settle()  # published: it applies
+    batch = [
+        {"idempotency_key": uuid.uuid4().hex, "event": purchase(f"busy-{i}", f"BUSY-{i}")}
+        for i in range(5)
+    ]
+    answers = gateway.client.post(
+        "/v1/events/batch", json={"events": batch}, headers=headers
+    ).json()["data"]
+    assert [a["status_code"] for a in answers] == [202, 202, 202, 422, 422], answers
+    assert answers[3]["error"]["details"]["reason"] == "velocity_merchant"
+    late = gateway.client.post(
+        "/v1/events", json=purchase("busy-9", "BUSY-9"), headers=bearer(merchant)
+    )
+    assert code_of(late) == "event_rejected" and late.json()["error"]["details"]["reason"] == (
+        "velocity_merchant"
+    )
+
+    points = sum(a["event"]["points"] for a in answers[:3])
+    rules["velocity"].update(merchant_events_per_minute=None, merchant_points_per_day=points + 1)
+    gateway.client.put("/v1/rules", json=rules, headers=headers).raise_for_status()
+    gateway.settle()
+    again = gateway.client.post(
+        "/v1/events", json=purchase("busy-10", "BUSY-10"), headers=bearer(merchant)
+    )
+    assert code_of(again) == "event_rejected", again.text
+    assert "merchant points per day" in again.json()["error"]["message"]
+    with gateway.context.sessions() as session:
+        stored = session.scalar(
+            select(func.count(Event.id)).where(Event.merchant_id == merchant.id)
+        )
+    assert stored == 3  # refusals leave nothing behind
+
+
 def test_a_merchant_cannot_touch_another_merchants_customers(gateway: Gateway) -> None:
     token = gateway.context.link.network.token
     address = earn(gateway, "shared-cust", merchant=0)

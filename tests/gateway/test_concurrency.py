@@ -9,6 +9,7 @@ PostgreSQL ended in a unique-key violation (500).
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +18,10 @@ from gateway_kit import Gateway, purchase
 from sqlalchemy import func, select
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from gateway.db import is_postgres, transaction
 from gateway.models import CustomerLink, Event
+from gateway.schemas import EventCreate
+from gateway.services.events import _lock_customers
 from gateway.worker import OutboxWorker
 
 
@@ -115,3 +119,50 @@ def test_concurrent_batches_creating_the_same_customers_all_succeed(gateway: Gat
             select(func.count(CustomerLink.id)).where(CustomerLink.customer_id.like(f"dl-{run}-%"))
         )
     assert links == len(customers)
+
+
+def test_transactions_sharing_a_customer_take_turns(gateway: Gateway) -> None:
+    """Accept transactions lock their customers in one global order before writing.
+
+    Without it, two PostgreSQL transactions that create the same customers in
+    opposite orders deadlock and one is aborted after a second (the test above
+    then depends on retries racing the deadlock detector).  SQLite's single
+    writer makes the second one wait anyway; PostgreSQL lets a transaction with
+    other customers through at once.
+    """
+    run = uuid.uuid4().hex[:8]
+    merchant_id = gateway.merchants[0].id
+
+    def chunk(*customers: str) -> list[tuple[str, EventCreate, str]]:
+        bodies = [
+            EventCreate.model_validate(purchase(f"tt-{run}-{c}", f"TT-{run}-{c}"))
+            for c in customers
+        ]
+        return [(uuid.uuid4().hex, body, "") for body in bodies]
+
+    holding, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with transaction(gateway.context.sessions) as session:
+            _lock_customers(session, merchant_id, chunk("a", "b"))
+            holding.set()
+            release.wait(10)
+
+    def locked_after(customers: tuple[str, ...]) -> float:
+        started = time.monotonic()
+        with transaction(gateway.context.sessions) as session:
+            _lock_customers(session, merchant_id, chunk(*customers))
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        holder = pool.submit(first)
+        assert holding.wait(10)
+        overlapping = pool.submit(locked_after, ("b", "a"))
+        if is_postgres(gateway.context.engine):
+            # Other customers: done while the first transaction still holds its locks.
+            pool.submit(locked_after, ("c", "d")).result(5)
+        time.sleep(0.5)
+        assert not overlapping.done()
+        release.set()
+        holder.result(10)
+        assert overlapping.result(10) >= 0.5

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import time
 
-from gateway_kit import Gateway, purchase
+import pytest
+from gateway_kit import Gateway, purchase, redeem
+from sqlalchemy import func, select
 
-from chain import signing
-from gateway.models import Member
-from gateway.services.members import custodial_key
-from gateway.services.rewards import redemption_message
-
-
-def _member(gateway: Gateway, address: str) -> Member:
-    with gateway.context.sessions() as session:
-        member = session.query(Member).filter_by(address=address).one()
-        session.expunge(member)
-        return member
+from gateway import worker as worker_module
+from gateway.models import ChainTx
 
 
 def test_purchase_is_confirmed_on_chain_with_its_tx_hash(gateway: Gateway) -> None:
@@ -67,35 +60,7 @@ def test_points_earned_at_one_partner_are_redeemed_at_another(gateway: Gateway) 
     gateway.settle()
     address = earned["member_address"]
     partner2 = gateway.merchants[1]
-    reward = gateway.client.post(
-        "/v1/rewards",
-        json={"name": "Matcha set", "cost_points": 100},
-        headers=gateway.headers(1),
-    ).json()
-    hub = gateway.context.link.network.hub
-    deadline = int(time.time()) + 600
-    with gateway.context.sessions() as session:
-        from gateway.models import Reward
-
-        reward_row = session.get(Reward, reward["id"])
-        assert reward_row is not None
-        message = redemption_message(
-            gateway.context, reward_row, address, hub.nonce_of(address), deadline
-        )
-    key = custodial_key(gateway.context.box, _member(gateway, address))
-    signature = signing.sign(key, "Redemption", gateway.context.link.chain_id, hub.address, message)
-    response = gateway.client.post(
-        "/v1/redemptions",
-        json={
-            "reward_id": reward["id"],
-            "member": address,
-            "nonce": message["nonce"],
-            "deadline": deadline,
-            "signature": "0x" + signature.hex(),
-        },
-        headers=gateway.headers(1),
-    )
-    assert response.status_code == 202, response.text
+    response = redeem(gateway, 1, address, 100)  # a reward of partner 2, relayed for it
     gateway.settle()
     done = gateway.client.get(
         f"/v1/redemptions/{response.json()['id']}", headers=gateway.headers(1)
@@ -103,7 +68,7 @@ def test_points_earned_at_one_partner_are_redeemed_at_another(gateway: Gateway) 
     assert done["status"] == "confirmed" and done["voucher_code"]
     token = gateway.context.link.network.token
     assert token.balance_of(address) == earned["points"] - 100
-    merchant2 = hub.merchant(partner2.id)
+    merchant2 = gateway.context.link.network.hub.merchant(partner2.id)
     assert merchant2.redeemed == 100
 
 
@@ -115,26 +80,7 @@ def test_a_refund_of_spent_points_is_netted_from_the_next_earnings(gateway: Gate
     address = earned["member_address"]
     token = gateway.context.link.network.token
     # dave spends all but 10 points at the other partner
-    spend = earned["points"] - 10
-    reward = gateway.client.post(
-        "/v1/rewards", json={"name": "Spend it", "cost_points": spend}, headers=gateway.headers(1)
-    ).json()
-    hub = gateway.context.link.network.hub
-    deadline = int(time.time()) + 600
-    with gateway.context.sessions() as session:
-        from gateway.models import Reward
-
-        row = session.get(Reward, reward["id"])
-        assert row is not None
-        message = redemption_message(gateway.context, row, address, hub.nonce_of(address), deadline)
-    key = custodial_key(gateway.context.box, _member(gateway, address))
-    signature = signing.sign(key, "Redemption", gateway.context.link.chain_id, hub.address, message)
-    assert gateway.client.post(
-        "/v1/redemptions",
-        json={"reward_id": reward["id"], "member": address, "nonce": message["nonce"],
-              "deadline": deadline, "signature": "0x" + signature.hex()},
-        headers=gateway.headers(1),
-    ).status_code == 202  # fmt: skip
+    redeem(gateway, 1, address, earned["points"] - 10)
     gateway.settle()
     assert token.balance_of(address) == 10
 
@@ -192,3 +138,29 @@ def test_refund_of_an_order_deep_in_a_large_issuance_batch_claws_back_its_points
     assert final.json()["status"] == "confirmed"
     assert token.balance_of(target["member_address"]) == before - target["points"]
     assert token.balance_of(earned[9]["member_address"]) == earned[9]["points"]
+
+
+def test_a_worker_cycle_packs_for_a_bounded_time_then_follows_receipts(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a steady inflow there is always another batch to pack: a cycle stops packing
+    after PACK_SECONDS (but packs at least one batch), so confirmations keep flowing."""
+    gateway.settle()
+    for merchant in (0, 1):
+        body = purchase(f"budget-{merchant}", f"BU-{merchant}", "10.00", currency="EUR")
+        response = gateway.client.post("/v1/events", json=body, headers=gateway.headers(merchant))
+        assert response.status_code == 202, response.text
+    time.sleep(gateway.context.settings.batch_max_wait + 0.1)  # both batches are due
+    monkeypatch.setattr(worker_module, "PACK_SECONDS", 0.0)
+    before = issue_txs(gateway)
+    assert gateway.worker._pack_issues()
+    assert issue_txs(gateway) == before + 1  # one batch, then back to the receipts
+    assert gateway.worker._pack_issues()
+    assert issue_txs(gateway) == before + 2
+    gateway.settle()
+
+
+def issue_txs(gateway: Gateway) -> int:
+    with gateway.context.sessions() as session:
+        count = session.scalar(select(func.count(ChainTx.id)).where(ChainTx.kind == "issue"))
+    return int(count or 0)
