@@ -6,8 +6,10 @@ A benchmark, not a test: every figure comes from the run that prints it.
    ``POST /v1/events/batch`` with ``batch_size`` events per request) a fresh
    stack: its own anvil (automine, or interval mining with ``--block-time``),
    the contracts deployed, four merchants admitted, and the gateway as a real
-   ``pointsnet serve`` process (role ``all``: API, outbox worker and webhook
-   dispatcher in one process) on a fresh database in a temporary data dir.
+   ``pointsnet serve`` process (role ``all``: the API in that process, the outbox
+   worker with the webhook dispatcher and the indexer as its child processes; with
+   ``--in-process`` all of them as threads of one process) on a fresh database in a
+   temporary data dir.
 2. Each merchant raises its merchant-wide velocity limits through
    ``PUT /v1/rules`` (the seed programme holds events beyond 1,000 a minute per
    merchant for review) and the bench waits until that rule set is on chain.
@@ -24,9 +26,10 @@ A benchmark, not a test: every figure comes from the run that prints it.
    for the receipt), sequential, then with several threads each with its own
    key and token. Time-boxed; the measured rate is applied to the full count.
 
-Gateway CPU and peak RSS are read from ``/proc`` (or psutil) for the server
-process; the load generator runs on the same machine and its CPU is reported
-beside it.
+Gateway CPU and peak RSS are read from ``/proc`` (or psutil) for each of the
+gateway's processes (the API and the children it supervises, found by their
+``--role``) and summed; the load generator runs on the same machine and its CPU
+is reported beside it.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ class E2EConfig:
     drain_timeout: float = 240.0
     poll_samples: int = 200  # events polled through GET /v1/events/{id} per phase
     profile: bool = False  # py-spy record the server during each saturation phase
-    split_roles: bool = False  # API, worker and indexer as separate processes (not role all)
+    in_process: bool = False  # serve --in-process: API, worker and indexer in one process
     keep: bool = False  # keep each stack's data dir (server logs, database)
     instrument: bool = False  # serve through scripts/e2e_instrumented_serve.py (SQL, lock times)
     out_dir: Path | None = None  # raw JSON, chart and profiles
@@ -375,8 +378,11 @@ class GatewayStack:
         self.progress = progress
         self.tmp = Path(tempfile.mkdtemp(prefix=f"pointsnet-e2e-{label}-"))
         self.node: Devnet | None = None
-        #: The gateway's processes by role: "all", or "api" + "worker" (+ "indexer").
+        #: The processes the bench started, by role: "api" (role all, supervising the
+        #: others), "all" (--in-process), or "api" + "worker" + "indexer" (--instrument).
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: Every process of the gateway by role, its supervised children included.
+        self.pids: dict[str, int] = {}
         self._logs: list[Any] = []
         #: What scripts/e2e_instrumented_serve.py wrote, by role (with --instrument).
         self.instrument: dict[str, Any] = {}
@@ -390,11 +396,6 @@ class GatewayStack:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def server(self) -> subprocess.Popen[bytes]:
-        """The process serving HTTP."""
-        return self.processes.get("all") or self.processes["api"]
 
     def __enter__(self) -> GatewayStack:
         try:
@@ -479,30 +480,29 @@ class GatewayStack:
         env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         return env
 
-    def _spawn(self, role: str) -> None:
-        script = Path(sys.executable).with_name("pointsnet")  # the console entry point
+    def _spawn(self, name: str, *args: str) -> None:
         if self.config.instrument:
             command = [sys.executable, str(PROJECT_ROOT / "scripts/e2e_instrumented_serve.py")]
-        elif script.exists():
-            command = [str(script), "serve"]
         else:
-            command = [sys.executable, "-c", "from gateway.cli import app; app()", "serve"]
-        command += ["--role", role]
-        log = (self.tmp / f"server-{role}.log").open("wb")
+            command = [sys.executable, "-m", "gateway.cli", "serve"]
+        command += args
+        log = (self.tmp / f"server-{name}.log").open("wb")
         self._logs.append(log)
-        self.processes[role] = subprocess.Popen(
+        self.processes[name] = subprocess.Popen(
             command, cwd=self.tmp, env=self._server_env(), stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
     def _start_server(self) -> None:
-        if self.config.split_roles:
-            self._spawn("api")
-            self._spawn("worker")
-            if _cli_has_indexer_role():
-                self._spawn("indexer")
+        if self.config.in_process:
+            self._spawn("all", "--in-process")
+        elif self.config.instrument:
+            # The supervisor's children would run plain gateway.cli: each role is started
+            # through the instrumented script instead (the same three processes).
+            for role in ("api", "worker", "indexer"):
+                self._spawn(role, "--role", role)
         else:
-            self._spawn("all")
+            self._spawn("api")  # role all: the API here, worker and indexer its children
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             for role, proc in self.processes.items():
@@ -512,9 +512,23 @@ class GatewayStack:
                     )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + "/healthz", timeout=1, trust_env=False).status_code == 200:
-                    return
+                    break
             time.sleep(0.1)
-        raise RuntimeError(f"gateway did not answer within 60 s; see {self.tmp}/server-*.log")
+        else:
+            raise RuntimeError(f"gateway did not answer within 60 s; see {self.tmp}/server-*.log")
+        self.pids = {role: proc.pid for role, proc in self.processes.items()}
+        if set(self.processes) == {"api"}:
+            self.pids.update(self._supervised_children(self.processes["api"].pid, deadline))
+
+    def _supervised_children(self, pid: int, deadline: float) -> dict[str, int]:
+        """The worker and indexer processes the role-all supervisor ``pid`` started."""
+        children: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            children = _child_roles(pid)
+            if {"worker", "indexer"} <= set(children):
+                return children
+            time.sleep(0.1)
+        raise RuntimeError(f"gateway children not found (saw {children}); see {self.tmp}")
 
     def headers(self, merchant: int) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.merchants[merchant].api_key}"}
@@ -562,7 +576,8 @@ class GatewayStack:
             return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
 
     def stop_gateway(self) -> None:
-        """Stop the gateway's processes (SIGINT, then SIGKILL after 20 s); idempotent."""
+        """Stop the gateway's processes (SIGINT, then SIGKILL after 20 s; a supervisor stops
+        its children itself); idempotent."""
         for proc in self.processes.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
@@ -572,6 +587,12 @@ class GatewayStack:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        spawned = {proc.pid for proc in self.processes.values()}
+        for pid in set(self.pids.values()) - spawned:  # what a killed supervisor left behind
+            with contextlib.suppress(OSError):
+                if b"--supervised-by" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+        self.pids = {}
         for log in self._logs:
             log.close()
         self._logs = []
@@ -596,11 +617,26 @@ class GatewayStack:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _cli_has_indexer_role() -> bool:
-    """Whether this version's ``pointsnet serve`` has a separate indexer role."""
-    from gateway import cli
+def _child_roles(pid: int) -> dict[str, int]:
+    """The child processes of ``pid`` by the ``--role`` on their command line."""
+    children: list[tuple[int, list[str]]] = []
+    try:
+        import psutil
 
-    return "indexer" in (cli.serve.__doc__ or "") + str(cli.serve.__annotations__.get("role"))
+        for child in psutil.Process(pid).children():
+            with contextlib.suppress(psutil.Error):
+                children.append((child.pid, child.cmdline()))
+    except ImportError:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    command = stat.with_name("cmdline").read_bytes().decode()
+                    children.append((int(stat.parent.name), command.split("\0")))
+    return {
+        command[command.index("--role") + 1]: child
+        for child, command in children
+        if "--role" in command[:-1]
+    }
 
 
 def _engine(url: str, **kwargs: Any) -> Engine:
@@ -724,9 +760,11 @@ async def _drive(
     ):
 
         async def poll(event_id: str, merchant: int, wall_start: float) -> None:
+            # Every 10% of the time waited so far (at least 0.1 s): within 10% of the
+            # latency, without hundreds of GETs per event loading the gateway it measures.
             deadline = time.time() + 300
             while time.time() < deadline:
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(max(0.1, 0.1 * (time.time() - wall_start)))
                 try:
                     answer = await poll_http.get(
                         f"/v1/events/{event_id}", headers=headers[merchant]
@@ -1394,8 +1432,8 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
     progress(f"{mode}: starting anvil, deploying, admitting {len(MERCHANTS)} merchants, serving")
     with GatewayStack(config, mode, progress) as stack, Monitor() as monitor:
         assert stack.node is not None and stack.node.pid
-        for role, proc in stack.processes.items():
-            monitor.watch(f"gateway-{role}", proc.pid)
+        for role, pid in stack.pids.items():
+            monitor.watch(f"gateway-{role}", pid)
         monitor.watch("anvil", stack.node.pid)
         monitor.watch_file(stack.wal_path)
         monitor.postgres = stack.wal_path is None
@@ -1412,7 +1450,7 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
             progress(f"{label}: {n:,} events in {len(requests):,} requests, {what}")
             profiler: Profiler | None = None
             if config.profile and phase == "saturation" and config.out_dir is not None:
-                pids = {role: proc.pid for role, proc in stack.processes.items()}
+                pids = dict(stack.pids)
                 output = config.out_dir / f"profile-{config.tag}-{mode}.txt"
                 profiler = Profiler(pids, output, progress)
             box = config.rate_seconds if rate else config.saturation_seconds
@@ -1436,7 +1474,7 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
                 )
             figures.mix = dict(Counter(p.kind for p in planned if p.key in sent_keys))
             read_phase(stack, figures, load, f"{mode}-{phase}-")
-            for role in stack.processes:
+            for role in stack.pids:
                 cpu, peak = monitor.window(f"gateway-{role}", t0, t1)
                 figures.server_cpu_s = _nan_sum(figures.server_cpu_s, cpu)
                 figures.server_peak_rss_mib = _nan_sum(figures.server_peak_rss_mib, peak / 1024)
@@ -1453,7 +1491,7 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
             )
             if profiler is not None:
                 profile = {role: summarize_profile(f) for role, f in profiler.files.items()}
-        peak_rss = sum(_memory_kib(p.pid, "VmHWM") for p in stack.processes.values()) / 1024
+        peak_rss = sum(_memory_kib(pid, "VmHWM") for pid in stack.pids.values()) / 1024
         wal_peak = monitor.file_peak
         db_bytes = stack.database_bytes()
         assert stack.engine is not None

@@ -13,7 +13,7 @@ refunds, check-ins, reviews) through ``POST /v1/events/batch`` from
 ``--clients`` concurrent HTTP clients, as fast as it answers; the clock stops
 when the outbox is drained.  Setups:
 
-- ``sqlite x1``: ``pointsnet serve --role all`` (one process, one signer key);
+- ``sqlite x1``: ``pointsnet serve --role all --in-process`` (one process, one signer key);
 - ``postgres x1``: the same on PostgreSQL;
 - ``postgres multi``: ``serve --role api --workers A`` behind one port,
   ``--worker-processes`` times ``serve --role worker --signer-index i`` (one key
@@ -103,7 +103,7 @@ class Stack(GatewayStack):
                 )
             )  # fmt: skip
         if self.setup.worker_processes == 0:
-            self._spawn_with("all", [])
+            self._spawn_with("all", ["--in-process"])
         else:
             self._spawn_with("api", ["--workers", str(self.setup.api_workers)])
             for i in range(self.setup.worker_processes):

@@ -13,9 +13,10 @@ mkdir -p "$out"
 bench() {
     local name=$1
     shift
+    # Round 1 ran role all as one process: --in-process keeps these runs comparable.
     echo "== $name: pointsnet bench e2e $*" | tee "$out/$name.txt"
     COLUMNS=220 .venv/bin/pointsnet bench e2e --naive-seconds 5 --naive-threads 1 \
-        --out "$out/$name" "$@" 2>&1 | grep -v '^\[' | tee -a "$out/$name.txt"
+        --out "$out/$name" --in-process "$@" 2>&1 | grep -v '^\[' | tee -a "$out/$name.txt"
 }
 short=(--mode single --rate-share 0 --events 20000 --saturation-seconds 60)
 
@@ -27,8 +28,11 @@ bench lock-single "${short[@]}" --instrument
 bench lock-batch --mode batch --rate-share 0 --events 20000 --saturation-seconds 60 --instrument
 # Proposed fix: writers queue on a mutex, not on SQLite's busy handler.
 E2E_WHATIF=mutex bench whatif-mutex-single "${short[@]}" --instrument
-# Deployment option available today: API, worker and indexer as separate processes.
-bench split-roles-single "${short[@]}" --split-roles --instrument
+# API, worker and indexer as separate processes (serve's default since round 3: the
+# bench then starts the three roles itself under the instrumentation).
+COLUMNS=220 .venv/bin/pointsnet bench e2e --naive-seconds 5 --naive-threads 1 \
+    --out "$out/split-roles-single" "${short[@]}" --instrument 2>&1 | grep -v '^\[' \
+    | tee "$out/split-roles-single.txt"
 # 16 concurrent clients: more than the 15 pooled connections (5 + 10 overflow).
 bench clients16-single "${short[@]}" --clients 16 --instrument
 E2E_WHATIF=pool bench whatif-pool-clients16 "${short[@]}" --clients 16 --instrument
