@@ -48,6 +48,8 @@ class Stack:
     tmp: Path
     expected: Counter[str] = field(default_factory=Counter)  # member address -> points
     event_ids: list[str] = field(default_factory=list)
+    #: pid of each worker process started -> (its log, the log's size when it started)
+    logs: dict[int, tuple[Path, int]] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:
@@ -150,13 +152,28 @@ class Stack:
         if fault:
             env["POINTSNET_FAULT"] = fault
         args = [f"--signer-index={i}" for i in signer_indexes]
-        log = open(self.tmp / f"worker-{'-'.join(map(str, signer_indexes))}.log", "ab")  # noqa: SIM115
-        return subprocess.Popen(
+        path = self.tmp / f"worker-{'-'.join(map(str, signer_indexes))}.log"
+        log = open(path, "ab")  # noqa: SIM115
+        process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve", "--role", "worker", *args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        self.logs[process.pid] = (path, log.tell())
+        return process
+
+    def wait_running(self, *processes: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+        """Wait until each worker process has taken its signer lanes and started working."""
+
+        def running(process: subprocess.Popen[bytes]) -> bool:
+            assert process.poll() is None, f"worker {process.pid} exited: {process.returncode}"
+            path, start = self.logs[process.pid]
+            with open(path, "rb") as log:
+                log.seek(start)
+                return b") running" in log.read()
+
+        wait_until(lambda: all(running(p) for p in processes), timeout)
 
     def settle_in_process(self, timeout: float = 60.0) -> None:
         """Drain the outbox with an in-process worker on signer 0 (setup only)."""

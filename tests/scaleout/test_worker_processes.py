@@ -101,6 +101,7 @@ def test_two_worker_processes_with_two_keys_confirm_every_event_exactly_once(
     issues_before = senders_of_confirmed_issues(stack)
     workers = [stack.worker_process(0), stack.worker_process(1)]
     try:
+        stack.wait_running(*workers)  # or the first one up might take every op
         stack.accept_purchases(EVENTS)
         wait_until(
             lambda: stack.statuses() == Counter({"confirmed": EVENTS}),
@@ -151,13 +152,15 @@ def test_worker_killed_mid_flight_hands_pending_work_to_the_other(stack: Stack) 
     supply_before, first_block = start_round(stack)
     signer_0, _ = signer_addresses(stack.settings)
     tx_before = stack.tx_count(signer_0)
-    workers = [stack.worker_process(0), stack.worker_process(1)]
+    # Lane 0 starts alone: were both lanes up, the first one ready could take every op
+    # of the round and lane 0 would have nothing in flight to be killed with.
+    workers = [stack.worker_process(0)]
     killed = False
     try:
         stack.accept_purchases(150)
-        # SIGKILL lane 0 while it is busy: after it stored a transaction of this round,
-        # with work still pending.
+        # SIGKILL lane 0 while it is busy: after it stored a transaction of this round.
         wait_until(lambda: stack.tx_count(signer_0) > tx_before, 120, poll=0.02)
+        workers.append(stack.worker_process(1))
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(timeout=30)
         killed = True
