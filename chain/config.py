@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     tx_stuck_after: float = 30.0  # seconds without a receipt before a fee bump
     idempotency_ttl_hours: int = 24
     webhook_max_attempts: int = 8
+    webhook_allow_private: bool | None = Field(
+        default=None,
+        description="let webhook URLs lead to private, loopback or link-local addresses; "
+        "default: yes on the devnet profile, no elsewhere",
+    )
     rate_limit_per_minute: int = 60_000  # per API key
 
     # -- readiness (/readyz) ------------------------------------------------------
@@ -178,6 +183,12 @@ class Settings(BaseSettings):
     @property
     def effective_profile(self) -> str:
         return self.profile or ("devnet" if self.is_devnet else "testnet")
+
+    @property
+    def allows_private_webhooks(self) -> bool:
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return self.effective_profile == "devnet"
 
     @property
     def effective_timelock_delay(self) -> int:

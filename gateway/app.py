@@ -78,7 +78,10 @@ def start_background(
             lane = SignerLane(context.link, context.engine, context.sessions, sender, index)
             roles.start(f"outbox-worker-{index}", lane.run)
         dispatcher = WebhookDispatcher(
-            context.sessions, context.box, max_attempts=context.settings.webhook_max_attempts
+            context.sessions,
+            context.box,
+            max_attempts=context.settings.webhook_max_attempts,
+            allow_private=context.settings.allows_private_webhooks,
         )
         roles.start("webhook-dispatcher", dispatcher.run)
     if "indexer" in roles_wanted:

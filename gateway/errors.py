@@ -50,6 +50,12 @@ class InvalidRequest(GatewayError, ValueError):
     status = 422
 
 
+class WebhookUrlNotAllowed(InvalidRequest):
+    """The webhook URL leads to a private, loopback or other non-public address."""
+
+    code = "webhook_url_not_allowed"
+
+
 class IdempotencyConflict(GatewayError):
     """The same Idempotency-Key is being processed right now."""
 

@@ -13,9 +13,10 @@ import pytest
 from gateway_kit import Gateway, purchase
 from sqlalchemy import select
 
+from chain.config import Settings
 from chain.devnet import free_port
 from gateway.crypto import verify_webhook
-from gateway.models import Event, IdempotencyRecord
+from gateway.models import Event, IdempotencyRecord, Merchant
 from gateway.webhooks import WebhookDispatcher
 
 
@@ -286,7 +287,9 @@ def test_webhooks_are_signed_and_delivered(gateway: Gateway) -> None:
         secret = bytes.fromhex(configured["secret"])
         event = post(gateway, purchase("hook-1", "H-1")).json()
         gateway.settle()
-        dispatcher = WebhookDispatcher(gateway.context.sessions, gateway.context.box)
+        dispatcher = WebhookDispatcher(
+            gateway.context.sessions, gateway.context.box, allow_private=True
+        )
         dispatcher.deliver_due()
         confirmed = [
             (h, b) for h, b in _Receiver.received
@@ -302,6 +305,25 @@ def test_webhooks_are_signed_and_delivered(gateway: Gateway) -> None:
         gateway.client.put(
             "/v1/webhook", json={"url": "http://127.0.0.1:9/none"}, headers=gateway.headers()
         )
+
+
+def test_a_private_webhook_url_is_refused_outside_the_devnet(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def put(url: str) -> Any:
+        return gateway.client.put("/v1/webhook", json={"url": url}, headers=gateway.headers())
+
+    assert put("http://127.0.0.1:9/none").status_code == 200  # the devnet allows it
+    monkeypatch.setattr(Settings, "allows_private_webhooks", property(lambda _s: False))
+    refused = put("http://169.254.169.254/hook")
+    assert refused.status_code == 422
+    assert error_code(refused) == "webhook_url_not_allowed"
+    with gateway.context.sessions() as session:
+        merchant = session.get(Merchant, gateway.merchants[0].id)
+        assert merchant is not None and merchant.webhook_url == "http://127.0.0.1:9/none"
+    assert put("https://93.184.216.34/hook").status_code == 200  # a public address
+    monkeypatch.undo()
+    assert put("http://127.0.0.1:9/none").status_code == 200
 
 
 def test_held_events_wait_for_release(gateway: Gateway) -> None:

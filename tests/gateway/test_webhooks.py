@@ -1,0 +1,206 @@
+"""Webhook delivery: no transaction held across a merchant's request, no private targets.
+
+The dispatcher runs here on a database alone (no chain is needed): a merchant
+row with a webhook, deliveries queued as the worker queues them.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from factories import database_for
+from sqlalchemy.orm import Session, sessionmaker
+
+from chain.config import Settings
+from chain.devnet import free_port
+from gateway.crypto import SecretBox
+from gateway.db import make_engine, make_session_factory, transaction
+from gateway.migrate import upgrade
+from gateway.models import Merchant, WebhookDelivery
+from gateway.webhooks import WebhookDispatcher, destination_refusal, queue_webhook
+
+MERCHANT = 7
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    with database_for(request.param) as url:
+        engine = make_engine(url or f"sqlite:///{tmp_path / 'gateway.db'}")
+        upgrade(engine)
+        yield make_session_factory(engine)
+        engine.dispose()
+
+
+BOX = SecretBox(b"k" * 32)
+
+
+def configure(sessions: sessionmaker[Session], url: str) -> None:
+    with transaction(sessions) as session:
+        merchant = session.get(Merchant, MERCHANT)
+        if merchant is None:
+            merchant = Merchant(
+                id=MERCHANT, name="Hooks", currency="EUR", api_key_hash="h" * 64,
+                api_key_prefix="pn_test", cap_per_period=10**6, signer_address="0x" + "1" * 40,
+            )  # fmt: skip
+            session.add(merchant)
+        merchant.webhook_url = url
+        merchant.webhook_secret_enc = BOX.encrypt(b"s" * 32)
+
+
+def queue(sessions: sessionmaker[Session], n: int = 1) -> list[int]:
+    with transaction(sessions) as session:
+        for i in range(n):
+            queue_webhook(session, MERCHANT, "event.confirmed", {"event_id": f"e{i}"})
+    with sessions() as session:
+        return [d.id for d in session.query(WebhookDelivery).filter_by(status="pending")]
+
+
+def dispatcher(
+    sessions: sessionmaker[Session], *, allow_private: bool = True, timeout: float = 10.0
+) -> WebhookDispatcher:
+    return WebhookDispatcher(sessions, BOX, allow_private=allow_private, timeout=timeout)
+
+
+def delivery(sessions: sessionmaker[Session], delivery_id: int) -> WebhookDelivery:
+    with sessions() as session:
+        row = session.get(WebhookDelivery, delivery_id)
+        assert row is not None
+        return row
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    paths: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        _Receiver.paths.append(self.path)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        return
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", free_port()), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.paths.clear()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+# ------------------------------------------------------------------ no transaction held
+
+
+def test_a_silent_endpoint_does_not_hold_up_the_gateways_writes(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A merchant endpoint that accepts the connection and never answers: while the
+    dispatcher waits for it, other writers (the API accepting events) go on."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    configure(sessions, f"http://127.0.0.1:{silent.getsockname()[1]}/hook")
+    (waiting,) = queue(sessions)
+    thread = threading.Thread(target=dispatcher(sessions, timeout=4.0).deliver_due)
+    try:
+        thread.start()
+        connection, _ = silent.accept()  # the request is in flight now
+        started = time.monotonic()
+        queue(sessions)  # a write transaction, as accepting an event is
+        took = time.monotonic() - started
+        thread.join(30)
+        connection.close()
+    finally:
+        silent.close()
+    assert took < 2.0, f"a write waited {took:.1f} s for a webhook request"
+    row = delivery(sessions, waiting)
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.last_error is not None and "Timeout" in row.last_error
+    assert row.next_attempt_at.replace(tzinfo=UTC) > datetime.now(UTC)  # backing off
+
+
+def test_outcomes_are_recorded_after_the_requests(
+    sessions: sessionmaker[Session], receiver: str
+) -> None:
+    configure(sessions, receiver)
+    ids = queue(sessions, 3)
+    assert dispatcher(sessions).deliver_due()
+    assert [delivery(sessions, i).status for i in ids] == ["delivered"] * 3
+    assert [delivery(sessions, i).last_status_code for i in ids] == [204] * 3
+    assert _Receiver.paths == ["/hook"] * 3
+    assert not dispatcher(sessions).deliver_due()  # nothing due twice
+
+
+def test_a_claimed_delivery_is_not_sent_again_while_its_lease_runs(
+    sessions: sessionmaker[Session], receiver: str
+) -> None:
+    """Another dispatcher (another worker process) does not take up a delivery that
+    one has claimed and is still sending."""
+    configure(sessions, receiver)
+    (claimed_id,) = queue(sessions)
+    first, second = dispatcher(sessions), dispatcher(sessions)
+    (claimed,) = first._claim(10)
+    assert claimed.id == claimed_id
+    assert not second.deliver_due()
+    first._record([first._post(claimed)])
+    assert delivery(sessions, claimed_id).status == "delivered"
+    assert _Receiver.paths == ["/hook"]
+
+
+# ------------------------------------------------------------------ private destinations
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://172.16.5.4/hook",
+        "http://169.254.169.254/latest/meta-data",  # cloud metadata
+        "http://100.64.0.1/hook",  # carrier-grade NAT
+        "http://0.0.0.0/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[fd00::1]/hook",
+        "https://no-such-host.invalid/hook",
+    ],
+)
+def test_non_public_destinations_are_refused_outside_the_devnet(url: str) -> None:
+    assert destination_refusal(url, allow_private=False) is not None
+    assert destination_refusal(url, allow_private=True) is None
+
+
+@pytest.mark.parametrize("url", ["https://93.184.216.34/hook", "http://[2606:4700::1111]:8443/"])
+def test_public_addresses_may_be_used(url: str) -> None:
+    assert destination_refusal(url, allow_private=False) is None
+
+
+def test_the_devnet_allows_private_webhooks_and_other_profiles_do_not(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path).allows_private_webhooks
+    testnet = Settings(data_dir=tmp_path, chain_id=11155111)
+    assert not testnet.allows_private_webhooks
+    assert Settings(data_dir=tmp_path, chain_id=11155111, webhook_allow_private=True)
+
+
+def test_a_stored_url_that_now_leads_inside_is_not_called(
+    sessions: sessionmaker[Session], receiver: str
+) -> None:
+    """Checked again before each attempt: a name may resolve elsewhere later."""
+    configure(sessions, receiver)
+    (refused,) = queue(sessions)
+    assert dispatcher(sessions, allow_private=False).deliver_due()
+    row = delivery(sessions, refused)
+    assert row.status == "failed"  # not retried: it would be refused each time
+    assert row.last_error is not None and "not a public address" in row.last_error
+    assert _Receiver.paths == []
