@@ -139,6 +139,16 @@ class Settings(BaseSettings):
         "default: yes on the devnet profile, no elsewhere",
     )
     rate_limit_per_minute: int = 60_000  # per API key
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token GET /metrics requires (unset: open to whoever reaches it)",
+    )
+    metrics_max_age: float = Field(
+        default=5.0,
+        ge=0,
+        description="seconds one computed /metrics answer is served again (each scrape "
+        "reads the whole history: more scrapes than this cost nothing more)",
+    )
 
     # -- readiness (/readyz) ------------------------------------------------------
     ready_min_signer_balance_eth: float = Field(

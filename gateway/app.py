@@ -19,8 +19,9 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.api.errors import install_error_handlers
@@ -142,9 +143,11 @@ def create_app(
         return JSONResponse(status_code=200 if report["ready"] else 503, content=report)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
-    def metrics() -> Response:
+    def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
         """Prometheus metrics, computed from the database when scraped (so every
-        process of a deployment reports the same figures)."""
+        process of a deployment reports the same figures), at most once per
+        ``metrics_max_age`` seconds; with ``metrics_token`` set, only for that bearer token."""
+        gateway_metrics.authorize(authorization)
         body, content_type = gateway_metrics.render()
         return Response(content=body, media_type=content_type)
 

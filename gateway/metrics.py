@@ -31,11 +31,19 @@ Responsibilities:
 
 The histograms and the gas counter are recomputed from every stored row on
 each scrape: cumulative and monotonic as Prometheus expects, at a cost that
-grows with the history (see docs/PRODUCTION.md).
+grows with the history (see docs/PRODUCTION.md).  So one computed answer is
+served for ``metrics_max_age`` seconds, and concurrent scrapes wait for the one
+computation in progress rather than each starting their own: however often
+``/metrics`` is called, the database reads the history at most once per
+period.  With ``metrics_token`` set, ``/metrics`` answers only that bearer
+token.
 """
 
 from __future__ import annotations
 
+import hmac
+import threading
+import time
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -53,6 +61,7 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy import func, select
 
 from gateway.context import GatewayContext
+from gateway.errors import Unauthorized
 from gateway.health import Observation, ReadinessProbe
 from gateway.models import ChainOp, ChainTx, Event
 
@@ -180,10 +189,28 @@ class GatewayMetrics:
     def __init__(self, context: GatewayContext, probe: ReadinessProbe) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(GatewayCollector(context, probe))
+        settings = context.settings
+        self.max_age = settings.metrics_max_age
+        token = settings.metrics_token
+        self._token = token.get_secret_value().encode() if token is not None else None
+        self._lock = threading.Lock()
+        self._computed: tuple[float, bytes] | None = None  # (monotonic time, exposition)
+
+    def authorize(self, authorization: str | None) -> None:
+        """Refuse a scrape without the configured bearer token (when one is set)."""
+        if self._token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self._token):
+            raise Unauthorized("/metrics needs the metrics bearer token")
 
     def render(self) -> tuple[bytes, str]:
-        """The exposition text and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The exposition text and its content type, computed at most once per ``max_age``."""
+        with self._lock:
+            now = time.monotonic()
+            if self._computed is None or now - self._computed[0] >= self.max_age:
+                self._computed = (now, generate_latest(self.registry))
+            return self._computed[1], CONTENT_TYPE_LATEST
 
 
 # ---------------------------------------------------------------------- helpers

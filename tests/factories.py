@@ -38,7 +38,8 @@ class AnvilNode:
 
 def devnet_settings(tmp: Path, node: Devnet, **overrides: Any) -> Settings:
     """Settings of a test network on ``node``, data in ``tmp``: no timelock delay,
-    batches sent at once, no fee bumps, and no ``.env`` file read."""
+    batches sent at once, no fee bumps, /metrics computed on every scrape, and no
+    ``.env`` file read."""
     values: dict[str, Any] = {
         "data_dir": tmp,
         "rpc_url": node.url,
@@ -46,6 +47,7 @@ def devnet_settings(tmp: Path, node: Devnet, **overrides: Any) -> Settings:
         "timelock_delay": 0,
         "batch_max_wait": 0.0,
         "tx_stuck_after": 3600,
+        "metrics_max_age": 0.0,  # tests read /metrics right after what they count
         "_env_file": None,
     }
     values.update(overrides)

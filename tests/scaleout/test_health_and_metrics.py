@@ -10,15 +10,18 @@ import dataclasses
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from scaleout_kit import Stack, start_stack
 
 from chain.devnet import free_port
 from chain.signers import signer_addresses
 from gateway.app import create_app
+from gateway.metrics import GatewayCollector
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +155,42 @@ def test_metrics_say_the_rpc_is_down_and_still_report_the_database(stack: Stack)
     assert values["pointsnet_database_up"] == 1
     assert any(re.match(r"pointsnet_events\{", name) for name in values)
     assert "pointsnet_chain_head_block" not in values
+
+
+def test_metrics_answer_only_the_bearer_token_when_one_is_set(stack: Stack) -> None:
+    token = "m3trics-" + "x" * 24
+    with client_with(stack, metrics_token=SecretStr(token)) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+            refused = client.get("/metrics", headers=headers)
+            assert refused.status_code == 401
+            assert refused.json()["error"]["code"] == "unauthorized"
+            assert token not in refused.text
+        answer = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and "pointsnet_events" in answer.text
+        assert client.get("/readyz").status_code in (200, 503)  # probes need no token
+
+
+def test_scrapes_within_max_age_share_one_computation(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However often /metrics is called, the history is read once per max age."""
+    computed = []
+    from_database = GatewayCollector._from_database
+
+    def counted(self: GatewayCollector, seen: Any) -> Any:
+        computed.append(time.monotonic())
+        time.sleep(0.2)  # a long history: scrapes arriving meanwhile wait for this one
+        return from_database(self, seen)
+
+    monkeypatch.setattr(GatewayCollector, "_from_database", counted)
+    with client_with(stack, metrics_max_age=60.0) as client:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: client.get("/metrics").text, range(8)))
+        assert len(computed) == 1 and len(set(answers)) == 1
+        stack.event_ids.clear()
+        stack.accept_purchases(3, threads=1)
+        assert client.get("/metrics").text == answers[0]  # served again, as it was
+    with client_with(stack, metrics_max_age=0.0) as fresh:
+        assert 'pointsnet_events{status="accepted"}' in fresh.get("/metrics").text
+    assert len(computed) == 2
+    stack.settle_in_process()
