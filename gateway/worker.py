@@ -15,10 +15,11 @@ Responsibilities:
 - follow receipts behind the configured confirmation depth and mark
   transactions, ops, events and redemptions confirmed, or failed with the
   decoded custom error;
-- hold issuance back, pending, while the hub is paused or a merchant has reached
-  its mint cap for the current period, and try again every ``HOLD_RECHECK``
-  seconds (one issuance per batch for a merchant at its cap, until the period
-  ends) rather than failing it;
+- hold ops back, pending, while the hub is paused (issuances, clawbacks, badge
+  awards, redemptions and transfers: what the hub refuses while paused) or a
+  merchant has reached its mint cap for the current period, and try again every
+  ``HOLD_RECHECK`` seconds (one issuance per batch for a merchant at its cap,
+  until the period ends) rather than failing them;
 - replace transactions stuck for ``tx_stuck_after`` seconds with fees raised by
   at least 10% (same nonce), unless that would exceed the fee cap (then the
   transaction is left as it is);
@@ -75,6 +76,8 @@ log = logging.getLogger("pointsnet.worker")
 SINGLE_KINDS: tuple[tuple[str, ...], ...] = (("rule",), ("redeem", "transfer"))
 #: Ops that move points: if one fails, its event fails.
 VALUE_KINDS = ("issue", "clawback")
+#: Ops whose hub functions refuse while the network is paused: they wait for the unpause.
+PAUSABLE_KINDS = ("issue", "clawback", "badge", "redeem", "transfer")
 #: How many badge awards or tier changes share one transaction.
 SMALL_BATCH = 200
 #: How many clawbacks share one transaction: ~48k gas each in a batch of 50 or more (see
@@ -88,7 +91,7 @@ BATCH_CACHE = 64
 #: receipts again: under a steady inflow there is always another batch to pack, and
 #: events confirmed on chain would otherwise wait for the inflow to stop.
 PACK_SECONDS = 0.5
-#: Seconds between two attempts at issuance held back (network paused, merchant at its cap).
+#: Seconds between two attempts at ops held back (network paused, merchant at its cap).
 HOLD_RECHECK = 2.0
 
 
@@ -151,7 +154,7 @@ class OutboxWorker:
         self.settings = link.settings
         self._recovered = False
         self._issued_batches: dict[int, IssuedBatch] = {}
-        self._paused_until = 0.0  # time.monotonic() before which issuance waits for an unpause
+        self._paused_until = 0.0  # time.monotonic() before which pausable ops wait for an unpause
         self._cap_holds: dict[int, CapHold] = {}
         #: merchant -> id of the last clawback op that goes alone (after a batch would revert)
         self._clawbacks_alone: dict[int, int] = {}
@@ -274,10 +277,10 @@ class OutboxWorker:
         transaction, so SQLite's write lock is never held across an RPC.
         """
         did = False
-        if time.monotonic() < self._paused_until:
-            return did
         deadline = time.monotonic() + PACK_SECONDS
         for _ in range(200):  # bounded per cycle; contention with other workers re-plans
+            if self._held_while_paused("issue"):
+                return did
             if did and time.monotonic() > deadline:
                 return did  # follow the receipts of what went out before packing more
             plan = self._plan_issue_batch()
@@ -406,6 +409,8 @@ class OutboxWorker:
         did = False
         deadline = time.monotonic() + PACK_SECONDS
         for _ in range(50):  # bounded per cycle; contention with other workers re-plans
+            if self._held_while_paused("clawback"):
+                return did
             if did and time.monotonic() > deadline:
                 return did
             plan = self._plan_clawback_batch()
@@ -415,7 +420,8 @@ class OutboxWorker:
             try:
                 prepared = self._simulate(plan.call)
             except ContractRevert as revert:
-                if len(plan.op_ids) > 1 and revert.name != "LoyaltyNetworkSequenceUsed":
+                alone = revert.name not in ("LoyaltyNetworkSequenceUsed", "EnforcedPause")
+                if len(plan.op_ids) > 1 and alone:
                     self._clawbacks_one_at_a_time(plan.merchant_id, plan.op_ids, str(revert))
                     continue
                 with transaction(self.sessions) as session:
@@ -525,6 +531,8 @@ class OutboxWorker:
 
     def _pack_small_batches(self, kind: str) -> bool:
         """Badge awards (one merchant per call) or tier changes, simulated outside the lock."""
+        if self._held_while_paused(kind):
+            return False
         with self.sessions() as session:
             ops = self._pending(session, kind, SMALL_BATCH, lock=False)
             if kind == "badge":
@@ -558,7 +566,14 @@ class OutboxWorker:
         for _ in range(50):  # bounded per cycle
             with transaction(self.sessions) as session:
                 ops = self._pending(session, kinds, 20)
-                op = next((o for o in ops if self._ready(session, o)), None)
+                op = next(
+                    (
+                        o
+                        for o in ops
+                        if not self._held_while_paused(o.kind) and self._ready(session, o)
+                    ),
+                    None,
+                )
                 if op is None:
                     return did
                 call = self._single_call(op)
@@ -678,12 +693,11 @@ class OutboxWorker:
                 op.seq = None
             log.warning("merchant %s sequence resynced to %s", merchant_id, merchant.next_seq)
             return
-        if kind == "issue" and revert.name == "EnforcedPause":
-            # Nothing is wrong with the issuance: it waits, pending, for the unpause.
+        if kind in PAUSABLE_KINDS and revert.name == "EnforcedPause":
+            # Nothing is wrong with the ops: they wait, pending, for the unpause.
             for op in ops:
                 op.seq = None
-            self._paused_until = time.monotonic() + HOLD_RECHECK
-            log.warning("issuance held back while the network is paused")
+            self._hold_while_paused(kind)
             return
         if kind == "issue" and revert.name == "LoyaltyNetworkMintCapExceeded":
             assert merchant_id is not None
@@ -701,6 +715,15 @@ class OutboxWorker:
                 return
             # A single issuance above the whole cap can never be minted: it fails.
         self._fail_ops(session, ops, str(revert))
+
+    def _hold_while_paused(self, kind: str) -> None:
+        if time.monotonic() >= self._paused_until:
+            log.warning("%s ops held back while the network is paused", kind)
+        self._paused_until = time.monotonic() + HOLD_RECHECK
+
+    def _held_while_paused(self, kind: str) -> bool:
+        """Whether ops of ``kind`` wait now: the hub was paused when last tried."""
+        return kind in PAUSABLE_KINDS and time.monotonic() < self._paused_until
 
     def _next_free_seq(self, merchant_id: int, start: int) -> int:
         """The first sequence number at or after ``start`` above every used one nearby."""
@@ -940,7 +963,15 @@ class OutboxWorker:
             tx.status = "failed"
             revert = self.sender.revert_reason(tx.tx_hash, receipt)
             tx.error = str(revert)[:500]
-            if tx.kind == "clawback" and len(ops) > 1 and tx.merchant_id is not None:
+            if tx.kind in PAUSABLE_KINDS and (revert.name == "EnforcedPause" or self.hub.paused()):
+                # Paused after it was simulated (the replay may not see a pause earlier
+                # in the same block): it used no sequence number and moved nothing, so
+                # its ops wait for the unpause; one that reverts for another reason
+                # fails when it is simulated again then.
+                for op in ops:
+                    op.status, op.tx_id, op.seq = "pending", None, None
+                self._hold_while_paused(tx.kind)
+            elif tx.kind == "clawback" and len(ops) > 1 and tx.merchant_id is not None:
                 # Reverted, so it used no sequence number and burned nothing: its clawbacks
                 # go again, each alone, and only one that reverts by itself fails.
                 for op in ops:
