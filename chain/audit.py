@@ -435,12 +435,14 @@ class Redemption(Record):
 
 @dataclass(frozen=True, slots=True)
 class Clawback(Record):
-    """``amount`` is what was burned (at most ``requested``)."""
+    """``amount`` is what was burned (at most ``requested``); ``ref`` is the refund
+    event's reference (as an issuance's)."""
 
     merchant: int
     member: Address
     seq: int
     original_seq: int
+    ref: str
     requested: int
     amount: int
 
@@ -719,7 +721,9 @@ ProgressCallback = Callable[[int, int, int], None]
 _TRANSFER = event_topic("Transfer(address,address,uint256)")
 _POINTS_ISSUED = event_topic("PointsIssued(uint32,uint64,uint64,bytes32[],uint256)")
 _POINTS_REDEEMED = event_topic("PointsRedeemed(uint32,address,uint256,bytes32,uint256)")
-_POINTS_CLAWED_BACK = event_topic("PointsClawedBack(uint32,address,uint64,uint64,uint256,uint256)")
+_POINTS_CLAWED_BACK = event_topic(
+    "PointsClawedBack(uint32,address,uint64,uint64,bytes32,uint256,uint256)"
+)
 _POINTS_TRANSFERRED = event_topic("PointsTransferred(address,address,uint256,uint256)")
 _ROLE_GRANTED = event_topic("RoleGranted(bytes32,address,address)")
 _ROLE_REVOKED = event_topic("RoleRevoked(bytes32,address,address)")
@@ -1132,8 +1136,9 @@ class _Decoder:
                         "0x" + topics[2][26:].lower(),
                         int(data[0:64], 16),
                         int(data[64:128], 16),
-                        int(data[128:192], 16),
+                        "0x" + data[128:192],
                         int(data[192:256], 16),
+                        int(data[256:320], 16),
                     )
                 )
             elif topic0 == _POINTS_TRANSFERRED and address == hub:

@@ -69,9 +69,9 @@ def unpack_item(item: int) -> tuple[ChecksumAddress, int]:
     return member, item & ((1 << ITEM_AMOUNT_BITS) - 1)
 
 
-#: A ``clawbackBatch`` item as the ABI takes it: ``(seq, originalSeq, (batchFirstSeq,
-#: firstSeq, packed items), proof, amount)``.
-ClawbackItem = tuple[int, int, tuple[int, int, list[int]], list[bytes], int]
+#: A ``clawbackBatch`` item as the ABI takes it: ``(seq, originalSeq, eventRef,
+#: (batchFirstSeq, firstSeq, packed items), proof, amount)``.
+ClawbackItem = tuple[int, int, bytes, tuple[int, int, list[int]], list[bytes], int]
 
 
 class MerchantStatus(IntEnum):
@@ -233,8 +233,9 @@ class LoyaltyNetworkClient:
 
     def clawback_batch(self, merchant_id: int, items: list[ClawbackItem]) -> ContractFunction:
         """Refunds of merchant ``merchant_id`` in one transaction, applied in order: each item
-        ``(seq, originalSeq, chunk, proof, amount)`` has refund event ``seq`` claw back up to
-        ``amount`` of issuance ``originalSeq``, proved by the chunk of its batch that holds it
+        ``(seq, originalSeq, eventRef, chunk, proof, amount)`` has refund event ``seq``
+        (reference ``eventRef``) claw back up to ``amount`` of issuance ``originalSeq``,
+        proved by the chunk of its batch that holds it
         (batchFirstSeq, firstSeq, packed items) and the chunk's Merkle proof (see
         :mod:`chain.merkle`: ``IssuanceProof.clawback_item``)."""
         return self.functions.clawbackBatch(merchant_id, items)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eth_account import Account
+from eth_utils import keccak
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -190,7 +191,9 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
         # items and a proof of 4 hashes).
         in_batch_of_100 = batches[100][0] + 57
         for original, size in ((issued_seq, 1), (in_batch_of_100, 100)):
-            item = find_issuance(network, 1, original).clawback_item(seq, 100)
+            item = find_issuance(network, 1, original).clawback_item(
+                seq, keccak(seq.to_bytes(8, "big")), 100
+            )
             gas = _gas(sender, hub.clawback_batch(1, [item]))
             rows.append(GasRow(f"clawbackBatch x1, refund from an issue batch of {size}", 1, gas))
             seq += 1
@@ -201,7 +204,7 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
             items = []
             for index in range(offset, offset + 3 * size, 3):
                 proved = merkle.prove(first, members, [100] * len(members), first + index)
-                items.append(proved.clawback_item(seq, 100))
+                items.append(proved.clawback_item(seq, keccak(seq.to_bytes(8, "big")), 100))
                 seq += 1
             gas = _gas(sender, hub.clawback_batch(1, items))
             rows.append(

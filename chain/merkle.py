@@ -67,10 +67,10 @@ class IssuanceProof:
         """The points the issuance credited."""
         return self.chunk.amounts[self.seq - self.chunk.first_seq]
 
-    def clawback_item(self, seq: int, amount: int) -> ClawbackItem:
-        """The ``clawbackBatch`` item of refund event ``seq`` clawing back up to ``amount``
-        of this issuance."""
-        return seq, self.seq, self.chunk.as_tuple(), list(self.proof), amount
+    def clawback_item(self, seq: int, ref: bytes, amount: int) -> ClawbackItem:
+        """The ``clawbackBatch`` item of refund event ``seq`` (reference ``ref``) clawing
+        back up to ``amount`` of this issuance."""
+        return seq, self.seq, ref, self.chunk.as_tuple(), list(self.proof), amount
 
 
 def chunk_leaf(first_seq: int, members: Sequence[str], amounts: Sequence[int]) -> bytes:

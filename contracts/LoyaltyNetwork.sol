@@ -475,7 +475,7 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         uint256 burned = token.burnUpTo(member, c.amount);
         _clawedBackOf[merchantId][originalSeq] = already + burned;
         m.clawedBack += burned.toUint128();
-        emit PointsClawedBack(merchantId, member, c.seq, originalSeq, c.amount, burned);
+        emit PointsClawedBack(merchantId, member, c.seq, originalSeq, c.eventRef, c.amount, burned);
     }
 
     function _useSequence(uint32 merchantId, uint64 seq) private {

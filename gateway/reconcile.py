@@ -589,6 +589,7 @@ class Reconciler:
             return [
                 ("member", op.member, r.member),
                 ("original_seq", op.original_seq, r.original_seq),
+                ("ref", op.ref, r.ref.lower()),
                 ("requested", op.amount, r.requested),
                 ("burned", op.burned, r.amount),
             ]

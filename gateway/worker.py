@@ -490,7 +490,7 @@ class OutboxWorker:
                     self._issuance_proof(session, int(op.payload["original_op_id"])) for op in group
                 ]
                 items = [
-                    proved.clawback_item(merchant.next_seq + i, op.amount)
+                    proved.clawback_item(merchant.next_seq + i, HexBytes(op.ref), op.amount)
                     for i, (op, proved) in enumerate(zip(group, proofs, strict=True))
                 ]
                 plan = ClawbackPlan(

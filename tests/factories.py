@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from eth_utils import keccak
 from sqlalchemy import func, select
 
 from chain.config import Settings
@@ -125,3 +126,8 @@ def database_for(kind: str) -> Iterator[str | None]:
         pytest.skip("no PostgreSQL reachable (set POINTSNET_TEST_POSTGRES_URL)")
     with fresh_postgres_database() as url:
         yield url
+
+
+def refund_ref(seq: int) -> bytes:
+    """A refund event's reference for contract tests (the gateway hashes its idempotency key)."""
+    return keccak(text=f"refund {seq}")

@@ -50,12 +50,14 @@ interface ILoyaltyNetwork {
         uint256[] items;
     }
 
-    /// @dev One refund of a `clawbackBatch`: refund event `seq` claws back up to `amount` of the
-    /// points that the issuance with sequence number `originalSeq` gave its member, proved by
-    /// `chunk` (the chunk of its batch that holds it) and the chunk's Merkle `proof`.
+    /// @dev One refund of a `clawbackBatch`: refund event `seq` (reference `eventRef`) claws back
+    /// up to `amount` of the points that the issuance with sequence number `originalSeq` gave its
+    /// member, proved by `chunk` (the chunk of its batch that holds it) and the chunk's Merkle
+    /// `proof`.
     struct Clawback {
         uint64 seq;
         uint64 originalSeq;
+        bytes32 eventRef;
         IssuedChunk chunk;
         bytes32[] proof;
         uint256 amount;
@@ -101,14 +103,17 @@ interface ILoyaltyNetwork {
     event PointsRedeemed(uint32 indexed merchantId, address indexed member, uint256 amount, bytes32 ref, uint256 nonce);
 
     /**
-     * @dev Emitted when a refund (event `seq`) claws back points issued by event `originalSeq`.
-     * `burned` may be less than `requested` when the member already spent the points.
+     * @dev Emitted when a refund (event `seq`, reference `eventRef`: the gateway's hash of the
+     * merchant's idempotency key, so a gateway can recover its state from the chain alone) claws
+     * back points issued by event `originalSeq`. `burned` may be less than `requested` when the
+     * member already spent the points.
      */
     event PointsClawedBack(
         uint32 indexed merchantId,
         address indexed member,
         uint64 seq,
         uint64 originalSeq,
+        bytes32 eventRef,
         uint256 requested,
         uint256 burned
     );

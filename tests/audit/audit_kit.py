@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from factories import AnvilNode, new_member
+from factories import AnvilNode, new_member, refund_ref
 from web3 import Web3
 
 from chain import governance, merkle, signing
@@ -253,7 +253,9 @@ class Actions:
             if batch_merchant == merchant and 0 <= original_seq - first < len(members):
                 proved = merkle.prove(first, members, amounts, original_seq)
                 assert proved.member == who.address
-                return self.hub.clawback_batch(merchant, [proved.clawback_item(seq, amount)])
+                return self.hub.clawback_batch(
+                    merchant, [proved.clawback_item(seq, refund_ref(seq), amount)]
+                )
         raise AssertionError(f"merchant {merchant} never issued {original_seq} here")
 
     def relay_transfer(self, sender: Member, recipient: Member, amount: int) -> None:

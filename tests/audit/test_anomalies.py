@@ -174,6 +174,7 @@ def claw(b: int, merchant: int, seq: int, original: int, amount: int) -> Clawbac
         ALICE,
         seq,
         original,
+        "0x" + "ee" * 32,
         amount,
         amount,
     )
@@ -354,7 +355,9 @@ def test_clawbacks_burning_more_than_the_event_issued_are_reported() -> None:
 
 
 def test_clawback_from_another_member_than_the_event_credited_is_reported() -> None:
-    bobs_claw = Clawback(11, 1, 110, "0x0b", "hub", "clawback", 1, BOB, 1, 0, 3, 3)
+    bobs_claw = Clawback(
+        11, 1, 110, "0x0b", "hub", "clawback", 1, BOB, 1, 0, "0x" + "0b" * 32, 3, 3
+    )
     history = network([item(10, 1, 0, 8), batch(10, 1, 0, 1, 8), bobs_claw])
 
     found = clawback_anomalies(history)
@@ -463,7 +466,7 @@ TOKEN = "0x" + "22" * 20
 CONTRACTS = Contracts(HUB, TOKEN, "0x" + "33" * 20, ("0x" + "44" * 20,), ("0x" + "44" * 20,), 1)
 TRANSFER = event_topic("Transfer(address,address,uint256)")
 ISSUED = event_topic("PointsIssued(uint32,uint64,uint64,bytes32[],uint256)")
-CLAWED_BACK = event_topic("PointsClawedBack(uint32,address,uint64,uint64,uint256,uint256)")
+CLAWED_BACK = event_topic("PointsClawedBack(uint32,address,uint64,uint64,bytes32,uint256,uint256)")
 
 
 def word(value: int | str) -> str:
@@ -588,14 +591,16 @@ def test_relayed_transfer_and_clawback_decode_every_field() -> None:
     clawed = raw(
         HUB,
         [CLAWED_BACK, word(2), word(BOB)],
-        encode(["uint64", "uint64", "uint256", "uint256"], [9, 4, 30, 25]),
+        encode(["uint64", "uint64", "bytes32", "uint256", "uint256"], [9, 4, b"\x0e" * 32, 30, 25]),
         6, 1, tx,
     )  # fmt: skip
 
     relayed, clawback = decode_logs(CONTRACTS, [transferred, clawed])
 
     assert relayed == RelayedTransfer(6, 0, 1_006, tx, "hub", "relayed_transfer", ALICE, BOB, 40, 3)
-    assert clawback == Clawback(6, 1, 1_006, tx, "hub", "clawback", 2, BOB, 9, 4, 30, 25)
+    assert clawback == Clawback(
+        6, 1, 1_006, tx, "hub", "clawback", 2, BOB, 9, 4, "0x" + "0e" * 32, 30, 25
+    )
 
 
 # ---------------------------------------------------------------- paging against provider limits

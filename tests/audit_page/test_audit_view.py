@@ -25,7 +25,21 @@ def test_daily_series_sums_per_utc_day_and_fills_days_without_activity() -> None
         batch(T0, 100),
         batch(T0 + 3_600, 50),
         Redemption(2, 0, T0 + 2 * DAY, "0x02", "hub", "redemption", 1, "0xaa", 30, "0x", 0),
-        Clawback(3, 0, T0 + 2 * DAY + 60, "0x03", "hub", "clawback", 1, "0xaa", 2, 0, 10, 10),
+        Clawback(
+            3,
+            0,
+            T0 + 2 * DAY + 60,
+            "0x03",
+            "hub",
+            "clawback",
+            1,
+            "0xaa",
+            2,
+            0,
+            "0x" + "03" * 32,
+            10,
+            10,
+        ),
     ]
 
     series = daily_series(records)

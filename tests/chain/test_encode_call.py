@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from factories import refund_ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from web3 import Web3
@@ -42,7 +43,9 @@ def test_clawback_batch(addresses: list[str]) -> None:
     amounts = [100 + i for i in range(len(addresses))]
     tree = merkle.levels(40, addresses, amounts)
     items = [
-        merkle.prove(40, addresses, amounts, 40 + index, tree).clawback_item(90 + index, 5)
+        merkle.prove(40, addresses, amounts, 40 + index, tree).clawback_item(
+            90 + index, refund_ref(90 + index), 5
+        )
         for index in range(len(addresses))
     ]
     same(HUB.clawback_batch(7, items))

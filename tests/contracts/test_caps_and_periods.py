@@ -12,6 +12,7 @@ from contract_kit import (
     only_event,
     reverts,
 )
+from factories import refund_ref
 
 from chain.merkle import find_issuance
 
@@ -94,7 +95,7 @@ def test_clawback_does_not_give_back_cap_room(net):
     alice = member()
     issue(net, 1, 0, [alice.address], [100])
     proved = find_issuance(net.network, 1, 0)
-    net.operator.transact(net.hub.clawback_batch(1, [proved.clawback_item(1, 50)]))
+    net.operator.transact(net.hub.clawback_batch(1, [proved.clawback_item(1, refund_ref(1), 50)]))
 
     with reverts("LoyaltyNetworkMintCapExceeded", merchantId=1, cap=100, requested=101):
         issue(net, 1, 2, [alice.address], [1])

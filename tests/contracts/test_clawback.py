@@ -18,6 +18,7 @@ from contract_kit import (
     redemption,
     reverts,
 )
+from factories import refund_ref
 
 from chain import merkle
 from chain.errors import ChainError
@@ -57,6 +58,7 @@ def test_clawback_burns_the_requested_points_and_emits_points_clawed_back(net, a
         "member": alice.address,
         "seq": 1,
         "originalSeq": 0,
+        "eventRef": refund_ref(1),  # what a gateway recovers refunds from
         "requested": 30,
         "burned": 30,
     }
@@ -111,7 +113,7 @@ def test_clawback_still_works_for_a_suspended_merchant(net, alice):
 
 def forged_clawback(net, merchant_id, seq, proved, amount, sender=None):
     """Send a clawback claiming ``proved`` (an :class:`IssuanceProof`, genuine or not)."""
-    fn = net.hub.clawback_batch(merchant_id, [proved.clawback_item(seq, amount)])
+    fn = net.hub.clawback_batch(merchant_id, [proved.clawback_item(seq, refund_ref(seq), amount)])
     return (sender or net.operator).transact(fn)
 
 
@@ -405,7 +407,9 @@ def batch(net, merchant_id, refunds, sender=None):
     """Send one ``clawbackBatch`` of ``refunds``: (refund seq, original seq, amount) each,
     every issuance proved from the chain's logs."""
     items = [
-        find_issuance(net.network, merchant_id, original).clawback_item(seq, amount)
+        find_issuance(net.network, merchant_id, original).clawback_item(
+            seq, refund_ref(seq), amount
+        )
         for seq, original, amount in refunds
     ]
     return (sender or net.operator).transact(net.hub.clawback_batch(merchant_id, items))
@@ -444,9 +448,9 @@ def test_clawback_batch_reverts_as_a_whole_when_one_item_was_tampered_with(net, 
     amounts[2] = 10**6
     forged = replace(genuine[1], chunk=replace(genuine[1].chunk, amounts=tuple(amounts)))
     items = [
-        genuine[0].clawback_item(30, 10),
-        forged.clawback_item(31, 10**6),
-        genuine[2].clawback_item(32, 27),
+        genuine[0].clawback_item(30, refund_ref(30), 10),
+        forged.clawback_item(31, refund_ref(31), 10**6),
+        genuine[2].clawback_item(32, refund_ref(32), 27),
     ]
 
     with reverts("LoyaltyNetworkUnknownIssuance", merchantId=1, originalSeq=12):

@@ -57,6 +57,7 @@ from contract_kit import (
     rpc,
     transfer_request,
 )
+from factories import refund_ref
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -336,7 +337,7 @@ class NetworkMachine(RuleBasedStateMachine):
                 proved = IssuanceProof(original_seq, chunk, [])
             else:
                 proved = find_issuance(net.network, merchant_id, original_seq)
-            items.append(proved.clawback_item(seq, points))
+            items.append(proved.clawback_item(seq, refund_ref(seq), points))
             if expected is not None:
                 continue  # the batch already reverts at an earlier item
             already = clawed_of.get((merchant_id, proved.seq), 0)

@@ -14,6 +14,7 @@ from contract_kit import (
     reverts,
     transfer_request,
 )
+from factories import refund_ref
 
 from chain.contracts import MerchantStatus
 from chain.merkle import find_issuance
@@ -55,7 +56,9 @@ def test_pause_blocks_redemption_clawback_and_signed_transfers(net, alice):
         net.operator.transact(net.hub.redeem(*redemption(net, alice, 1, 10)))
     with reverts("EnforcedPause"):
         proved = find_issuance(net.network, 1, 0)
-        net.operator.transact(net.hub.clawback_batch(1, [proved.clawback_item(1, 10)]))
+        net.operator.transact(
+            net.hub.clawback_batch(1, [proved.clawback_item(1, refund_ref(1), 10)])
+        )
     with reverts("EnforcedPause"):
         net.outsider.transact(
             net.hub.transfer_with_signature(*transfer_request(net, alice, member().address, 10))
@@ -87,7 +90,7 @@ def test_unpause_restores_every_operation(net, alice):
     issue(net, 1, 1, [alice.address], [10])
     net.operator.transact(net.hub.redeem(*redemption(net, alice, 1, 10)))
     proved = find_issuance(net.network, 1, 0)
-    net.operator.transact(net.hub.clawback_batch(1, [proved.clawback_item(2, 10)]))
+    net.operator.transact(net.hub.clawback_batch(1, [proved.clawback_item(2, refund_ref(2), 10)]))
     net.outsider.transact(
         net.hub.transfer_with_signature(*transfer_request(net, alice, bob.address, 10))
     )
