@@ -5,18 +5,20 @@ Responsibilities:
 - tell whether the database is behind the chain: a merchant's next sequence
   number is already used on chain (``behind``);
 - then read every ``PointsIssued`` log (and the mint ``Transfer`` logs of the same
-  transactions) and, by ``eventRef``: confirm the issuance ops the database still
-  has as pending, sent or failed (with the on-chain sequence number and
-  transaction), and *adopt* the issuances it does not know at all as confirmed
-  ops without an event, so that a merchant retrying such an event later gets its
-  ops confirmed by ``claim`` instead of a second mint;
+  transactions) and every ``PointsClawedBack`` log and, by ``eventRef``: confirm
+  the issuance and clawback ops the database still has as pending, sent or
+  failed (with the on-chain sequence number, transaction and, for a clawback,
+  what it burned), and *adopt* those it does not know at all as confirmed ops
+  without an event, so that a merchant retrying such an event later gets its
+  ops confirmed by ``claim`` instead of a second mint or burn;
 - move each merchant's sequence counter past every number used on chain;
-- ``claim``: before issuing, take the ops whose reference an adopted issuance
-  already carries (the retried event becomes the owner of that issuance).
+- ``claim``: before issuing or clawing back, take the ops whose reference an
+  adopted op already carries (the retried event becomes its owner).
 
 The hub refuses a reused sequence number, but a resynced counter hands out fresh
 ones: without this module a restored database would mint again every event
-issued after the backup.
+issued after the backup, and burn again every partial refund clawed back after
+it (the hub only stops a clawback past what the issuance gave).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from gateway.models import ChainOp, ChainTx, Merchant
 log = logging.getLogger("pointsnet.recovery")
 
 UNFINISHED = ("pending", "sent", "failed")
+#: The op kinds recovered from the chain by their eventRef.
+RECOVERED_KINDS = ("issue", "clawback")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,19 @@ class OnChainIssuance:
     member: str
     amount: int
     rule_version: int
+    tx_hash: str
+    block: int
+
+
+@dataclass(frozen=True)
+class OnChainClawback:
+    merchant: int
+    seq: int
+    original_seq: int
+    ref: str
+    member: str
+    requested: int
+    burned: int
     tx_hash: str
     block: int
 
@@ -88,7 +105,7 @@ class ChainRecovery:
         with self.sessions() as session:
             rows = session.execute(
                 select(ChainOp.ref, ChainOp.id).where(
-                    ChainOp.event_id.is_(None), ChainOp.kind == "issue"
+                    ChainOp.event_id.is_(None), ChainOp.kind.in_(RECOVERED_KINDS)
                 )
             ).all()
         self.adopted = {str(ref).lower(): int(op_id) for ref, op_id in rows}
@@ -104,7 +121,7 @@ class ChainRecovery:
         report = self.sweep()
         self.load_adopted()
         log.warning(
-            "recovered from chain: %d op(s) confirmed, %d issuance(s) adopted, counters %s",
+            "recovered from chain: %d op(s) confirmed, %d adopted, counters %s",
             report.confirmed, report.adopted, report.seq_moved,
         )  # fmt: skip
         return report
@@ -132,25 +149,36 @@ class ChainRecovery:
                 ))  # fmt: skip
         return found
 
+    def clawbacks(self) -> list[OnChainClawback]:
+        found: list[OnChainClawback] = []
+        for entry in self.network.hub.contract.events.PointsClawedBack().get_logs(from_block=0):
+            args = entry["args"]
+            found.append(OnChainClawback(
+                int(args["merchantId"]), int(args["seq"]), int(args["originalSeq"]),
+                "0x" + bytes(args["eventRef"]).hex(), to_checksum_address(args["member"]),
+                int(args["requested"]), int(args["burned"]),
+                "0x" + bytes(entry["transactionHash"]).hex(), int(entry["blockNumber"]),
+            ))  # fmt: skip
+        return found
+
     def sweep(self) -> RecoveryReport:
         report = RecoveryReport()
-        issued = self.issuances()
+        issued, clawed = self.issuances(), self.clawbacks()
         used: dict[int, int] = {}
-        for entry in self.network.hub.contract.events.PointsClawedBack().get_logs(from_block=0):
-            mid = int(entry["args"]["merchantId"])
-            used[mid] = max(used.get(mid, -1), int(entry["args"]["seq"]))
         with transaction(self.sessions) as session:
-            known: dict[str, list[ChainOp]] = {}
-            for op in session.scalars(select(ChainOp).where(ChainOp.kind == "issue")):
-                known.setdefault(op.ref.lower(), []).append(op)
+            known: dict[tuple[str, str], list[ChainOp]] = {}
+            for op in session.scalars(select(ChainOp).where(ChainOp.kind.in_(RECOVERED_KINDS))):
+                known.setdefault((op.kind, op.ref.lower()), []).append(op)
             touched: list[ChainOp] = []
             txs: dict[str, ChainTx] = {}
-            for item in issued:
+
+            def settle(kind: str, item: OnChainIssuance | OnChainClawback) -> ChainOp | None:
+                """The database's op for ``item``, confirmed now (None: none was waiting)."""
                 used[item.merchant] = max(used.get(item.merchant, -1), item.seq)
-                ops = known.get(item.ref.lower(), [])
+                ops = known.get((kind, item.ref.lower()), [])
                 if any(op.status == "confirmed" and op.seq == item.seq for op in ops):
-                    continue
-                tx = txs.get(item.tx_hash) or self._tx(session, item)
+                    return None
+                tx = txs.get(item.tx_hash) or self._tx(session, kind, item)
                 txs[item.tx_hash] = tx
                 waiting = [op for op in ops if op.status in UNFINISHED]
                 if waiting:
@@ -159,13 +187,27 @@ class ChainRecovery:
                     touched.append(op)
                     report.confirmed += 1
                 elif not ops:
-                    session.add(ChainOp(
-                        event_id=None, merchant_id=item.merchant, kind="issue",
-                        member_address=item.member, amount=item.amount,
-                        rule_version=item.rule_version, ref=item.ref, seq=item.seq,
+                    op = ChainOp(
+                        event_id=None, merchant_id=item.merchant, kind=kind,
+                        member_address=item.member, ref=item.ref, seq=item.seq,
                         status="confirmed", tx_id=tx.id, payload={"adopted": True},
-                    ))  # fmt: skip
+                    )  # fmt: skip
+                    session.add(op)
                     report.adopted += 1
+                else:
+                    return None
+                return op
+
+            for issuance in issued:
+                mint = settle("issue", issuance)
+                if mint is not None and mint.event_id is None:
+                    mint.amount, mint.rule_version = issuance.amount, issuance.rule_version
+            for clawback in clawed:
+                burn = settle("clawback", clawback)
+                if burn is not None:
+                    burn.original_seq, burn.burned = clawback.original_seq, clawback.burned
+                    if burn.event_id is None:
+                        burn.amount = clawback.requested
             for merchant_id, highest in used.items():
                 merchant = session.get(Merchant, merchant_id, with_for_update=NO_KEY_UPDATE)
                 if merchant is not None and merchant.next_seq <= highest:
@@ -175,13 +217,13 @@ class ChainRecovery:
             self.update_events(session, touched)
         return report
 
-    def _tx(self, session: Session, item: OnChainIssuance) -> ChainTx:
+    def _tx(self, session: Session, kind: str, item: OnChainIssuance | OnChainClawback) -> ChainTx:
         """The stored transaction with this hash, or one recorded from the chain."""
         tx = session.scalars(select(ChainTx).where(ChainTx.tx_hash == item.tx_hash)).first()
         if tx is None:
             onchain: Any = self.network.hub.w3.eth.get_transaction(HexBytes(item.tx_hash))
             tx = ChainTx(
-                kind="issue", merchant_id=item.merchant, sender=onchain["from"],
+                kind=kind, merchant_id=item.merchant, sender=onchain["from"],
                 nonce=int(onchain["nonce"]), tx_hash=item.tx_hash, raw=b"",
                 max_fee_per_gas=int(onchain.get("maxFeePerGas", 0) or 0),
                 max_priority_fee_per_gas=int(onchain.get("maxPriorityFeePerGas", 0) or 0),
@@ -197,18 +239,21 @@ class ChainRecovery:
     # ------------------------------------------------------------ late retries
 
     def claim(self, session: Session, ops: Iterable[ChainOp]) -> int:
-        """Confirm the ops an adopted issuance already carries (a merchant retried an event
-        issued before the database was lost); returns how many. Costs nothing normally."""
+        """Confirm the ops an adopted op already carries (a merchant retried an event issued
+        or clawed back before the database was lost); returns how many. Costs nothing
+        normally."""
         if not self.adopted:
             return 0
         taken = []
         for op in ops:
             adopted_id = self.adopted.get(op.ref.lower())
             adopted = session.get(ChainOp, adopted_id) if adopted_id is not None else None
-            if adopted is None or op.kind != "issue":
+            if adopted is None or op.kind != adopted.kind:
                 continue
             op.status, op.seq, op.tx_id, op.error = "confirmed", adopted.seq, adopted.tx_id, None
-            session.delete(adopted)  # the event's own op now stands for that issuance
+            if op.kind == "clawback":
+                op.original_seq, op.burned = adopted.original_seq, adopted.burned
+            session.delete(adopted)  # the event's own op now stands for it
             self.adopted.pop(op.ref.lower(), None)
             taken.append(op)
         if taken:

@@ -324,8 +324,8 @@ class OutboxWorker:
             assert merchant is not None
             ops = self._claim(session, op_ids)
             recovery = self.chain_recovery
-            if kind == "issue" and recovery is not None and recovery.claim(session, ops):
-                return False  # issued before a database loss: confirmed now
+            if recovery is not None and recovery.claim(session, ops):
+                return False  # issued or clawed back before a database loss: confirmed now
             if merchant.next_seq != first_seq or len(ops) != len(op_ids):
                 return False
             for i, op in enumerate(ops):

@@ -119,14 +119,27 @@ class Stack:
 
     def post(self, key: str, customer: str, amount: str = "100.00") -> dict[str, Any]:
         """POST a purchase with Idempotency-Key ``key``; remembers an accepted answer."""
-        assert self.running is not None
-        body = {
+        return self._post(key, {
             "type": "purchase",
             "customer_id": customer,
             "occurred_at": "2026-11-20T10:00:00Z",
             "order": {"id": f"order-{key}", "amount": amount, "currency": "EUR",
                       "items": [{"sku": "sku-1", "category": "apparel", "amount": amount}]},
-        }  # fmt: skip
+        })  # fmt: skip
+
+    def post_refund(
+        self, key: str, customer: str, purchase_key: str, amount: str
+    ) -> dict[str, Any]:
+        """POST a refund of ``amount`` of the order of purchase ``purchase_key``."""
+        return self._post(key, {
+            "type": "refund",
+            "customer_id": customer,
+            "occurred_at": "2026-11-21T10:00:00Z",
+            "refund": {"order_id": f"order-{purchase_key}", "amount": amount},
+        })  # fmt: skip
+
+    def _post(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert self.running is not None
         headers = {
             "Authorization": f"Bearer {self.merchants[0].api_key}",
             "Idempotency-Key": key,
@@ -174,14 +187,25 @@ class Stack:
                 counts["0x" + bytes(ref).hex()] += 1
         return counts
 
-    def ref(self, key: str) -> str:
-        return event_ref(self.merchants[0].id, key, "points")
+    def clawed_back_refs(self) -> Counter[str]:
+        """How many times each refund's eventRef was clawed back on chain."""
+        assert self.running is not None
+        hub = self.running.context.link.network.hub.contract
+        counts: Counter[str] = Counter()
+        for entry in hub.events.PointsClawedBack().get_logs(from_block=0):
+            counts["0x" + bytes(entry["args"]["eventRef"]).hex()] += 1
+        return counts
+
+    def ref(self, key: str, part: str = "points") -> str:
+        return event_ref(self.merchants[0].id, key, part)
 
     def expected_balances(self, keys: list[str] | None = None) -> Counter[str]:
+        """Each member's points: what its events issued less what its refunds clawed back."""
         expected: Counter[str] = Counter()
         for key, answer in self.answers.items():
             if keys is None or key in keys:
-                expected[Web3.to_checksum_address(answer["member_address"])] += answer["points"]
+                address = Web3.to_checksum_address(answer["member_address"])
+                expected[address] += answer["points"] - answer["clawback"]
         return expected
 
     def balance(self, address: str) -> int:

@@ -96,3 +96,53 @@ def test_restored_backup_recovers_from_chain_and_mints_nothing_twice(stack: Stac
         assert stack.balance(address) == points, address
     with stack.running.context.sessions() as session:  # type: ignore[union-attr]
         assert session.scalars(select(Merchant.next_seq)).one() == next_seq + 1
+
+
+def test_restored_backup_claws_back_nothing_twice(stack: Stack) -> None:
+    """Partial refunds clawed back after the backup: when merchants retry them on the
+    restored database, the worker finds them on chain (their eventRefs in
+    PointsClawedBack) instead of burning the points again."""
+    database = stack.data_dir / "gateway.db"
+    saved = stack.data_dir / "backup.db"
+    refunds = {  # key: (customer, the purchase refunded, amount)
+        "refund-in-flight": ("refund-customer-0", "order-0", "20.00"),
+        "refund-after-1": ("refund-customer-1", "order-1", "20.00"),
+        "refund-after-2": ("refund-customer-2", "order-2", "30.00"),
+    }
+    stack.open()
+    for i in range(3):
+        stack.post(f"order-{i}", f"refund-customer-{i}", "80.00")
+    stack.wait_final()
+
+    # Accepted, not yet clawed back when the backup is taken (the worker is stopped).
+    running = stack.running
+    assert running is not None
+    running.stop.set()
+    running.thread.join(30)
+    stack.post_refund("refund-in-flight", *refunds["refund-in-flight"])
+    backup(database, saved)
+    stack.close()
+
+    # Processing goes on: that refund and two new ones are clawed back.
+    stack.open()
+    stack.post_refund("refund-after-1", *refunds["refund-after-1"])
+    stack.post_refund("refund-after-2", *refunds["refund-after-2"])
+    stack.wait_final()
+    assert all(stack.answers[key]["clawback"] > 0 for key in refunds)
+    balances = stack.expected_balances()
+    promised = {key: stack.answers[key]["clawback"] for key in refunds}
+    stack.close()
+
+    # The database is lost; the backup comes back; merchants retry the refunds.
+    restore(saved, database)
+    stack.open()
+    for key, refund in refunds.items():
+        stack.post_refund(key, *refund)
+    stack.wait_final()
+
+    for address, points in balances.items():
+        assert stack.balance(address) == points, address
+    assert {key: stack.answers[key]["clawback"] for key in refunds} == promised
+    clawed = stack.clawed_back_refs()
+    for key in refunds:
+        assert clawed[stack.ref(key, "clawback")] == 1, f"{key}: {clawed}"
