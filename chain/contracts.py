@@ -205,8 +205,8 @@ class LoyaltyNetworkClient:
     def nonce_of(self, member: str) -> int:
         return int(self.functions.nonces(to_checksum_address(member)).call())
 
-    def paused(self) -> bool:
-        return bool(self.functions.paused().call())
+    def paused(self, block: BlockIdentifier = "latest") -> bool:
+        return bool(self.functions.paused().call(block_identifier=block))
 
     def role(self, name: str) -> bytes:
         """``ISSUER_ROLE`` / ``GUARDIAN_ROLE`` / ``DEFAULT_ADMIN_ROLE`` as bytes32."""

@@ -250,6 +250,11 @@ class ChainRecovery:
             adopted = session.get(ChainOp, adopted_id) if adopted_id is not None else None
             if adopted is None or op.kind != adopted.kind:
                 continue
+            if op.amount != adopted.amount:  # the retry is not the request that was sent
+                log.warning(
+                    "retried %s op %s asks %s, the chain carried %s under its reference",
+                    op.kind, op.ref, op.amount, adopted.amount,
+                )  # fmt: skip
             op.status, op.seq, op.tx_id, op.error = "confirmed", adopted.seq, adopted.tx_id, None
             if op.kind == "clawback":
                 op.original_seq, op.burned = adopted.original_seq, adopted.burned

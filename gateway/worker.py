@@ -287,6 +287,8 @@ class OutboxWorker:
             if plan is None:
                 return did
             merchant_id, first_seq, op_ids, call = plan
+            if self._taken_by_recovery(op_ids):
+                continue  # issued before a database loss: confirmed now, plan again
             try:
                 prepared = self._simulate(call)
             except ContractRevert as revert:
@@ -417,6 +419,10 @@ class OutboxWorker:
             if plan is None:
                 return did
             did = True
+            if self._taken_by_recovery(plan.op_ids):
+                # Clawed back before a database loss: confirmed now, before a simulation
+                # that would revert (the hub counts what was burned) and fail the refund.
+                continue
             try:
                 prepared = self._simulate(plan.call)
             except ContractRevert as revert:
@@ -716,6 +722,15 @@ class OutboxWorker:
             # A single issuance above the whole cap can never be minted: it fails.
         self._fail_ops(session, ops, str(revert))
 
+    def _taken_by_recovery(self, op_ids: list[int]) -> bool:
+        """Whether some of ``op_ids`` were on chain before a database loss and are now
+        confirmed as such (see :meth:`ChainRecovery.claim`; free when nothing was adopted)."""
+        recovery = self.chain_recovery
+        if recovery is None or not recovery.adopted:
+            return False
+        with transaction(self.sessions) as session:
+            return recovery.claim(session, self._claim(session, op_ids)) > 0
+
     def _hold_while_paused(self, kind: str) -> None:
         if time.monotonic() >= self._paused_until:
             log.warning("%s ops held back while the network is paused", kind)
@@ -963,9 +978,11 @@ class OutboxWorker:
             tx.status = "failed"
             revert = self.sender.revert_reason(tx.tx_hash, receipt)
             tx.error = str(revert)[:500]
-            if tx.kind in PAUSABLE_KINDS and (revert.name == "EnforcedPause" or self.hub.paused()):
-                # Paused after it was simulated (the replay may not see a pause earlier
-                # in the same block): it used no sequence number and moved nothing, so
+            paused = revert.name == "EnforcedPause" or self.hub.paused(tx.block_number)
+            if tx.kind in PAUSABLE_KINDS and paused:
+                # Paused after it was simulated (the replay, at the block before, does not
+                # see a pause earlier in its own block): it used no sequence number and
+                # moved nothing, so
                 # its ops wait for the unpause; one that reverts for another reason
                 # fails when it is simulated again then.
                 for op in ops:

@@ -99,18 +99,20 @@ def test_restored_backup_recovers_from_chain_and_mints_nothing_twice(stack: Stac
 
 
 def test_restored_backup_claws_back_nothing_twice(stack: Stack) -> None:
-    """Partial refunds clawed back after the backup: when merchants retry them on the
-    restored database, the worker finds them on chain (their eventRefs in
-    PointsClawedBack) instead of burning the points again."""
+    """Refunds clawed back after the backup: when merchants retry them on the restored
+    database, the worker finds them on chain (their eventRefs in PointsClawedBack)
+    instead of burning the points again (a partial refund) or failing the retry (a whole
+    one, which the hub would refuse as more than the purchase issued)."""
     database = stack.data_dir / "gateway.db"
     saved = stack.data_dir / "backup.db"
     refunds = {  # key: (customer, the purchase refunded, amount)
         "refund-in-flight": ("refund-customer-0", "order-0", "20.00"),
         "refund-after-1": ("refund-customer-1", "order-1", "20.00"),
         "refund-after-2": ("refund-customer-2", "order-2", "30.00"),
+        "refund-after-3": ("refund-customer-3", "order-3", "80.00"),  # the whole order
     }
     stack.open()
-    for i in range(3):
+    for i in range(4):
         stack.post(f"order-{i}", f"refund-customer-{i}", "80.00")
     stack.wait_final()
 
@@ -127,6 +129,7 @@ def test_restored_backup_claws_back_nothing_twice(stack: Stack) -> None:
     stack.open()
     stack.post_refund("refund-after-1", *refunds["refund-after-1"])
     stack.post_refund("refund-after-2", *refunds["refund-after-2"])
+    stack.post_refund("refund-after-3", *refunds["refund-after-3"])
     stack.wait_final()
     assert all(stack.answers[key]["clawback"] > 0 for key in refunds)
     balances = stack.expected_balances()
