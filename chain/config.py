@@ -173,6 +173,13 @@ class Settings(BaseSettings):
         return data
 
     @model_validator(mode="after")
+    def _check_metrics_token(self) -> Settings:
+        token = self.metrics_token
+        if token is not None and len(token.get_secret_value()) < 16:
+            raise ValueError("POINTSNET_METRICS_TOKEN needs at least 16 characters")
+        return self
+
+    @model_validator(mode="after")
     def _check_profile(self) -> Settings:
         if self.profile == "devnet" and self.chain_id != DEVNET_CHAIN_ID:
             raise ValueError(

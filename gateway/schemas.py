@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EventType = Literal["purchase", "refund", "signup", "review", "share", "referral", "check_in"]
@@ -325,7 +326,8 @@ class WebhookConfigIn(StrictModel):
         try:
             parts = urlsplit(value)
             parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-        except ValueError as exc:
+            httpx.URL(value)  # what the dispatcher will post to must parse there too
+        except (ValueError, httpx.InvalidURL) as exc:
             raise ValueError(f"not a URL: {exc}") from exc
         if not parts.hostname or any(c.isspace() for c in value):
             raise ValueError("the URL needs a host name and no spaces")

@@ -7,18 +7,19 @@ exponential backoff (2, 4, 8 ... seconds) up to ``webhook_max_attempts``; every
 attempt's outcome is kept on the delivery row.
 
 No database transaction is open while a merchant's endpoint is called: a
-dispatcher claims due deliveries in one short transaction (leasing them for
-``LEASE_SECONDS``), posts them, and records the outcomes in another.  A slow or
-silent endpoint therefore never holds SQLite's write lock (which every accepted
-event needs).  A dispatcher that dies mid-request leaves its deliveries due
-again when the lease runs out: delivery is at least once, and the ``id`` lets a
-merchant drop a repeat.
+dispatcher claims a few due deliveries in one short transaction (leasing them
+for ``LEASE_SECONDS``), then posts each and records its outcome in a short
+transaction of its own.  A slow or silent endpoint therefore never holds
+SQLite's write lock (which every accepted event needs).  A dispatcher that dies
+mid-request leaves its deliveries due again when the lease runs out: delivery
+is at least once, and the ``id`` lets a merchant drop a repeat.
 
 Outside the devnet, webhook URLs must not lead to private, loopback,
-link-local or otherwise non-public addresses (``destination_refusal``): a
-merchant could otherwise make the gateway call into its own network.  The
-check runs when the URL is set and again before every attempt, as a name may
-resolve elsewhere later.
+link-local or otherwise non-public addresses: a merchant could otherwise make
+the gateway call into its own network.  The URL is checked when it is set
+(``destination_refusal``), and the dispatcher connects only to addresses it
+has checked itself at connect time (``PublicOnlyBackend``), so a name that
+resolves elsewhere later, or differently on every lookup, gets nowhere.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ import json
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,8 +50,13 @@ EVENT_TYPES = ("event.confirmed", "event.failed", "redemption.confirmed", "tier.
 
 #: Seconds a merchant's endpoint has to answer one delivery.
 REQUEST_TIMEOUT = 10.0
-#: Seconds a claimed delivery belongs to its dispatcher (well past a batch's requests).
-LEASE_SECONDS = 120.0
+#: Deliveries one dispatcher claims at a time.
+CLAIM_LIMIT = 10
+#: Seconds a claimed delivery belongs to its dispatcher (well past its claim's requests);
+#: one not posted by then is left alone, another dispatcher may have taken it.
+LEASE_SECONDS = 300.0
+#: NAT64 and IPv4-compatible IPv6 addresses embed an IPv4 address in their last 32 bits.
+_EMBEDS_IPV4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
 
 
 def queue_webhook(
@@ -61,6 +69,44 @@ def queue_webhook(
     session.add(WebhookDelivery(merchant_id=merchant_id, event_type=event_type, payload=data))
 
 
+class DestinationRefused(Exception):
+    """The gateway will not connect to a webhook host; ``final``: nor will it later."""
+
+    def __init__(self, reason: str, *, final: bool) -> None:
+        super().__init__(reason)
+        self.final = final
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether ``address`` is a public unicast address (IPv4 inside IPv6 judged as IPv4)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_public(address.ipv4_mapped)
+        if address.sixtofour is not None:
+            return is_public(address.sixtofour)
+        if any(address in network for network in _EMBEDS_IPV4):
+            return is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if address.is_site_local:
+            return False
+    return address.is_global and not address.is_multicast
+
+
+def public_addresses(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, all of them public; else DestinationRefused
+    (final when one is not public, not final when the name does not resolve now)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DestinationRefused(f"{host} does not resolve ({exc})", final=False) from exc
+    addresses = [str(sockaddr[0]).split("%")[0] for *_, sockaddr in infos]
+    for address in addresses:
+        if not is_public(ipaddress.ip_address(address)):
+            raise DestinationRefused(
+                f"{host} resolves to {address}, which is not a public address", final=True
+            )
+    return addresses
+
+
 def destination_refusal(url: str, allow_private: bool) -> str | None:
     """Why the gateway will not post to ``url``, or None when it may.
 
@@ -70,19 +116,42 @@ def destination_refusal(url: str, allow_private: bool) -> str | None:
     if allow_private:
         return None
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        return f"{host} does not resolve ({exc})"
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            return f"{host} resolves to {address}, which is not a public address"
+        public_addresses(
+            parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        )
+    except DestinationRefused as refused:
+        return str(refused)
     return None
+
+
+class PublicOnlyBackend(httpcore.SyncBackend):
+    """Connects only to public addresses, resolved and checked here at connect time (the
+    address checked is the address connected to: no second lookup to rebind)."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            address = public_addresses(host, port)[0]
+        except DestinationRefused as refused:
+            raise httpcore.ConnectError(str(refused)) from refused
+        return super().connect_tcp(address, port, timeout, local_address, socket_options)
+
+
+def public_only_transport() -> httpx.HTTPTransport:
+    """An httpx transport whose connections go through :class:`PublicOnlyBackend` (TLS
+    still verifies the URL's host name: only the TCP connection uses the address)."""
+    transport = httpx.HTTPTransport()
+    transport._pool = httpcore.ConnectionPool(  # httpx builds its pool without a backend hook
+        ssl_context=httpx.create_ssl_context(), network_backend=PublicOnlyBackend()
+    )
+    return transport
 
 
 @dataclass(frozen=True)
@@ -95,6 +164,7 @@ class _Claimed:
     secret: bytes
     event_type: str
     body: bytes
+    claimed_at: float  # time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -104,7 +174,7 @@ class _Outcome:
     ok: bool
     status_code: int | None = None
     error: str | None = None
-    final: bool = False  # no retry: the destination is refused
+    final: bool = False  # no retry: the destination is refused or the URL unusable
 
 
 class WebhookDispatcher:
@@ -123,7 +193,12 @@ class WebhookDispatcher:
         self.box = box
         self.max_attempts = max_attempts
         self.allow_private = allow_private
-        self.client = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
+        self.client = httpx.Client(
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            transport=None if allow_private else public_only_transport(),
+        )
 
     def run(self, stop: threading.Event, idle_sleep: float = 0.5) -> None:
         while not stop.is_set():
@@ -135,13 +210,14 @@ class WebhookDispatcher:
             if not busy:
                 stop.wait(idle_sleep)
 
-    def deliver_due(self, limit: int = 50) -> bool:
-        """Claim up to ``limit`` due deliveries, post them, record how each went."""
+    def deliver_due(self, limit: int = CLAIM_LIMIT) -> bool:
+        """Claim up to ``limit`` due deliveries, then post each and record how it went."""
         claimed = self._claim(limit)
-        if not claimed:
-            return False
-        self._record([self._post(delivery) for delivery in claimed])
-        return True
+        for delivery in claimed:
+            if time.monotonic() - delivery.claimed_at > LEASE_SECONDS - REQUEST_TIMEOUT:
+                break  # the lease is running out: the rest may be another dispatcher's
+            self._record(self._post(delivery))
+        return bool(claimed)
 
     def _claim(self, limit: int) -> list[_Claimed]:
         now = datetime.now(UTC)
@@ -161,6 +237,9 @@ class WebhookDispatcher:
                     delivery.status = "failed"
                     delivery.last_error = "no webhook configured"
                     continue
+                if delivery.attempts >= self.max_attempts:  # its dispatchers died each time
+                    delivery.status = "failed"
+                    continue
                 delivery.attempts += 1
                 delivery.next_attempt_at = now + timedelta(seconds=LEASE_SECONDS)
                 body = json.dumps(
@@ -174,17 +253,30 @@ class WebhookDispatcher:
                     sort_keys=True,
                 ).encode()
                 secret = self.box.decrypt(merchant.webhook_secret_enc)
-                url = merchant.webhook_url
                 claimed.append(
-                    _Claimed(delivery.id, delivery.attempts, url, secret, delivery.event_type, body)
+                    _Claimed(
+                        id=delivery.id,
+                        attempts=delivery.attempts,
+                        url=merchant.webhook_url,
+                        secret=secret,
+                        event_type=delivery.event_type,
+                        body=body,
+                        claimed_at=time.monotonic(),
+                    )
                 )
         return claimed
 
     def _post(self, delivery: _Claimed) -> _Outcome:
         """One attempt, outside any database transaction."""
-        refusal = destination_refusal(delivery.url, self.allow_private)
-        if refusal is not None:
-            return _Outcome(delivery.id, delivery.attempts, False, error=refusal, final=True)
+        if not self.allow_private:
+            parts = urlsplit(delivery.url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            try:
+                public_addresses(parts.hostname or "", port)  # a clear answer before connecting
+            except DestinationRefused as refused:
+                return _Outcome(
+                    delivery.id, delivery.attempts, False, error=str(refused), final=refused.final
+                )
         try:
             response = self.client.post(
                 delivery.url,
@@ -195,25 +287,28 @@ class WebhookDispatcher:
                     "Pointsnet-Event": delivery.event_type,
                 },
             )
-        except httpx.HTTPError as exc:
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            failure = f"{type(exc).__name__}: {exc}"[:500]
+            return _Outcome(delivery.id, delivery.attempts, False, error=failure, final=True)
+        except Exception as exc:  # network errors and anything else: tried again later
             failure = f"{type(exc).__name__}: {exc}"[:500]
             return _Outcome(delivery.id, delivery.attempts, False, error=failure)
         ok = 200 <= response.status_code < 300
         error = None if ok else f"HTTP {response.status_code}"
         return _Outcome(delivery.id, delivery.attempts, ok, response.status_code, error)
 
-    def _record(self, outcomes: list[_Outcome]) -> None:
-        now = datetime.now(UTC)
+    def _record(self, outcome: _Outcome) -> None:
         with transaction(self.sessions) as session:
-            for outcome in outcomes:
-                delivery = session.get(WebhookDelivery, outcome.id)
-                if delivery is None or delivery.attempts != outcome.attempts:
-                    continue  # the lease ran out and another dispatcher took it on
-                delivery.last_status_code = outcome.status_code
-                delivery.last_error = outcome.error
-                if outcome.ok:
-                    delivery.status = "delivered"
-                elif outcome.final or delivery.attempts >= self.max_attempts:
-                    delivery.status = "failed"
-                else:
-                    delivery.next_attempt_at = now + timedelta(seconds=2**delivery.attempts)
+            delivery = session.get(WebhookDelivery, outcome.id, with_for_update=True)
+            if delivery is None or delivery.attempts != outcome.attempts:
+                return  # the lease ran out and another dispatcher took it on
+            delivery.last_status_code = outcome.status_code
+            delivery.last_error = outcome.error
+            if outcome.ok:
+                delivery.status = "delivered"
+            elif outcome.final or delivery.attempts >= self.max_attempts:
+                delivery.status = "failed"
+            else:
+                delivery.next_attempt_at = datetime.now(UTC) + timedelta(
+                    seconds=2**delivery.attempts
+                )

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from factories import database_for
@@ -108,9 +108,10 @@ def test_a_silent_endpoint_does_not_hold_up_the_gateways_writes(
     """A merchant endpoint that accepts the connection and never answers: while the
     dispatcher waits for it, other writers (the API accepting events) go on."""
     silent = socket.create_server(("127.0.0.1", 0))
+    silent.settimeout(30)
     configure(sessions, f"http://127.0.0.1:{silent.getsockname()[1]}/hook")
     (waiting,) = queue(sessions)
-    thread = threading.Thread(target=dispatcher(sessions, timeout=4.0).deliver_due)
+    thread = threading.Thread(target=dispatcher(sessions, timeout=8.0).deliver_due)
     try:
         thread.start()
         connection, _ = silent.accept()  # the request is in flight now
@@ -121,7 +122,7 @@ def test_a_silent_endpoint_does_not_hold_up_the_gateways_writes(
         connection.close()
     finally:
         silent.close()
-    assert took < 2.0, f"a write waited {took:.1f} s for a webhook request"
+    assert took < 4.0, f"a write waited {took:.1f} s for a webhook request"
     row = delivery(sessions, waiting)
     assert (row.status, row.attempts) == ("pending", 1)
     assert row.last_error is not None and "Timeout" in row.last_error
@@ -151,7 +152,7 @@ def test_a_claimed_delivery_is_not_sent_again_while_its_lease_runs(
     (claimed,) = first._claim(10)
     assert claimed.id == claimed_id
     assert not second.deliver_due()
-    first._record([first._post(claimed)])
+    first._record(first._post(claimed))
     assert delivery(sessions, claimed_id).status == "delivered"
     assert _Receiver.paths == ["/hook"]
 
@@ -173,6 +174,10 @@ def test_a_claimed_delivery_is_not_sent_again_while_its_lease_runs(
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://[fd00::1]/hook",
+        "http://[fec0::1]/hook",  # site-local
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://[2002:a00:1::1]/hook",  # 6to4 of 10.0.0.1
+        "http://[::7f00:1]/hook",  # IPv4-compatible 127.0.0.1
         "https://no-such-host.invalid/hook",
     ],
 )
@@ -181,7 +186,14 @@ def test_non_public_destinations_are_refused_outside_the_devnet(url: str) -> Non
     assert destination_refusal(url, allow_private=True) is None
 
 
-@pytest.mark.parametrize("url", ["https://93.184.216.34/hook", "http://[2606:4700::1111]:8443/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://93.184.216.34/hook",
+        "http://[2606:4700::1111]:8443/",
+        "http://[64:ff9b::5db8:d822]/",
+    ],
+)
 def test_public_addresses_may_be_used(url: str) -> None:
     assert destination_refusal(url, allow_private=False) is None
 
@@ -190,7 +202,9 @@ def test_the_devnet_allows_private_webhooks_and_other_profiles_do_not(tmp_path: 
     assert Settings(data_dir=tmp_path).allows_private_webhooks
     testnet = Settings(data_dir=tmp_path, chain_id=11155111)
     assert not testnet.allows_private_webhooks
-    assert Settings(data_dir=tmp_path, chain_id=11155111, webhook_allow_private=True)
+    assert Settings(
+        data_dir=tmp_path, chain_id=11155111, webhook_allow_private=True
+    ).allows_private_webhooks
 
 
 def test_a_stored_url_that_now_leads_inside_is_not_called(
@@ -203,4 +217,76 @@ def test_a_stored_url_that_now_leads_inside_is_not_called(
     row = delivery(sessions, refused)
     assert row.status == "failed"  # not retried: it would be refused each time
     assert row.last_error is not None and "not a public address" in row.last_error
+    assert _Receiver.paths == []
+
+
+def test_a_name_that_resolves_inside_at_connect_time_is_not_connected_to(
+    sessions: sessionmaker[Session], receiver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name is public when checked, then points at the gateway's own
+    network when the connection is made. The dispatcher connects only to an address it
+    checked at connect time."""
+    port = int(receiver.rsplit(":", 1)[1].split("/")[0])
+    configure(sessions, f"http://partner.example:{port}/hook")
+    (delivery_id,) = queue(sessions)
+    answers = iter([("93.184.216.34", port)])  # first lookup public, every later one local
+
+    def rebinding(host: str, port_: object, *args: object, **kwargs: object) -> list[Any]:
+        address = next(answers, ("127.0.0.1", port))
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", address)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    dispatcher(sessions, allow_private=False).deliver_due()
+    monkeypatch.undo()
+    row = delivery(sessions, delivery_id)
+    assert row.last_error is not None and "127.0.0.1" in row.last_error
+    assert "not a public address" in row.last_error
+    assert _Receiver.paths == []
+
+
+def test_a_name_that_does_not_resolve_now_is_tried_again_later(
+    sessions: sessionmaker[Session],
+) -> None:
+    configure(sessions, "https://no-such-host.invalid/hook")
+    (delivery_id,) = queue(sessions)
+    dispatcher(sessions, allow_private=False).deliver_due()
+    row = delivery(sessions, delivery_id)
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.last_error is not None and "does not resolve" in row.last_error
+
+
+def test_a_url_httpx_cannot_use_fails_without_stopping_the_others(
+    sessions: sessionmaker[Session], receiver: str
+) -> None:
+    configure(sessions, "https://example.com/\x01")
+    (unusable,) = queue(sessions)
+    configure(sessions, receiver)
+    queue(sessions)
+    with transaction(sessions) as session:  # the first one still has the unusable URL
+        row = session.get(WebhookDelivery, unusable)
+        assert row is not None
+        row.merchant_id = MERCHANT + 1
+        session.add(Merchant(
+            id=MERCHANT + 1, name="Broken", currency="EUR", api_key_hash="b" * 64,
+            api_key_prefix="pn_test", cap_per_period=1, signer_address="0x" + "2" * 40,
+            webhook_url="https://example.com/\x01", webhook_secret_enc=BOX.encrypt(b"s" * 32),
+        ))  # fmt: skip
+    assert dispatcher(sessions).deliver_due()
+    broken = delivery(sessions, unusable)
+    assert broken.status == "failed" and "InvalidURL" in (broken.last_error or "")
+    assert _Receiver.paths == ["/hook"]
+
+
+def test_a_delivery_out_of_attempts_is_failed_when_claimed(
+    sessions: sessionmaker[Session], receiver: str
+) -> None:
+    """Its dispatchers died mid-request every time: it is not tried forever."""
+    configure(sessions, receiver)
+    (doomed,) = queue(sessions)
+    with transaction(sessions) as session:
+        row = session.get(WebhookDelivery, doomed)
+        assert row is not None
+        row.attempts = 8
+    dispatcher(sessions).deliver_due()
+    assert delivery(sessions, doomed).status == "failed"
     assert _Receiver.paths == []
