@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from scaleout_kit import Stack, start_stack
 
+from chain.config import Settings
 from chain.devnet import free_port
 from chain.signers import signer_addresses
 from gateway.app import create_app
@@ -194,3 +196,9 @@ def test_scrapes_within_max_age_share_one_computation(
         assert 'pointsnet_events{status="accepted"}' in fresh.get("/metrics").text
     assert len(computed) == 2
     stack.settle_in_process()
+
+
+def test_a_metrics_token_shorter_than_16_characters_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="METRICS_TOKEN"):
+        Settings(data_dir=tmp_path, metrics_token="")  # an empty one would match "Bearer "
+    assert Settings(data_dir=tmp_path, metrics_token="x" * 16).metrics_token is not None
