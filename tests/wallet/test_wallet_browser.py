@@ -167,11 +167,17 @@ def test_member_journey_in_chromium(live_gateway: LiveGateway, browser: Browser)
     page.get_by_role("link", name="Home").click()
     expect(page.get_by_test_id("balance")).to_contain_text(f"{earned:,}", timeout=30_000)
     badges = page.locator("li.badge")
-    expect(badges.filter(has_text="First Order")).to_be_visible()
-    expect(badges.filter(has_text="Eco Guardian")).to_be_visible()
+    # Badges go on chain in their own transaction, after the points.
+    expect(badges.filter(has_text="First Order")).to_be_visible(timeout=30_000)
+    expect(badges.filter(has_text="Eco Guardian")).to_be_visible(timeout=30_000)
     expect(badges.first.get_by_text("Soulbound")).to_be_visible()
     expect(page.get_by_test_id("pending")).to_have_count(0, timeout=15_000)
-    assert page.locator("li.badge img").first.evaluate("img => img.naturalWidth") > 0
+    # The badge picture loaded (not a broken image); it may still be on its way here.
+    page.wait_for_function(
+        "() => { const img = document.querySelector('li.badge img');"
+        " return img !== null && img.complete && img.naturalWidth > 0; }",
+        timeout=15_000,
+    )
     shot(page, "04-home")
 
     # -- send points to a second member (a customer of the other partner)
