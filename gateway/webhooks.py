@@ -107,19 +107,19 @@ def public_addresses(host: str, port: int) -> list[str]:
     return addresses
 
 
-def destination_refusal(url: str, allow_private: bool) -> str | None:
-    """Why the gateway will not post to ``url``, or None when it may.
+def check_destination(url: str) -> None:
+    """DestinationRefused unless ``url``'s host resolves, and only to public addresses."""
+    parts = urlsplit(url)
+    public_addresses(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
 
-    With ``allow_private`` (the devnet) every URL may be used.  Otherwise the
-    host must resolve, and only to public addresses.
-    """
+
+def destination_refusal(url: str, allow_private: bool) -> str | None:
+    """Why the gateway will not post to ``url``, or None when it may (with
+    ``allow_private``, the devnet, every URL may be used)."""
     if allow_private:
         return None
-    parts = urlsplit(url)
     try:
-        public_addresses(
-            parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-        )
+        check_destination(url)
     except DestinationRefused as refused:
         return str(refused)
     return None
@@ -269,10 +269,8 @@ class WebhookDispatcher:
     def _post(self, delivery: _Claimed) -> _Outcome:
         """One attempt, outside any database transaction."""
         if not self.allow_private:
-            parts = urlsplit(delivery.url)
-            port = parts.port or (443 if parts.scheme == "https" else 80)
             try:
-                public_addresses(parts.hostname or "", port)  # a clear answer before connecting
+                check_destination(delivery.url)  # a clear, final answer before connecting
             except DestinationRefused as refused:
                 return _Outcome(
                     delivery.id, delivery.attempts, False, error=str(refused), final=refused.final

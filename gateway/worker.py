@@ -318,16 +318,13 @@ class OutboxWorker:
         merchant's sequence numbers from ``first_seq``, in one short write transaction.
 
         False when the world moved on since the plan (another worker took some ops, the
-        merchant's next sequence number changed, the ops were issued before a database
-        loss, or the call now reverts): the caller plans again.
+        merchant's next sequence number changed, or the call now reverts): the caller
+        plans again.
         """
         with transaction(self.sessions) as session:
             merchant = session.get(Merchant, merchant_id, with_for_update=NO_KEY_UPDATE)
             assert merchant is not None
             ops = self._claim(session, op_ids)
-            recovery = self.chain_recovery
-            if recovery is not None and recovery.claim(session, ops):
-                return False  # issued or clawed back before a database loss: confirmed now
             if merchant.next_seq != first_seq or len(ops) != len(op_ids):
                 return False
             for i, op in enumerate(ops):
@@ -724,7 +721,8 @@ class OutboxWorker:
 
     def _taken_by_recovery(self, op_ids: list[int]) -> bool:
         """Whether some of ``op_ids`` were on chain before a database loss and are now
-        confirmed as such (see :meth:`ChainRecovery.claim`; free when nothing was adopted)."""
+        confirmed as such (see :meth:`ChainRecovery.claim`; free when nothing was adopted).
+        Asked before a batch is simulated: a refund clawed back already would revert."""
         recovery = self.chain_recovery
         if recovery is None or not recovery.adopted:
             return False
