@@ -39,7 +39,7 @@ from chain.audit import (
     iso_time,
     write_csv,
 )
-from chain.config import PROJECT_ROOT, get_settings
+from chain.config import PROJECT_ROOT, get_chain_settings
 from chain.errors import ChainError
 
 audit_app = typer.Typer(
@@ -81,7 +81,7 @@ def _could_not_run(exc: Exception) -> typer.Exit:
 
 def resolve_target(rpc_url: str | None, hub: str | None) -> tuple[Rpc, str]:
     """The endpoint and hub to audit, defaulting to the settings and the deployment file."""
-    settings = get_settings()
+    settings = get_chain_settings()
     url = rpc_url or settings.rpc_url
     if hub is None:
         from chain.deploy import load_deployment
@@ -380,7 +380,7 @@ def reconcile_command(
     from gateway.reconcile import reconcile, render
 
     try:
-        context = GatewayContext.open(get_settings())
+        context = GatewayContext.open(get_chain_settings())
         try:
             report = reconcile(context, rpc_url=rpc_url, to_block=to_block)
         finally:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from chain import artifacts, devnet
 from chain.audit_cli import audit_app
-from chain.config import get_settings
+from chain.config import get_chain_settings
 from chain.errors import ChainError
 
 app = typer.Typer(help="pointsnet: an interoperable loyalty points network.", no_args_is_help=True)
@@ -53,7 +53,7 @@ def devnet_start(
     background: Annotated[bool, typer.Option(help="detach and return once it answers")] = False,
 ) -> None:
     """Start anvil with its state persisted under the data directory."""
-    settings = get_settings()
+    settings = get_chain_settings()
     try:
         if background:
             pid = devnet.start_background(settings)
@@ -76,14 +76,14 @@ def devnet_start(
 @devnet_app.command("stop")
 def devnet_stop() -> None:
     """Stop a background devnet (its state is written on the way out)."""
-    stopped = devnet.stop_background(get_settings())
+    stopped = devnet.stop_background(get_chain_settings())
     console.print("devnet stopped" if stopped else "no devnet was running")
 
 
 @devnet_app.command("status")
 def devnet_status() -> None:
     """Show whether the devnet runs, and its chain id and block."""
-    console.print_json(json.dumps(devnet.status(get_settings())))
+    console.print_json(json.dumps(devnet.status(get_chain_settings())))
 
 
 # ---------------------------------------------------------------- deploy
@@ -97,7 +97,7 @@ def deploy_command(
     from chain.deploy import deploy
 
     try:
-        deployment = deploy(get_settings(), force=force, progress=lambda m: console.log(m))
+        deployment = deploy(get_chain_settings(), force=force, progress=lambda m: console.log(m))
     except ChainError as exc:
         raise _fail(exc) from exc
     table = Table(title=f"pointsnet on chain {deployment.chain_id}")
@@ -111,7 +111,7 @@ def deploy_command(
 @app.command("up")
 def up() -> None:
     """Start the devnet in the background if needed, deploy if needed, print addresses."""
-    settings = get_settings()
+    settings = get_chain_settings()
     if settings.is_devnet and not devnet.status(settings)["running"]:
         try:
             devnet.start_background(settings)
@@ -163,7 +163,7 @@ def keys_list() -> None:
     from chain.deploy import load_deployment
     from chain.signers import signer_addresses
 
-    settings = get_settings()
+    settings = get_chain_settings()
     try:
         addresses = signer_addresses(settings)
     except ChainError as exc:

@@ -1,15 +1,12 @@
-"""Settings shared by every pointsnet component.
+"""Settings of the chain side (RPC endpoint, keys, devnet).
 
-One ``Settings`` class reads ``POINTSNET_*`` environment variables (and a ``.env``
+One ``ChainSettings`` class reads ``POINTSNET_*`` environment variables (and a ``.env``
 file).  All runtime state lives under ``data_dir`` so that several instances
 (tests, benchmarks, a second partner's node) can run side by side.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -57,8 +54,11 @@ def anvil_dev_addresses() -> frozenset[str]:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class Settings(BaseSettings):
-    """Every knob of pointsnet, read from ``POINTSNET_*`` variables."""
+class ChainSettings(BaseSettings):
+    """The chain side's knobs (RPC, keys, devnet), read from ``POINTSNET_*`` variables.
+
+    The gateway's ``Settings`` (``gateway/settings.py``) extends this class.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="POINTSNET_", env_file=".env", extra="ignore", frozen=True
@@ -117,48 +117,9 @@ class Settings(BaseSettings):
     devnet_block_time: float | None = None  # None: automine
     devnet_gas_limit: int = 300_000_000
 
-    # -- gateway ---------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = 8000
-    public_url: str | None = Field(default=None, description="base URL printed in links")
-    database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db"
-    )
-    secret_key: SecretStr | None = Field(
-        default=None,
-        description="encrypts custodial keys and webhook secrets; devnet: generated in data_dir",
-    )
-    batch_max_events: int = 500
-    batch_max_wait: float = 0.2  # seconds an event may wait for a fuller batch
-    tx_stuck_after: float = 30.0  # seconds without a receipt before a fee bump
-    idempotency_ttl_hours: int = 24
-    webhook_max_attempts: int = 8
-    webhook_allow_private: bool | None = Field(
-        default=None,
-        description="let webhook URLs lead to private, loopback or link-local addresses; "
-        "default: yes on the devnet profile, no elsewhere",
-    )
-    rate_limit_per_minute: int = 60_000  # per API key
-    metrics_token: SecretStr | None = Field(
-        default=None,
-        description="bearer token GET /metrics requires (unset: open to whoever reaches it)",
-    )
-    metrics_max_age: float = Field(
-        default=5.0,
-        ge=0,
-        description="seconds one computed /metrics answer is served again (each scrape "
-        "reads the whole history: more scrapes than this cost nothing more)",
-    )
-
-    # -- readiness (/readyz) ------------------------------------------------------
+    # -- signer funding ---------------------------------------------------------
     ready_min_signer_balance_eth: float = Field(
         default=0.01, description="a signer key below this balance makes /readyz fail"
-    )
-    ready_max_worker_lag: float = Field(
-        default=120.0, description="seconds the oldest pending chain op may wait"
-    )
-    ready_max_indexer_lag: int = Field(
-        default=100, description="blocks the indexer may be behind the confirmed head"
     )
 
     @model_validator(mode="before")
@@ -173,14 +134,7 @@ class Settings(BaseSettings):
         return data
 
     @model_validator(mode="after")
-    def _check_metrics_token(self) -> Settings:
-        token = self.metrics_token
-        if token is not None and len(token.get_secret_value()) < 16:
-            raise ValueError("POINTSNET_METRICS_TOKEN needs at least 16 characters")
-        return self
-
-    @model_validator(mode="after")
-    def _check_profile(self) -> Settings:
+    def _check_profile(self) -> ChainSettings:
         if self.profile == "devnet" and self.chain_id != DEVNET_CHAIN_ID:
             raise ValueError(
                 f"POINTSNET_PROFILE=devnet is the local anvil (chain id {DEVNET_CHAIN_ID}), "
@@ -202,12 +156,6 @@ class Settings(BaseSettings):
         return self.profile or ("devnet" if self.is_devnet else "testnet")
 
     @property
-    def allows_private_webhooks(self) -> bool:
-        if self.webhook_allow_private is not None:
-            return self.webhook_allow_private
-        return self.effective_profile == "devnet"
-
-    @property
     def effective_timelock_delay(self) -> int:
         if self.timelock_delay is not None:
             return self.timelock_delay
@@ -221,14 +169,6 @@ class Settings(BaseSettings):
         return path
 
     @property
-    def effective_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_path / 'gateway.db'}"
-
-    @property
-    def base_url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
-
-    @property
     def deployment_file(self) -> Path:
         return self.data_path / f"deployment-{self.chain_id}.json"
 
@@ -237,62 +177,12 @@ class Settings(BaseSettings):
         return self.data_path / "devnet" / "state.json"
 
 
-def get_settings() -> Settings:
-    """Build settings from the environment (call again after changing it)."""
-    return Settings()
+def get_chain_settings() -> ChainSettings:
+    """Build chain settings from the environment (call again after changing it)."""
+    return ChainSettings()
 
 
-_DEV_KEY_INDEX = {"operator": 0, "guardian": 1, "admin": 2}
-
-
-def resolve_secret_key(settings: Settings) -> bytes:
-    """The gateway's secret (32 bytes) for encrypting custodial keys and webhook secrets.
-
-    Off the devnet it must be configured; on the devnet one is generated once and
-    kept in ``<data_dir>/secret.key`` (mode 0600).
-    """
-    if settings.secret_key is not None:
-        value = settings.secret_key.get_secret_value().strip()
-        if len(value) < 32 or value.lower() in {"changeme", "change-me", "secret"}:
-            raise ConfigError("POINTSNET_SECRET_KEY must be at least 32 random characters")
-        return hashlib.sha256(value.encode()).digest()
-    if not settings.is_devnet:
-        raise ConfigError(f"POINTSNET_SECRET_KEY must be set on chain {settings.chain_id}")
-    path = settings.data_path / "secret.key"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-    return hashlib.sha256(path.read_text().strip().encode()).digest()
-
-
-def resolve_key(settings: Settings, which: str) -> str:
-    """The hex private key for role ``which``: "operator" (the gateway's issuer key),
-    "guardian" (pause, suspend) or "admin" (timelock proposals, operator CLI).
-
-    On the devnet a missing key falls back to anvil's published development
-    keys; anywhere else a key must be configured, and a published development
-    key is refused.
-    """
-    configured: SecretStr | None = getattr(settings, f"{which}_key")
-    if (
-        configured is None
-        and which == "operator"
-        and (settings.operator_keys is not None or settings.operator_keystores is not None)
-    ):
-        from chain.signers import signer_keys
-
-        return signer_keys(settings)[0]  # the first key of the signer pool
-    if configured is None:
-        if not settings.is_devnet:
-            raise ConfigError(
-                f"POINTSNET_{which.upper()}_KEY must be set on chain {settings.chain_id}"
-            )
-        return anvil_dev_key(_DEV_KEY_INDEX[which])
-    return checked_key(settings, configured.get_secret_value())
-
-
-def checked_key(settings: Settings, value: str) -> str:
+def checked_key(settings: ChainSettings, value: str) -> str:
     """``value`` as a 0x-prefixed hex private key; a published development key is
     refused off the devnet."""
     key = value.strip()

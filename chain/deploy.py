@@ -26,13 +26,13 @@ from eth_utils import keccak
 from web3 import Web3
 
 from chain.artifacts import load_artifact
-from chain.config import Settings, resolve_key
+from chain.config import ChainSettings
 from chain.contracts import Network
 from chain.devnet import rpc_call
 from chain.errors import DeploymentError
 from chain.governance import ZERO32, ScheduledChange, execute, schedule
 from chain.sender import GWEI, TransactionSender
-from chain.signers import signer_addresses
+from chain.signers import resolve_key, signer_addresses
 
 #: On the devnet, signer keys holding less than this are topped up to DEVNET_SIGNER_FUNDS.
 DEVNET_SIGNER_MIN_WEI = 100 * 10**18
@@ -91,7 +91,7 @@ def artifact_hashes() -> dict[str, str]:
     }
 
 
-def connect(settings: Settings) -> Web3:
+def connect(settings: ChainSettings) -> Web3:
     """A web3 connection to ``settings.rpc_url`` whose chain id is checked."""
     w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
     try:
@@ -110,7 +110,9 @@ def connect(settings: Settings) -> Web3:
     return w3
 
 
-def operator_sender(settings: Settings, w3: Web3, which: str = "operator") -> TransactionSender:
+def operator_sender(
+    settings: ChainSettings, w3: Web3, which: str = "operator"
+) -> TransactionSender:
     """A sender for the operator (or "guardian", "admin") key with the configured fee caps."""
     return TransactionSender(
         w3,
@@ -121,7 +123,7 @@ def operator_sender(settings: Settings, w3: Web3, which: str = "operator") -> Tr
     )
 
 
-def load_deployment(settings: Settings, w3: Web3 | None = None) -> Deployment:
+def load_deployment(settings: ChainSettings, w3: Web3 | None = None) -> Deployment:
     """The recorded deployment for ``settings.chain_id``, checked to exist on chain."""
     path = settings.deployment_file
     if not path.exists():
@@ -135,7 +137,7 @@ def load_deployment(settings: Settings, w3: Web3 | None = None) -> Deployment:
 
 
 def deploy(
-    settings: Settings,
+    settings: ChainSettings,
     params: NetworkParams | None = None,
     *,
     force: bool = False,
@@ -200,7 +202,7 @@ def deploy(
     return deployment
 
 
-def fund_signers(settings: Settings, w3: Web3, say: Callable[[str], None]) -> None:
+def fund_signers(settings: ChainSettings, w3: Web3, say: Callable[[str], None]) -> None:
     """Give every signer key gas money (devnet only: anvil_setBalance); elsewhere say
     which keys hold less than the readiness threshold (fund them from a faucet)."""
     threshold = (
@@ -226,7 +228,7 @@ def issuer_grant_salt(address: str) -> bytes:
 
 
 def ensure_issuers(
-    settings: Settings,
+    settings: ChainSettings,
     w3: Web3,
     deployment: Deployment,
     say: Callable[[str], None],

@@ -1,6 +1,6 @@
 """The embedded anvil devnet.
 
-:class:`Devnet` runs one anvil process.  With :class:`~chain.config.Settings` it
+:class:`Devnet` runs one anvil process.  With :class:`~chain.config.ChainSettings` it
 keeps its chain in ``<data_dir>/devnet/state.json`` (``--state`` loads the file
 on start and dumps it on SIGTERM/SIGINT; ``--state-interval 1`` also dumps it
 every second so a SIGKILL loses at most a second), logs to
@@ -35,7 +35,7 @@ from typing import IO, Any, NoReturn
 
 import httpx
 
-from chain.config import DEVNET_CHAIN_ID, PROJECT_ROOT, Settings
+from chain.config import DEVNET_CHAIN_ID, PROJECT_ROOT, ChainSettings
 from chain.errors import DevnetError
 
 _NPM_PLATFORMS = {
@@ -126,7 +126,7 @@ class Devnet:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: ChainSettings | None = None,
         *,
         host: str | None = None,
         port: int | None = None,
@@ -301,11 +301,11 @@ def _anvil_alive(pid: int) -> bool:
     return True
 
 
-def _pid_file(settings: Settings) -> Path:
+def _pid_file(settings: ChainSettings) -> Path:
     return settings.data_path / "devnet" / "anvil.pid"
 
 
-def _live_pid(settings: Settings) -> int | None:
+def _live_pid(settings: ChainSettings) -> int | None:
     pid_file = _pid_file(settings)
     pid = _read_pid(pid_file)
     if pid is not None and _anvil_alive(pid):
@@ -314,7 +314,7 @@ def _live_pid(settings: Settings) -> int | None:
     return None
 
 
-def start_background(settings: Settings, timeout: float = 30.0) -> int:
+def start_background(settings: ChainSettings, timeout: float = 30.0) -> int:
     """Start a detached devnet (or find the running one); returns its pid."""
     pid = _live_pid(settings)
     if pid is not None:
@@ -327,7 +327,7 @@ def start_background(settings: Settings, timeout: float = 30.0) -> int:
     return proc.pid
 
 
-def stop_background(settings: Settings, timeout: float = 15.0) -> bool:
+def stop_background(settings: ChainSettings, timeout: float = 15.0) -> bool:
     """Stop the devnet named by the pid file; False if none was running."""
     pid = _live_pid(settings)
     if pid is None:
@@ -347,7 +347,7 @@ def stop_background(settings: Settings, timeout: float = 15.0) -> bool:
     return True
 
 
-def status(settings: Settings) -> dict[str, Any]:
+def status(settings: ChainSettings) -> dict[str, Any]:
     """``running``, ``pid``, ``rpc_url``, ``chain_id`` and ``block_number``."""
     url = Devnet(settings).url
     chain_id = _chain_id_at(url)

@@ -26,7 +26,7 @@ from web3 import Web3
 
 from chain import governance, merkle, signing
 from chain.artifacts import load_artifact
-from chain.config import Settings, anvil_dev_key
+from chain.config import ChainSettings, anvil_dev_key
 from chain.contracts import Network
 from chain.deploy import deploy, operator_sender
 from chain.devnet import Devnet
@@ -60,7 +60,7 @@ class GasRow:
 @contextmanager
 def fresh_network(
     gas_limit: int = 300_000_000,
-) -> Iterator[tuple[Settings, Network, TransactionSender]]:
+) -> Iterator[tuple[ChainSettings, Network, TransactionSender]]:
     """A throwaway anvil with the network deployed and one merchant (id 1) admitted."""
     from chain.devnet import free_port
 
@@ -68,7 +68,7 @@ def fresh_network(
         port = free_port()
         node = Devnet(port=port, gas_limit=gas_limit, log_file=Path(tmp) / "anvil.log")
         with node:
-            settings = Settings(
+            settings = ChainSettings(
                 data_dir=Path(tmp), rpc_url=node.url, devnet_port=port, timelock_delay=0
             )
             deployment = deploy(settings)

@@ -27,14 +27,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_utils import to_checksum_address
+from pydantic import SecretStr
 
-from chain.config import (
-    DEVNET_SIGNER_BASE,
-    Settings,
-    anvil_dev_key,
-    checked_key,
-    resolve_key,
-)
+from chain.config import DEVNET_SIGNER_BASE, ChainSettings, anvil_dev_key, checked_key
 from chain.errors import ConfigError
 
 #: scrypt work factor of new keystores (geth's "standard" is 2**18; this is its "light"
@@ -42,7 +37,7 @@ from chain.errors import ConfigError
 KEYSTORE_SCRYPT_N = 2**16
 
 
-def keystore_paths(settings: Settings) -> list[Path]:
+def keystore_paths(settings: ChainSettings) -> list[Path]:
     """The configured keystore files, in order."""
     if not settings.operator_keystores:
         return []
@@ -50,7 +45,7 @@ def keystore_paths(settings: Settings) -> list[Path]:
     return [Path(p).expanduser() for p in paths if p]
 
 
-def keystore_password(settings: Settings) -> str:
+def keystore_password(settings: ChainSettings) -> str:
     """The keystores' password, from the environment or a password file."""
     if settings.keystore_password is not None:
         return settings.keystore_password.get_secret_value()
@@ -75,7 +70,7 @@ def keystore_address(path: Path) -> str:
     return to_checksum_address("0x" + address.lower().removeprefix("0x"))
 
 
-def signer_keys(settings: Settings) -> list[str]:
+def signer_keys(settings: ChainSettings) -> list[str]:
     """Every signer key of the pool (hex), in order; signer 0 is also the deployer."""
     paths = keystore_paths(settings)
     if paths:
@@ -101,7 +96,7 @@ def signer_keys(settings: Settings) -> list[str]:
     return keys
 
 
-def signer_addresses(settings: Settings) -> list[str]:
+def signer_addresses(settings: ChainSettings) -> list[str]:
     """The pool's addresses, in order, without unlocking any keystore."""
     paths = keystore_paths(settings)
     if paths:
@@ -170,3 +165,30 @@ def _unlock(path: Path, password: str) -> str:
     except OSError as exc:
         raise ConfigError(f"cannot read keystore {path}: {exc}") from exc
     return _unlock_cached(str(path.resolve()), mtime, password)
+
+
+_DEV_KEY_INDEX = {"operator": 0, "guardian": 1, "admin": 2}
+
+
+def resolve_key(settings: ChainSettings, which: str) -> str:
+    """The hex private key for role ``which``: "operator" (the gateway's issuer key),
+    "guardian" (pause, suspend) or "admin" (timelock proposals, operator CLI).
+
+    On the devnet a missing key falls back to anvil's published development
+    keys; anywhere else a key must be configured, and a published development
+    key is refused.
+    """
+    configured: SecretStr | None = getattr(settings, f"{which}_key")
+    if (
+        configured is None
+        and which == "operator"
+        and (settings.operator_keys is not None or settings.operator_keystores is not None)
+    ):
+        return signer_keys(settings)[0]  # the first key of the signer pool
+    if configured is None:
+        if not settings.is_devnet:
+            raise ConfigError(
+                f"POINTSNET_{which.upper()}_KEY must be set on chain {settings.chain_id}"
+            )
+        return anvil_dev_key(_DEV_KEY_INDEX[which])
+    return checked_key(settings, configured.get_secret_value())

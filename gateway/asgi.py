@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from chain.config import get_settings
 from gateway.app import create_app
 from gateway.context import GatewayContext
+from gateway.settings import get_settings
 
 app = create_app(GatewayContext.open(get_settings()))

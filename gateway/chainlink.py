@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
-from chain.config import Settings
 from chain.contracts import Network
 from chain.deploy import Deployment, connect, load_deployment, operator_sender
 from chain.sender import TransactionSender
+from gateway.settings import Settings
 
 
 @dataclass

@@ -20,13 +20,13 @@ from rich.table import Table
 
 from chain import devnet
 from chain.cli import app, bench_app, console, err
-from chain.config import Settings, get_settings
 from chain.deploy import deploy
 from chain.errors import ChainError
 from gateway.context import GatewayContext
 from gateway.db import write_in_background
 from gateway.errors import GatewayError
 from gateway.migrate import upgrade
+from gateway.settings import Settings, get_settings
 
 merchant_app = typer.Typer(help="Register and manage partner merchants.", no_args_is_help=True)
 app.add_typer(merchant_app, name="merchant")

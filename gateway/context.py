@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from chain.config import Settings, resolve_secret_key
 from gateway.chainlink import ChainLink
 from gateway.crypto import SecretBox
 from gateway.db import make_engine, make_session_factory
 from gateway.ratelimit import RateLimiter
 from gateway.rules.fx import FxTable, default_fx_table
+from gateway.settings import Settings, resolve_secret_key
 
 
 @dataclass

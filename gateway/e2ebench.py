@@ -59,9 +59,10 @@ import httpx
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from chain.config import PROJECT_ROOT, Settings, anvil_dev_key
+from chain.config import PROJECT_ROOT, anvil_dev_key
 from chain.deploy import deploy
 from chain.devnet import Devnet, anvil_binary, free_port
+from gateway.settings import Settings
 
 #: The event mix (fractions of all events). Refunds are full refunds of an
 #: earlier purchase of the same customer; check-ins and reviews earn fixed bonuses.

@@ -25,9 +25,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from chain.audit import AuditLog, Contracts, Record, Rpc, decode_logs, record_dict
-from chain.config import Settings
 from gateway.db import transaction
 from gateway.models import ChainRecord, IndexedBlock
+from gateway.settings import Settings
 
 log = logging.getLogger("pointsnet.indexer")
 

@@ -40,11 +40,11 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from chain.config import Settings
 from chain.deploy import deploy
 from gateway import e2ebench
 from gateway.e2ebench import E2EConfig, GatewayStack, Workload, build_requests
 from gateway.models import ChainOp, ChainTx, Event
+from gateway.settings import Settings
 
 
 @dataclass

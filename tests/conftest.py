@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from factories import AnvilNode
 
-from chain.config import Settings
 from chain.devnet import Devnet, free_port, rpc_call
+from gateway.settings import Settings
 
 
 @pytest.fixture(scope="session")

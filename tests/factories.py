@@ -14,13 +14,13 @@ from eth_account import Account
 from eth_utils import keccak
 from sqlalchemy import func, select
 
-from chain.config import Settings
 from chain.deploy import deploy
 from chain.devnet import Devnet
 from gateway.context import GatewayContext
 from gateway.migrate import upgrade
 from gateway.models import ChainOp
 from gateway.services.merchants import NewMerchant, register
+from gateway.settings import Settings
 
 #: The two partners most gateway tests admit.
 TWO_MERCHANTS = (("Lumière Paris", "EUR"), ("Sakura Goods", "JPY"))

@@ -16,11 +16,11 @@ from factories import AnvilNode, new_member, refund_ref
 from web3 import Web3
 
 from chain import governance, merkle, signing
-from chain.config import Settings
 from chain.contracts import Network
 from chain.deploy import Deployment
 from chain.devnet import rpc_call
 from chain.sender import TransactionSender
+from gateway.settings import Settings
 
 CAPS = {1: 10_000, 2: 5_000}
 NAMES = {1: "Shop One", 2: "Shop Two"}

@@ -17,11 +17,12 @@ from audit_kit import CAPS, NAMES, AuditNet, Scenario, build_scenario
 from factories import AnvilNode
 from web3 import Web3
 
-from chain.config import Settings, anvil_dev_key
+from chain.config import anvil_dev_key
 from chain.contracts import Network
 from chain.deploy import deploy, operator_sender
 from chain.devnet import rpc_call
 from chain.sender import TransactionSender
+from gateway.settings import Settings
 
 
 @pytest.fixture(scope="session")

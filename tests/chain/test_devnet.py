@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from factories import AnvilNode
 
-from chain.config import Settings
 from chain.devnet import Devnet, free_port, rpc_call, start_background, status, stop_background
 from chain.errors import DevnetError
+from gateway.settings import Settings
 
 ALICE = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # anvil dev account 0 (unlocked)
 BOB = "0x000000000000000000000000000000000000b0b0"

@@ -21,7 +21,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from web3 import Web3
 
-from chain.config import Settings
 from chain.deploy import deploy
 from chain.devnet import Devnet, free_port
 from gateway.app import create_app
@@ -31,6 +30,7 @@ from gateway.migrate import upgrade
 from gateway.models import ChainOp, ChainTx, Event
 from gateway.services.events import event_ref
 from gateway.services.merchants import NewMerchant, register
+from gateway.settings import Settings
 from gateway.worker import OutboxWorker
 
 

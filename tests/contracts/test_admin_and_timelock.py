@@ -29,9 +29,9 @@ from web3 import Web3
 
 from chain import governance
 from chain.artifacts import load_artifact
-from chain.config import Settings
 from chain.contracts import MerchantStatus, Network
 from chain.deploy import deploy
+from gateway.settings import Settings
 
 DELAY = 3600
 #: TimelockController's state bitmap for "Ready" (1 << OperationState.Ready).

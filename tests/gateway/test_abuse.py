@@ -36,10 +36,11 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from chain import governance, signing
-from chain.config import ANVIL_MNEMONIC, anvil_dev_key, resolve_key, resolve_secret_key
+from chain.config import ANVIL_MNEMONIC, anvil_dev_key
 from chain.deploy import deploy, operator_sender
 from chain.devnet import Devnet, free_port, rpc_call
 from chain.errors import ConfigError, DeploymentError, DevKeyRefused
+from chain.signers import resolve_key
 from gateway.cli import app as cli
 from gateway.crypto import SecretBox
 from gateway.models import ChainOp, ChainTx, Event, Member, Merchant, Redemption, Reward
@@ -47,6 +48,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.services.members import custodial_key, get_link, set_frozen
 from gateway.services.merchants import NewMerchant, register, rotate_key, suspend
 from gateway.services.rewards import redemption_message
+from gateway.settings import resolve_secret_key
 from gateway.webhooks import WebhookDispatcher
 
 

@@ -13,10 +13,10 @@ import pytest
 from gateway_kit import Gateway, purchase
 from sqlalchemy import select
 
-from chain.config import Settings
 from chain.devnet import free_port
 from gateway.crypto import verify_webhook
 from gateway.models import Event, IdempotencyRecord, Merchant
+from gateway.settings import Settings
 from gateway.webhooks import WebhookDispatcher
 
 

@@ -22,10 +22,10 @@ from factories import devnet_settings, open_network
 from gateway_kit import purchase
 from sqlalchemy import create_engine, func, select
 
-from chain.config import Settings
 from chain.devnet import Devnet, free_port
 from gateway.models import IndexedBlock
 from gateway.services.merchants import NewMerchant
+from gateway.settings import Settings
 
 
 @dataclass

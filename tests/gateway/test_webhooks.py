@@ -19,12 +19,12 @@ import pytest
 from factories import database_for
 from sqlalchemy.orm import Session, sessionmaker
 
-from chain.config import Settings
 from chain.devnet import free_port
 from gateway.crypto import SecretBox
 from gateway.db import make_engine, make_session_factory, transaction
 from gateway.migrate import upgrade
 from gateway.models import Merchant, WebhookDelivery
+from gateway.settings import Settings
 from gateway.webhooks import WebhookDispatcher, destination_refusal, queue_webhook
 
 MERCHANT = 7

@@ -15,8 +15,8 @@ from gateway_kit import Gateway, purchase, redeem
 from sqlalchemy import select, update
 from web3.logs import DISCARD
 
-from chain.config import resolve_key
 from chain.sender import GWEI, TransactionSender
+from chain.signers import resolve_key
 from gateway.models import ChainOp, ChainTx, Event, Merchant
 from gateway.recovery import ChainRecovery
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from factories import devnet_settings, open_network
 from fastapi.testclient import TestClient
 
-from chain.config import Settings
 from chain.devnet import Devnet, free_port
 from chain.signers import signer_addresses
 from gateway.app import create_app
@@ -33,6 +32,7 @@ from gateway.models import ChainOp, ChainTx, Event, Merchant
 from gateway.schemas import EventCreate
 from gateway.services import events as event_service
 from gateway.services.merchants import NewMerchant
+from gateway.settings import Settings
 from gateway.worker import OutboxWorker
 
 SIGNERS = 2

@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from scaleout_kit import Stack, start_stack
 
-from chain.config import Settings
 from chain.devnet import free_port
 from chain.signers import signer_addresses
 from gateway.app import create_app
 from gateway.metrics import GatewayCollector
+from gateway.settings import Settings
 
 
 @pytest.fixture(scope="module")
