@@ -2,14 +2,14 @@
 
 ``create_app`` builds the HTTP API on a :class:`GatewayContext`.
 ``start_background`` runs the background roles as threads: the outbox workers
-(one per signer key: :mod:`gateway.lanes`) with the webhook dispatcher (role
+(one per signer key: :mod:`gateway.runtime.lanes`) with the webhook dispatcher (role
 ``worker``), and the indexer (role ``indexer``); ``pointsnet serve --role
 worker|indexer`` is one of them in a process of its own.  ``pointsnet serve``'s
 default role ``all`` runs those two roles as child processes of the API
-(:mod:`gateway.supervisor`); ``create_app(run_background=True)`` puts them in
+(:mod:`gateway.runtime.supervisor`); ``create_app(run_background=True)`` puts them in
 the API's own process instead (one GIL), for tests and ``serve --in-process``.
 Beside the API: ``/healthz`` (liveness), ``/readyz`` (readiness,
-:mod:`gateway.health`) and ``/metrics`` (Prometheus, :mod:`gateway.metrics`).
+:mod:`gateway.runtime.health`) and ``/metrics`` (Prometheus, :mod:`gateway.runtime.metrics`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from gateway.api.errors import install_error_handlers
 from gateway.api.limits import BodyGuard
 from gateway.api.routes import audit, events, members, rewards, rules, wallet, webhooks
 from gateway.context import GatewayContext
-from gateway.health import ReadinessProbe
 from gateway.indexer import Indexer
-from gateway.lanes import SignerLane, lane_senders
-from gateway.metrics import GatewayMetrics
+from gateway.runtime.health import ReadinessProbe
+from gateway.runtime.lanes import SignerLane, lane_senders
+from gateway.runtime.metrics import GatewayMetrics
 from gateway.webhooks import WebhookDispatcher
 
 log = logging.getLogger("pointsnet.gateway")

@@ -87,7 +87,7 @@ def serve(
     from gateway.app import create_app, start_background
 
     if role == "all" and not in_process:
-        from gateway.supervisor import Supervisor
+        from gateway.runtime.supervisor import Supervisor
 
         # The children open their own context; this one serves the API.
         with Supervisor.for_role_all(signer_index).running():
@@ -137,7 +137,7 @@ def _run_background_role(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if supervised_by is not None:
-        from gateway.supervisor import stop_when_orphaned
+        from gateway.runtime.supervisor import stop_when_orphaned
 
         stop_when_orphaned(supervised_by, stop)
     else:

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 
 from chain.devnet import Devnet, free_port
 from gateway.context import GatewayContext
-from gateway.lanes import SignerLane, lane_senders
 from gateway.models import ChainTx
 from gateway.rules.badges import BADGES
+from gateway.runtime.lanes import SignerLane, lane_senders
 
 
 def outside_the_outbox(context: GatewayContext, lane: SignerLane) -> int:

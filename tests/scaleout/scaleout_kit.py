@@ -27,8 +27,8 @@ from chain.devnet import Devnet, free_port
 from chain.signers import signer_addresses
 from gateway.app import create_app
 from gateway.context import GatewayContext
-from gateway.lanes import lane_senders
 from gateway.models import ChainOp, ChainTx, Event, Merchant
+from gateway.runtime.lanes import lane_senders
 from gateway.schemas import EventCreate
 from gateway.services import events as event_service
 from gateway.services.merchants import NewMerchant

@@ -22,7 +22,7 @@ from scaleout_kit import Stack, start_stack
 from chain.devnet import free_port
 from chain.signers import signer_addresses
 from gateway.app import create_app
-from gateway.metrics import GatewayCollector
+from gateway.runtime.metrics import GatewayCollector
 from gateway.settings import Settings
 
 

@@ -62,8 +62,8 @@ from sqlalchemy import func, select
 
 from gateway.context import GatewayContext
 from gateway.errors import Unauthorized
-from gateway.health import Observation, ReadinessProbe
 from gateway.models import ChainOp, ChainTx, Event
+from gateway.runtime.health import Observation, ReadinessProbe
 
 #: Buckets of the issue batch size histogram (issuances per issueBatch transaction).
 BATCH_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
