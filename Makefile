@@ -1,7 +1,7 @@
 # pointsnet: the two commands of the README's quick start, and their parts.
 #   make run   set up everything, start devnet + contracts (+ gateway), print URLs
-#   make test  set up everything and run the whole suite (lint, types, contracts,
-#              slither, tests)
+#   make test  set up everything and run the whole suite (lint, import layers, types,
+#              contracts, slither, tests)
 
 SHELL := /bin/bash
 VENV := .venv/bin
@@ -23,6 +23,7 @@ setup-test:
 lint:
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
+	$(VENV)/lint-imports
 
 typecheck:
 	$(VENV)/mypy
