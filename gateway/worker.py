@@ -66,6 +66,7 @@ from gateway.faults import fault_point
 from gateway.models import ChainOp, ChainTx, Event, Merchant, Redemption, RuleSetVersion
 from gateway.recovery import ChainRecovery
 from gateway.rules.badges import BADGES
+from gateway.timeutil import aware as _aware
 from gateway.webhooks import queue_webhook
 
 log = logging.getLogger("pointsnet.worker")
@@ -1182,10 +1183,6 @@ class OutboxWorker:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _chain_tx(kind: str, merchant_id: int | None, signed: SignedTx) -> ChainTx:

@@ -46,7 +46,6 @@ import threading
 import time
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -64,6 +63,7 @@ from gateway.context import GatewayContext
 from gateway.errors import Unauthorized
 from gateway.models import ChainOp, ChainTx, Event
 from gateway.runtime.health import Observation, ReadinessProbe
+from gateway.timeutil import aware as _aware
 
 #: Buckets of the issue batch size histogram (issuances per issueBatch transaction).
 BATCH_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -214,10 +214,6 @@ class GatewayMetrics:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

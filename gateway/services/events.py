@@ -56,6 +56,7 @@ from gateway.rules.model import RuleSet
 from gateway.schemas import EventCreate, EventPublic
 from gateway.services import members as member_service
 from gateway.services.merchants import latest_rule_set, load_rules
+from gateway.timeutil import aware as _aware
 from gateway.webhooks import queue_webhook
 
 #: The breakdown line of points withheld to cover an earlier refund's shortfall.
@@ -738,7 +739,3 @@ def public(event: Event, session: Session, member: Member | None = None) -> Even
 
 def line_dict(line: Any) -> dict[str, Any]:
     return {"rule": line.rule, "description": line.description, "points": int(line.points)}
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
