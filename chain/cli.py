@@ -1,4 +1,4 @@
-"""The ``pointsnet`` command line: devnet, deploy, contracts, benchmarks.
+"""The ``pointsnet`` command line: devnet, deploy, keys, contracts (the root ``app``).
 
 Every sub-command reads its settings from ``POINTSNET_*`` variables (see
 ``.env.example``); nothing here prints a private key.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -26,13 +25,11 @@ from chain.errors import ChainError
 app = typer.Typer(help="pointsnet: an interoperable loyalty points network.", no_args_is_help=True)
 devnet_app = typer.Typer(help="The embedded anvil devnet.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Compile and check the Solidity contracts.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks (not tests): gas, throughput.", no_args_is_help=True)
 keys_app = typer.Typer(
     help="The operator's signer keys (encrypted keystores).", no_args_is_help=True
 )
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(contracts_app, name="contracts")
-app.add_typer(bench_app, name="bench")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 
@@ -224,20 +221,3 @@ def contracts_check() -> None:
         )
         raise typer.Exit(code=1)
     console.print("artifacts match the sources")
-
-
-# ---------------------------------------------------------------- bench
-
-
-@bench_app.command("gas")
-def bench_gas(
-    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
-) -> None:
-    """Gas per operation, beside a plain ERC-20 mint per event, on a fresh devnet."""
-    from chain.gasbench import render_table, run_gas_bench
-
-    rows = run_gas_bench(progress=None if json_out else console)
-    if json_out:
-        sys.stdout.write(json.dumps([row.__dict__ for row in rows], indent=2) + "\n")
-    else:
-        console.print(render_table(rows))

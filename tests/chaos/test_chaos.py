@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.chaos import TARGETS, ChaosConfig, run_chaos
+from bench.chaos import TARGETS, ChaosConfig, run_chaos
 
 
 def test_chaos_kills_lose_nothing_double_nothing_and_leave_no_nonce_drift(tmp_path: Path) -> None:

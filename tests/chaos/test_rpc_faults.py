@@ -19,7 +19,7 @@ import pytest
 from chaos_kit import Stack, unique
 from sqlalchemy import select
 
-from chain.faultproxy import FaultProxy, FaultRates
+from bench.faultproxy import FaultProxy, FaultRates
 from gateway.models import ChainTx, Event
 
 TRANSIENT = FaultRates(

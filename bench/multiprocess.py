@@ -40,9 +40,9 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from bench.e2e import run as e2ebench
+from bench.e2e.run import E2EConfig, GatewayStack, Workload, build_requests
 from chain.deploy import deploy
-from gateway import e2ebench
-from gateway.e2ebench import E2EConfig, GatewayStack, Workload, build_requests
 from gateway.models import ChainOp, ChainTx, Event
 from gateway.settings import Settings
 

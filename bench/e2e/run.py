@@ -119,7 +119,7 @@ class E2EConfig:
     profile: bool = False  # py-spy record the server during each saturation phase
     in_process: bool = False  # serve --in-process: API, worker and indexer in one process
     keep: bool = False  # keep each stack's data dir (server logs, database)
-    instrument: bool = False  # serve through scripts/e2e_instrumented_serve.py (SQL, lock times)
+    instrument: bool = False  # serve through bench/instrumented_serve.py (SQL, lock times)
     out_dir: Path | None = None  # raw JSON, chart and profiles
     seed: int = 7
 
@@ -385,7 +385,7 @@ class GatewayStack:
         #: Every process of the gateway by role, its supervised children included.
         self.pids: dict[str, int] = {}
         self._logs: list[Any] = []
-        #: What scripts/e2e_instrumented_serve.py wrote, by role (with --instrument).
+        #: What bench/instrumented_serve.py wrote, by role (with --instrument).
         self.instrument: dict[str, Any] = {}
         self.port = free_port()
         self.merchants: list[MerchantKey] = []
@@ -483,7 +483,7 @@ class GatewayStack:
 
     def _spawn(self, name: str, *args: str) -> None:
         if self.config.instrument:
-            command = [sys.executable, str(PROJECT_ROOT / "scripts/e2e_instrumented_serve.py")]
+            command = [sys.executable, "-m", "bench.instrumented_serve"]
         else:
             command = [sys.executable, "-m", "gateway.cli", "serve"]
         command += args

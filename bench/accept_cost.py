@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
 
     from gateway_kit import start_gateway
 
-    from gateway.e2ebench import Workload
+    from bench.e2e.run import Workload
     from gateway.models import Merchant
     from gateway.schemas import EventCreate
     from gateway.services.events import submit_many

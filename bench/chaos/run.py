@@ -53,10 +53,10 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, func, select
 
+from bench.e2e.run import raise_merchant_limits
 from chain.config import PROJECT_ROOT
 from chain.deploy import deploy
 from chain.devnet import Devnet, free_port, rpc_call
-from gateway.e2ebench import raise_merchant_limits
 from gateway.settings import Settings
 
 Progress = Callable[[str], None]

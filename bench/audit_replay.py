@@ -26,9 +26,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from bench.gas import fresh_network
 from chain.audit import AuditLog, Rpc, build_report, chain_state_at
 from chain.contracts import pack_item
-from chain.gasbench import fresh_network
 from chain.sender import TransactionSender
 
 ISSUE_BATCH = function_signature_to_4byte_selector(

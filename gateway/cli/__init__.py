@@ -1,7 +1,10 @@
-"""``pointsnet`` sub-commands of the gateway: serve, merchant, demo.
+"""``pointsnet`` sub-commands of the gateway: serve, merchant, member, demo.
 
-The root command line lives in :mod:`chain.cli`; this module adds the gateway's
-commands to it and is the console entry point.
+The root command line lives in :mod:`chain.cli`; this package adds the gateway's
+commands to it and is the console entry point (``pointsnet = "gateway.cli:app"``,
+or ``python -m gateway.cli``). The benchmark and chaos commands live in
+:mod:`gateway.cli.harness`, the one module that loads the harnesses (``bench``),
+lazily, inside their command bodies.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import uvicorn
 from rich.table import Table
 
 from chain import devnet
-from chain.cli import app, bench_app, console, err
+from chain.cli import app, console, err
 from chain.deploy import deploy
 from chain.errors import ChainError
+from gateway.cli import harness
 from gateway.context import GatewayContext
 from gateway.db import write_in_background
 from gateway.errors import GatewayError
@@ -329,98 +333,4 @@ def demo(
         serve(role="all", workers=1)
 
 
-# ---------------------------------------------------------------- bench e2e
-
-
-@bench_app.command("e2e")
-def bench_e2e(
-    events: Annotated[int, typer.Option(help="events per mode (rate phase + saturation)")] = 20_000,
-    clients: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 8,
-    rate: Annotated[float, typer.Option(help="offered events/s in the rate phase")] = 500.0,
-    block_time: Annotated[
-        float | None, typer.Option(help="anvil interval mining (s); default automine")
-    ] = None,
-    database_url: Annotated[
-        str | None, typer.Option(help="PostgreSQL server URL (a fresh database is made on it)")
-    ] = None,
-    mode: Annotated[str, typer.Option(help="single | batch | both")] = "both",
-    batch_size: Annotated[int, typer.Option(help="events per batch request")] = 100,
-    naive_threads: Annotated[int, typer.Option(help="threads of the naive variant")] = 4,
-    naive_seconds: Annotated[float, typer.Option(help="time box of each naive variant")] = 20.0,
-    rate_share: Annotated[
-        float, typer.Option(help="share of the events sent in the rate phase (0: saturation only)")
-    ] = 0.4,
-    rate_seconds: Annotated[float, typer.Option(help="time box of each rate phase")] = 60.0,
-    saturation_seconds: Annotated[
-        float, typer.Option(help="time box of each saturation phase")
-    ] = 120.0,
-    profile: Annotated[bool, typer.Option(help="py-spy the gateway during saturation")] = False,
-    in_process: Annotated[
-        bool,
-        typer.Option(
-            "--in-process", help="serve --in-process: API, worker and indexer in one process"
-        ),
-    ] = False,
-    keep: Annotated[bool, typer.Option(help="keep each stack's data dir and logs")] = False,
-    instrument: Annotated[
-        bool, typer.Option(help="serve via scripts/e2e_instrumented_serve.py (SQL, lock times)")
-    ] = False,
-    out: Annotated[str, typer.Option(help="directory for JSON, chart, profiles")] = "docs/bench",
-    json_out: Annotated[bool, typer.Option("--json", help="print the JSON report")] = False,
-) -> None:
-    """End to end: HTTP in, events confirmed on chain out, beside a naive mint per event."""
-    from pathlib import Path
-
-    from gateway import e2ebench
-
-    config = e2ebench.E2EConfig(
-        events=events, clients=clients, rate=rate, block_time=block_time,
-        database_url=database_url, mode=mode, batch_size=batch_size,
-        naive_threads=naive_threads, naive_seconds=naive_seconds, profile=profile,
-        in_process=in_process, keep=keep, instrument=instrument,
-        rate_share=rate_share, rate_seconds=rate_seconds, saturation_seconds=saturation_seconds,
-        out_dir=Path(out) if out else None,
-    )  # fmt: skip
-    try:
-        config.modes  # noqa: B018  (validates --mode)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    report = e2ebench.run_e2e_bench(config, progress=None if json_out else console.log)
-    if json_out:
-        sys.stdout.write(report.to_json() + "\n")
-        return
-    e2ebench.print_report(report, console)
-
-
-# ---------------------------------------------------------------- chaos
-
-
-@app.command("chaos")
-def chaos(
-    cycles: Annotated[int, typer.Option(help="kill cycles (API, worker, indexer, anvil)")] = 100,
-    events: Annotated[int, typer.Option(help="merchant events to drive through the API")] = 3_000,
-    seed: Annotated[int, typer.Option(help="seed of the workload and of the kills")] = 1,
-    data_dir: Annotated[
-        str | None, typer.Option(help="keep the stack here (default: a temporary dir)")
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="print the JSON report")] = False,
-) -> None:
-    """SIGKILL the gateway's processes and restart anvil under load; exit 1 on any loss."""
-    from pathlib import Path
-
-    from gateway import chaos as chaos_run
-
-    config = chaos_run.ChaosConfig(
-        cycles=cycles, events=events, seed=seed, data_dir=Path(data_dir) if data_dir else None
-    )
-    report = chaos_run.run_chaos(config, progress=None if json_out else console.log)
-    if json_out:
-        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
-    else:
-        chaos_run.print_report(report, console)
-    if not report.ok:
-        raise typer.Exit(1)
-
-
-if __name__ == "__main__":
-    app()
+__all__ = ["app", "harness", "open_context"]

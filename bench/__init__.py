@@ -1,0 +1,17 @@
+"""Programs about the product, not part of it: benchmarks, chaos and fault injection.
+
+``chain`` and ``gateway`` never import this package (import-linter checks it); the
+``pointsnet bench …`` and ``pointsnet chaos`` commands load it lazily
+(:mod:`gateway.cli.harness`). Every module runs with ``python -m bench.<name>``.
+
+- :mod:`bench.stack`: the one stack launcher (anvil, contracts, merchants, gateway
+  processes, teardown) that the benchmarks, chaos and every test kit start;
+- :mod:`bench.e2e`: ``pointsnet bench e2e``, HTTP in, confirmed on chain out;
+- :mod:`bench.gas`: ``pointsnet bench gas``, gas per operation;
+- :mod:`bench.chaos`: ``pointsnet chaos``, SIGKILLs and node restarts under load;
+- :mod:`bench.faultproxy`: a JSON-RPC proxy that injects node faults (tests/chaos);
+- scripts: :mod:`bench.accept_cost`, :mod:`bench.sql_per_event`,
+  :mod:`bench.instrumented_serve`, :mod:`bench.multiprocess`,
+  :mod:`bench.audit_replay`, :mod:`bench.e2e_markdown`,
+  :mod:`bench.profile_breakdown` (and ``bench/e2e_experiments.sh``).
+"""

@@ -1,0 +1,5 @@
+"""``python -m gateway.cli``: the ``pointsnet`` command line."""
+
+from gateway.cli import app
+
+app()
