@@ -26,7 +26,18 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.api.errors import install_error_handlers
 from gateway.api.limits import BodyGuard
-from gateway.api.routes import audit, events, members, rewards, rules, wallet, webhooks
+from gateway.api.routes import (
+    audit,
+    badges,
+    catalog,
+    events,
+    members,
+    rewards,
+    rules,
+    wallet,
+    wallet_page,
+    webhooks,
+)
 from gateway.context import GatewayContext
 from gateway.indexer import Indexer
 from gateway.runtime.health import ReadinessProbe
@@ -118,11 +129,10 @@ def create_app(
     app.state.context = context
     install_error_handlers(app)
     app.add_middleware(BodyGuard)
-    for module in (events, members, rules, rewards, webhooks):
+    for module in (events, members, rules, rewards, webhooks, wallet, catalog, badges):
         app.include_router(module.router)
-    for router in (wallet.router, wallet.public_router, wallet.merchant_router, wallet.page_router):
-        app.include_router(router)
-    app.mount("/wallet", wallet.static_files(), name="wallet")
+    app.include_router(wallet_page.router)
+    app.mount("/wallet", wallet_page.static_files(), name="wallet")
     for router in (audit.router, audit.page_router):
         app.include_router(router)
     app.mount("/audit", audit.static_files(), name="audit")

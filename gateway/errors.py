@@ -145,8 +145,62 @@ class NetworkPaused(GatewayError):
     status = 503
 
 
-class ChainUnavailable(GatewayError):
-    """The chain could not be reached; nothing was written."""
+# ---------------------------------------------------------------------- the member wallet
 
-    code = "chain_unavailable"
-    status = 503
+
+class SignInRejected(Unauthorized):
+    """A SIWE message or login link that signs no one in; ``code`` says why."""
+
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.code = code
+
+
+class SessionRequired(Unauthorized):
+    """No wallet session, or an expired or revoked one."""
+
+    code = "session_required"
+
+
+class WrongSessionKind(Forbidden):
+    """The action needs the other kind of session (custodial or self-custody); ``code`` says which."""
+
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.code = code
+
+
+class SignatureExpired(SignatureRejected):
+    """The signed action's ``deadline`` has passed (the hub's ``LoyaltyNetworkSignatureExpired``)."""
+
+    code = "signature_expired"
+
+
+class WalletConflict(GatewayError):
+    """The request clashes with the member's state (claimed, ops pending, self-custody)."""
+
+    status = 409
+
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.code = code
+
+
+class LinkCodeInvalid(InvalidRequest):
+    """The link code is unknown, already used or expired."""
+
+    code = "link_code_invalid"
+
+
+# ---------------------------------------------------------------------- webhooks
+
+
+class DestinationRefused(GatewayError):
+    """The gateway will not connect to a webhook ``host``; ``final``: nor will it later."""
+
+    code = "destination_refused"
+
+    def __init__(self, reason: str, *, final: bool, host: str) -> None:
+        super().__init__(reason, final=final, host=host)
+        self.final = final
+        self.host = host

@@ -206,11 +206,6 @@ class EventPublic(BaseModel):
     created_at: datetime
 
 
-class EventsPublic(BaseModel):
-    data: list[EventPublic]
-    count: int
-
-
 class BatchItemIn(StrictModel):
     idempotency_key: Annotated[str, Field(min_length=1, max_length=255)]
     event: EventCreate

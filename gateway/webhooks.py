@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.crypto import SecretBox, sign_webhook
 from gateway.db import is_postgres, transaction
+from gateway.errors import DestinationRefused
 from gateway.models import Merchant, WebhookDelivery
 
 log = logging.getLogger("pointsnet.webhooks")
@@ -69,14 +70,6 @@ def queue_webhook(
     session.add(WebhookDelivery(merchant_id=merchant_id, event_type=event_type, payload=data))
 
 
-class DestinationRefused(Exception):
-    """The gateway will not connect to a webhook host; ``final``: nor will it later."""
-
-    def __init__(self, reason: str, *, final: bool) -> None:
-        super().__init__(reason)
-        self.final = final
-
-
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Whether ``address`` is a public unicast address (IPv4 inside IPv6 judged as IPv4)."""
     if isinstance(address, ipaddress.IPv6Address):
@@ -97,12 +90,16 @@ def public_addresses(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise DestinationRefused(f"{host} does not resolve ({exc})", final=False) from exc
+        raise DestinationRefused(
+            f"{host} does not resolve ({exc})", final=False, host=host
+        ) from exc
     addresses = [str(sockaddr[0]).split("%")[0] for *_, sockaddr in infos]
     for address in addresses:
         if not is_public(ipaddress.ip_address(address)):
             raise DestinationRefused(
-                f"{host} resolves to {address}, which is not a public address", final=True
+                f"{host} resolves to {address}, which is not a public address",
+                final=True,
+                host=host,
             )
     return addresses
 

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chain.errors import ChainError
 from gateway.errors import GatewayError, RateLimited
+from gateway.schemas import ErrorResponse
 
 log = logging.getLogger("pointsnet.api")
 
@@ -34,6 +35,15 @@ _HTTP_CODES = {
     422: "invalid_request",
     429: "rate_limited",
 }
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting the one error body for each of ``statuses``."""
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
+#: What the wallet's endpoints (and the public reads beside them) may answer.
+WALLET_ERRORS = error_responses(400, 401, 403, 404, 409, 422, 429, 503)
 
 
 def error_response(

@@ -1,18 +1,21 @@
 """Rewards catalog and redemptions with the member's signed consent.
 
-A redemption is checked here (reward, amount, nonce, deadline, signature,
-frozen member, paused network, balance) so that a bad one is refused with a
-clear error instead of a reverted transaction; the outbox worker then relays it
-and pays the gas.
+One redemption path for the merchant API (``POST /v1/redemptions``) and the
+wallet (``POST /v1/wallet/redemptions``, which signs for custodial members
+first): :func:`redeem` checks it here (reward, stock, deadline, signature,
+frozen member, paused network, nonce, balance) as the hub's ``redeem`` would,
+so that a bad one is refused with a clear error instead of a reverted
+transaction -- an expired deadline is ``signature_expired`` on both paths, as
+the hub's ``LoyaltyNetworkSignatureExpired`` (``block.timestamp > deadline``);
+the outbox worker then relays it and pays the gas.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from eth_utils import keccak, to_checksum_address
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chain import signing
@@ -26,8 +29,23 @@ from gateway.errors import (
     OutOfStock,
     SignatureRejected,
 )
-from gateway.models import ChainOp, Member, Merchant, Redemption, Reward
-from gateway.schemas import RedemptionCreate, RedemptionPublic, RewardCreate, RewardPublic
+from gateway.models import ChainOp, Member, Merchant, Redemption, Reward, WalletSession
+from gateway.schemas import (
+    RedemptionCreate,
+    RedemptionPublic,
+    RewardCreate,
+    RewardPublic,
+    WalletRedemptionCreate,
+)
+from gateway.services.consent import (
+    check_can_move,
+    check_deadline,
+    custodial_deadline,
+    queued,
+    sign_as_custodian,
+    signed_fields,
+)
+from gateway.services.sessions import session_member
 
 
 def create_reward(ctx: GatewayContext, merchant: Merchant, body: RewardCreate) -> RewardPublic:
@@ -91,8 +109,7 @@ def redeem(ctx: GatewayContext, merchant_id: int, body: RedemptionCreate) -> Red
         if reward.stock is not None and reward.stock <= 0:
             raise OutOfStock("reward is out of stock", reward_id=reward.id)
         member = to_checksum_address(body.member)
-        if body.deadline < time.time():
-            raise SignatureRejected("the signature's deadline has passed", deadline=body.deadline)
+        check_deadline(body.deadline)
         message = redemption_message(ctx, reward, member, body.nonce, body.deadline)
         signature = bytes.fromhex(body.signature[2:])
         try:
@@ -108,8 +125,8 @@ def redeem(ctx: GatewayContext, merchant_id: int, body: RedemptionCreate) -> Red
             raise MemberFrozen("this member is frozen; points cannot move", member=member)
         if hub.paused():
             raise NetworkPaused("the network is paused by its guardian; try again later")
-        in_flight = _queued_spend(session, member)
-        expected_nonce = hub.nonce_of(member) + _queued_signatures(session, member)
+        count, in_flight = queued(session, member)
+        expected_nonce = hub.nonce_of(member) + count
         if body.nonce != expected_nonce:
             raise SignatureRejected(
                 "the signature's nonce is not the member's next one",
@@ -148,41 +165,72 @@ def redeem(ctx: GatewayContext, merchant_id: int, body: RedemptionCreate) -> Red
         return redemption_public(redemption)
 
 
-def _queued_spend(session: Session, member: str) -> int:
-    """Points already promised to queued redemptions and transfers."""
-    return int(
-        session.scalar(
-            select(func.coalesce(func.sum(ChainOp.amount), 0)).where(
-                ChainOp.member_address == member,
-                ChainOp.kind.in_(("redeem", "transfer")),
-                ChainOp.status.in_(("pending", "sent")),
-            )
-        )
-        or 0
-    )
-
-
-def _queued_signatures(session: Session, member: str) -> int:
-    """Nonces the member already used in queued (not yet mined) signed actions."""
-    return int(
-        session.scalar(
-            select(func.count(ChainOp.id)).where(
-                ChainOp.member_address == member,
-                ChainOp.kind.in_(("redeem", "transfer")),
-                ChainOp.status.in_(("pending", "sent")),
-            )
-        )
-        or 0
+def redeem_as_member(
+    ctx: GatewayContext, ws: WalletSession, body: WalletRedemptionCreate
+) -> RedemptionPublic:
+    """Redeem a reward of any partner from the wallet: with the member's signature, or
+    signed here with a custodial member's key; then checked and queued by :func:`redeem`."""
+    signed = signed_fields(ws, body)
+    with ctx.sessions() as session:
+        reward = session.get(Reward, body.reward_id)
+        merchant = session.get(Merchant, reward.merchant_id) if reward else None
+        if reward is None or merchant is None or not reward.active or merchant.status != "active":
+            raise NotFound(f"no active reward {body.reward_id}", reward_id=body.reward_id)
+        member = session_member(session, ws)
+        check_can_move(ctx, member)
+        if signed is None:
+            count, _ = queued(session, ws.address)
+            nonce = ctx.link.network.hub.nonce_of(ws.address) + count
+            deadline = custodial_deadline()
+            message = redemption_message(ctx, reward, ws.address, nonce, deadline)
+            signature = sign_as_custodian(ctx, member, "Redemption", message)
+        else:
+            nonce, deadline, signature = signed
+        merchant_id = reward.merchant_id
+    return redeem(
+        ctx,
+        merchant_id,
+        RedemptionCreate(
+            reward_id=body.reward_id,
+            member=ws.address,
+            nonce=nonce,
+            deadline=deadline,
+            signature=signature,
+        ),
     )
 
 
 def get_redemption(
     session: Session, merchant_id: int | None, redemption_id: str
 ) -> RedemptionPublic:
+    """A redemption of the merchant (of any merchant with ``None``), or NotFound."""
     redemption = session.get(Redemption, redemption_id)
     if redemption is None or (merchant_id is not None and redemption.merchant_id != merchant_id):
         raise NotFound(f"no redemption {redemption_id}")
     return redemption_public(redemption)
+
+
+def get_member_redemption(
+    session: Session, ws: WalletSession, redemption_id: str
+) -> RedemptionPublic:
+    """One of the signed-in member's redemptions (NotFound for anyone else's)."""
+    redemption = session.get(Redemption, redemption_id)
+    if redemption is None or redemption.member_address != ws.address:
+        raise NotFound(f"no redemption {redemption_id}", redemption_id=redemption_id)
+    return redemption_public(redemption)
+
+
+def list_member_redemptions(
+    session: Session, ws: WalletSession, limit: int = 50
+) -> list[RedemptionPublic]:
+    """The signed-in member's latest redemptions, newest first."""
+    rows = session.scalars(
+        select(Redemption)
+        .where(Redemption.member_address == ws.address)
+        .order_by(Redemption.created_at.desc())
+        .limit(limit)
+    ).all()
+    return [redemption_public(r) for r in rows]
 
 
 def redemption_public(r: Redemption) -> RedemptionPublic:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_utils import keccak
-from gateway_kit import Gateway, purchase, redeem, signed_redemption
 from hexbytes import HexBytes
 
 from chain import signing
@@ -21,6 +20,7 @@ from chain.sender import TransactionSender
 from gateway.db import transaction
 from gateway.models import ChainOp, Member, Merchant
 from gateway.services.members import custodial_key
+from tests.gateway.gateway_kit import Gateway, purchase, redeem, signed_redemption
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class Book:
 
     def transfer(self, sender: str, to: str, amount: int) -> None:
         """Queue a member-to-member transfer signed with the sender's custodial key, as the
-        wallet queues one (``gateway.services.wallet.transfer``): the worker relays it."""
+        wallet queues one (``gateway.services.transfers.transfer``): the worker relays it."""
         gw = self.gateway
         hub = gw.context.link.network.hub
         nonce = hub.nonce_of(sender)

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from gateway_kit import Gateway, purchase
 from sqlalchemy import update
 from wallet_kit import personal_sign, siwe_message, typed_sign
 
 from gateway.models import CustomerLink, Member, Reward, WalletChallenge, WalletSession
+from gateway.services.accounts import CLAIM_MESSAGE, LINK_MESSAGE
 from gateway.services.members import custodial_key
 from gateway.services.rewards import redemption_message
-from gateway.services.wallet import CLAIM_MESSAGE, LINK_MESSAGE
+from tests.gateway.gateway_kit import Gateway, purchase
 
 
 @dataclass
@@ -926,7 +926,7 @@ def test_the_page_is_served_with_a_strict_policy_and_no_python_files(gateway: Ga
 
 
 def test_ethers_comes_from_the_pinned_npm_package(gateway: Gateway) -> None:
-    from gateway.api.routes.wallet import ETHERS_BUNDLE
+    from gateway.api.routes.wallet_page import ETHERS_BUNDLE
 
     response = gateway.client.get("/wallet/vendor/ethers.js")
     assert response.status_code == 200

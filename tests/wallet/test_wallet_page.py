@@ -14,8 +14,10 @@ import pytest
 from gateway import errors as gateway_errors
 from gateway.badge_art import badge_svg
 from gateway.rules.badges import BADGES
-from gateway.services import wallet as wallet_service
+from gateway.services import accounts, badges, consent, member_view, sessions, transfers
 
+#: The services behind the wallet's endpoints.
+WALLET_SERVICES = (sessions, member_view, consent, transfers, accounts, badges)
 WALLET = Path(__file__).resolve().parents[2] / "wallet"
 LANGUAGES = ("en", "zh-CN")
 NODE = shutil.which("node")
@@ -35,7 +37,7 @@ def keys_the_page_uses() -> set[str]:
     used |= {pair.split(":")[1] for pair in re.findall(r'data-i18n-attr="([^"]+)"', html)}
     used |= {f"tier.{n}" for n in range(5)}
     used |= {f"badge.{badge.key}" for badge in BADGES}
-    used |= {f"history.kind.{kind}" for kind in wallet_service.HISTORY_KINDS}
+    used |= {f"history.kind.{kind}" for kind in member_view.HISTORY_KINDS}
     for prefix in ("status", "send.status", "rewards.status"):
         used |= {f"{prefix}.{status}" for status in ("submitted", "confirmed", "failed")}
     return used
@@ -43,12 +45,15 @@ def keys_the_page_uses() -> set[str]:
 
 def error_codes_members_can_meet() -> set[str]:
     """Stable codes of the wallet's errors and of the gateway errors it raises."""
-    source = Path(wallet_service.__file__).read_text()
+    source = "\n".join(Path(str(module.__file__)).read_text() for module in WALLET_SERVICES)
     codes = set(re.findall(r"code = \"([a-z_]+)\"", source))
     codes |= set(
         re.findall(r"(?:SignInRejected|WalletConflict|WrongSessionKind)\(\s*\"([a-z_]+)\"", source)
     )
-    for name in ("InsufficientPoints", "SignatureRejected", "NotFound", "InvalidRequest"):
+    for name in (
+        "InsufficientPoints", "SignatureRejected", "SignatureExpired", "SessionRequired",
+        "LinkCodeInvalid", "NotFound", "InvalidRequest",
+    ):  # fmt: skip
         codes.add(getattr(gateway_errors, name).code)
     return codes | {"chain_unavailable", "rate_limited", "network"}
 
