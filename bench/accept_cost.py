@@ -1,9 +1,9 @@
 """What accepting one event costs in the service layer, as the history grows.
 
-Usage: ``.venv/bin/python scripts/accept_cost.py [--events 10000] [--step 2000]
+Usage: ``.venv/bin/python -m bench.accept_cost [--events 10000] [--step 2000]
 [--batch 100] [--profile]``
 
-Starts a throwaway anvil and gateway in process (as the gateway tests do), lifts
+Starts a throwaway anvil and gateway in process (:mod:`bench.stack`, as the gateway tests do), lifts
 the merchants' velocity limits, then feeds ``bench e2e``'s event mix straight
 into ``gateway.services.events.submit_many`` (no HTTP, no worker: only the accept
 path) in batches, and prints milliseconds of wall and CPU time (this process: the load of a
@@ -19,13 +19,7 @@ import argparse
 import cProfile
 import pstats
 import sys
-import tempfile
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "gateway"))
 
 
 def main(argv: list[str]) -> int:
@@ -36,29 +30,25 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
 
-    from gateway_kit import start_gateway
-
-    from bench.e2e.run import Workload
+    from bench.e2e.workload import Workload
+    from bench.stack import TEST_SETTINGS, InProcessGateway, Stack, lift_merchant_limits
     from gateway.models import Merchant
     from gateway.schemas import EventCreate
     from gateway.services.events import submit_many
 
-    with tempfile.TemporaryDirectory() as tmp:
-        gen = start_gateway(Path(tmp))
-        gw = next(gen)
+    with Stack(settings=TEST_SETTINGS) as stack:
+        gw = InProcessGateway.open(stack)
         try:
-            for index in range(len(gw.merchants)):  # as bench e2e does
-                headers = gw.headers(index)
-                rules = gw.client.get("/v1/rules", headers=headers).json()["rules"]
-                rules["velocity"].update(
-                    merchant_events_per_minute=None, merchant_points_per_day=None
-                )
-                gw.client.put("/v1/rules", json=rules, headers=headers).raise_for_status()
+            gw.settle()  # publish the first rule sets
+            lift_merchant_limits(gw.client, stack.api_keys)  # as bench e2e does
             gw.settle()
             with gw.context.sessions() as session:
-                merchants = [session.get(Merchant, m.id) for m in gw.merchants]
-                for merchant in merchants:
+                merchants: list[Merchant] = []
+                for m in gw.merchants:
+                    merchant = session.get(Merchant, m.id)
+                    assert merchant is not None
                     session.expunge(merchant)
+                    merchants.append(merchant)
             workload = Workload(seed=7, tag="cost", refund_lag=50)
             out = sys.stdout
             out.write(f"{'history':>8} {'events':>7} {'wall ms/event':>14} {'CPU ms/event':>13} "
@@ -90,7 +80,7 @@ def main(argv: list[str]) -> int:
             if args.profile:
                 pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(35)
         finally:
-            gen.close()
+            gw.close()
     return 0
 
 

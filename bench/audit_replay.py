@@ -5,8 +5,8 @@ Creates ``--events`` issuance events on a fresh anvil (``issueBatch`` batches of
 ``--members`` addresses), then times :meth:`chain.audit.AuditLog.read` over the
 whole history and the reports built from it, and prints a table.
 
-    .venv/bin/python scripts/bench_audit.py --events 100000
-    .venv/bin/python scripts/bench_audit.py --events 1000000 --batch 1000
+    .venv/bin/python -m bench.audit_replay --events 100000
+    .venv/bin/python -m bench.audit_replay --events 1000000 --batch 1000
 
 Population is not part of the timing (it runs anvil's EVM for every mint).
 """

@@ -3,7 +3,7 @@
 # runs that isolate one cause each (about 25 minutes on 2 cores).  Output:
 # docs/bench/experiments/<name>/ (JSON, chart) and <name>.txt (the printed report).
 #
-# E2E_WHATIF (see scripts/e2e_instrumented_serve.py) measures a proposed fix without
+# E2E_WHATIF (see bench/instrumented_serve.py) measures a proposed fix without
 # changing the gateway: "mutex" queues writers on a process-wide lock instead of
 # SQLite's sleeping busy handler; "pool" sizes the connection pool at 64 + 64.
 set -euo pipefail

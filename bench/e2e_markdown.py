@@ -1,6 +1,6 @@
 """Render a ``pointsnet bench e2e`` JSON report as the Markdown table of docs/BENCHMARKS.md.
 
-Usage: ``.venv/bin/python scripts/e2e_markdown.py docs/bench/e2e-automine.json``
+Usage: ``.venv/bin/python -m bench.e2e_markdown docs/bench/e2e-automine.json``
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """``pointsnet serve`` with SQL and write-lock instrumentation (``bench e2e --instrument``).
 
-Run exactly like ``pointsnet serve --role ROLE``; on exit it writes
+Run exactly like ``pointsnet serve --role ROLE`` (``python -m bench.instrumented_serve
+--role ROLE``); on exit it writes
 ``<POINTSNET_DATA_DIR>/instrument-<role>.json`` with, per thread kind (API
 request threads, outbox worker, indexer, webhook dispatcher):
 
@@ -34,8 +35,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker

@@ -2,13 +2,13 @@
 
 Usage::
 
-    .venv/bin/python scripts/bench_multiprocess.py --events 4000 \\
+    .venv/bin/python -m bench.multiprocess --events 4000 \\
         --database-url postgresql://postgres@127.0.0.1:5432/test
 
 For each setup a fresh stack (its own anvil with a 1e9 gas limit, the
 contracts, the four merchants of ``pointsnet bench e2e`` with their
 merchant-wide velocity limits lifted) takes the same deterministic event mix
-(``gateway.e2ebench.Workload``: new and returning customers' purchases,
+(``bench.e2e.workload.Workload``: new and returning customers' purchases,
 refunds, check-ins, reviews) through ``POST /v1/events/batch`` from
 ``--clients`` concurrent HTTP clients, as fast as it answers; the clock stops
 when the outbox is drained.  Setups:
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
 import sys
@@ -40,11 +39,12 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from bench.e2e import run as e2ebench
-from bench.e2e.run import E2EConfig, GatewayStack, Workload, build_requests
+from bench.e2e.config import E2EConfig
+from bench.e2e.load import Request, build_requests, parse_answer
+from bench.e2e.stack import GatewayStack
+from bench.e2e.workload import Workload
 from chain.deploy import deploy
 from gateway.models import ChainOp, ChainTx, Event
-from gateway.settings import Settings
 
 
 @dataclass
@@ -80,62 +80,30 @@ class Figures:
 
 
 class Stack(GatewayStack):
-    """e2ebench's stack with the roles spread over several processes and signer keys."""
+    """The e2e bench's stack with the roles spread over several processes and signer keys."""
 
     def __init__(self, config: E2EConfig, setup: Setup) -> None:
         super().__init__(config, setup.label.replace(" ", "-"), lambda _m: None)
         self.setup = setup
         self.signers = max(1, setup.worker_processes)
-
-    def _server_env(self) -> dict[str, str]:
-        env = super()._server_env()
-        env["POINTSNET_SIGNERS"] = str(self.signers)
-        return env
+        self.stack.env["POINTSNET_SIGNERS"] = str(self.signers)
 
     def _start_server(self) -> None:
-        assert self.node is not None
         if self.signers > 1:  # give the extra signer keys the issuer role and gas
-            deploy(
-                Settings(
-                    data_dir=self.tmp, rpc_url=self.node.url, devnet_port=self.node.port,
-                    timelock_delay=0, database_url=self.database_url, signers=self.signers,
-                    _env_file=None,  # type: ignore[call-arg]
-                )
-            )  # fmt: skip
+            deploy(self.stack.settings.model_copy(update={"signers": self.signers}))
         if self.setup.worker_processes == 0:
-            self._spawn_with("all", ["--in-process"])
+            self.stack.spawn("all", "--role", "all", "--in-process")
         else:
-            self._spawn_with("api", ["--workers", str(self.setup.api_workers)])
+            self.stack.spawn("api", "--role", "api", "--workers", str(self.setup.api_workers))
             for i in range(self.setup.worker_processes):
-                self._spawn_with("worker", [f"--signer-index={i}"], name=f"worker-{i}")
-            self._spawn_with("indexer", [])
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            for name, proc in self.processes.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited early; see {self.tmp}/server-{name}.log")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/healthz", timeout=1, trust_env=False).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"the gateway did not answer; see {self.tmp}/server-*.log")
-
-    def _spawn_with(self, role: str, extra: list[str], name: str | None = None) -> None:
-        import subprocess
-
-        name = name or role
-        command = [str(Path(sys.executable).with_name("pointsnet")), "serve", "--role", role]
-        log = (self.tmp / f"server-{name}.log").open("wb")
-        self._logs.append(log)
-        self.processes[name] = subprocess.Popen(
-            [*command, *extra], cwd=self.tmp, env=self._server_env(),
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+                self.stack.spawn(f"worker-{i}", "--role", "worker", f"--signer-index={i}")
+            self.stack.spawn("indexer", "--role", "indexer")
+        self.stack.wait_healthy(timeout=90)
 
 
-async def send_all(stack: Stack, requests: list[e2ebench.Request], clients: int) -> Counter[str]:
+async def send_all(stack: Stack, requests: list[Request], clients: int) -> Counter[str]:
     """Send every request from ``clients`` concurrent clients; count the event outcomes."""
-    queue: asyncio.Queue[e2ebench.Request] = asyncio.Queue()
+    queue: asyncio.Queue[Request] = asyncio.Queue()
     for request in requests:
         queue.put_nowait(request)
     outcomes: Counter[str] = Counter()
@@ -153,7 +121,7 @@ async def send_all(stack: Stack, requests: list[e2ebench.Request], clients: int)
                 except httpx.HTTPError as exc:  # the server dropped the connection
                     outcomes[f"transport_{type(exc).__name__}"] += len(request.keys)
                     continue
-                _accepted, counted = e2ebench._parse(request, response)
+                _accepted, counted = parse_answer(request, response)
                 outcomes.update(counted)
 
         await asyncio.gather(*(client() for _ in range(clients)))

@@ -1,6 +1,6 @@
 """Break a ``py-spy record --format raw`` profile down by thread and by function.
 
-Usage: ``python scripts/profile_breakdown.py PROFILE.txt[.gz] [--thread NAME] [--match TEXT ...]``
+Usage: ``python -m bench.profile_breakdown PROFILE.txt[.gz] [--thread NAME] [--match TEXT ...]``
 
 Prints the share of samples per thread name, then the inclusive share of the
 most frequent frames (``file:function``, line numbers dropped) and of any frame

@@ -1,8 +1,8 @@
 """The SQL one accepted event costs, statement by statement (evidence for the e2e bench).
 
-Usage: ``.venv/bin/python scripts/e2e_sql_per_event.py [--show]``
+Usage: ``.venv/bin/python -m bench.sql_per_event [--show]``
 
-Starts a throwaway anvil and gateway in process (as the gateway tests do),
+Starts a throwaway anvil and gateway in process (:mod:`bench.stack`, as the gateway tests do),
 warms it up with a few events, then posts one event of each kind through
 ``POST /v1/events`` and prints, per kind, the statements executed on the
 request's thread(s), grouped by the gateway function that issued them, with
@@ -13,7 +13,6 @@ outbox worker is not running, so only the accept path is counted.
 from __future__ import annotations
 
 import sys
-import tempfile
 import threading
 import traceback
 import uuid
@@ -21,28 +20,26 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "gateway"))
+from sqlalchemy import event
+
+from bench.stack import TEST_SETTINGS, InProcessGateway, Stack, purchase
 
 
 def _caller() -> str:
     """The innermost gateway function on the stack (who issued the statement)."""
     for frame in reversed(traceback.extract_stack()[:-2]):
-        if "/gateway/" in frame.filename and "e2ebench" not in frame.filename:
+        if "/gateway/" in frame.filename:
             return f"{Path(frame.filename).stem}.{frame.name}"
     return "?"
 
 
 def main(argv: list[str]) -> int:
-    from gateway_kit import purchase, start_gateway
-    from sqlalchemy import event
-
     show = "--show" in argv
     out = sys.stdout
-    with tempfile.TemporaryDirectory() as tmp:
-        gen = start_gateway(Path(tmp))
-        gw = next(gen)
+    with Stack(settings=TEST_SETTINGS) as stack:
+        gw = InProcessGateway.open(stack)
         try:
+            gw.settle()  # publish the first rule sets
             statements: list[tuple[str, str]] = []
             recording = threading.Event()
 
@@ -60,7 +57,7 @@ def main(argv: list[str]) -> int:
             post(purchase("warm", "W-1"))
             post(purchase("alice", "A-1"))
             gw.settle()
-            kinds = {
+            kinds: dict[str, dict[str, Any]] = {
                 "purchase (new member)": purchase(f"new-{uuid.uuid4().hex[:6]}", "N-1"),
                 "purchase (existing member)": purchase("alice", "A-2"),
                 "check-in (existing)": {"type": "check_in", "customer_id": "alice",
@@ -85,7 +82,7 @@ def main(argv: list[str]) -> int:
                     for caller, sql in statements:
                         out.write(f"      {caller:40s} {sql}\n")
         finally:
-            gen.close()
+            gw.close()
     return 0
 
 

@@ -12,18 +12,12 @@ from typing import Any
 
 from eth_account import Account
 from eth_utils import keccak
-from sqlalchemy import func, select
 
-from chain.deploy import deploy
+from bench.stack import TEST_SETTINGS as TEST_SETTINGS
+from bench.stack import open_network as open_network  # re-exported for the test folders
+from bench.stack import outbox_busy as outbox_busy
 from chain.devnet import Devnet
-from gateway.context import GatewayContext
-from gateway.migrate import upgrade
-from gateway.models import ChainOp
-from gateway.services.merchants import NewMerchant, register
 from gateway.settings import Settings
-
-#: The two partners most gateway tests admit.
-TWO_MERCHANTS = (("Lumière Paris", "EUR"), ("Sakura Goods", "JPY"))
 
 
 @dataclass(frozen=True)
@@ -39,39 +33,17 @@ class AnvilNode:
 
 def devnet_settings(tmp: Path, node: Devnet, **overrides: Any) -> Settings:
     """Settings of a test network on ``node``, data in ``tmp``: no timelock delay,
-    batches sent at once, no fee bumps, /metrics computed on every scrape, and no
-    ``.env`` file read."""
+    ``TEST_SETTINGS``, and no ``.env`` file read."""
     values: dict[str, Any] = {
         "data_dir": tmp,
         "rpc_url": node.url,
         "devnet_port": node.port,
         "timelock_delay": 0,
-        "batch_max_wait": 0.0,
-        "tx_stuck_after": 3600,
-        "metrics_max_age": 0.0,  # tests read /metrics right after what they count
+        **TEST_SETTINGS,
         "_env_file": None,
     }
     values.update(overrides)
     return Settings(**values)
-
-
-def open_network(
-    settings: Settings, merchants: tuple[tuple[str, str], ...] = TWO_MERCHANTS
-) -> tuple[GatewayContext, list[NewMerchant]]:
-    """Deploy the contracts, open the gateway's database and admit ``merchants``."""
-    deploy(settings)
-    context = GatewayContext.open(settings)
-    upgrade(context.engine)
-    return context, [register(context, name, currency) for name, currency in merchants]
-
-
-def outbox_busy(context: GatewayContext) -> int:
-    """How many chain ops are pending or in flight."""
-    with context.sessions() as session:
-        busy = session.scalar(
-            select(func.count(ChainOp.id)).where(ChainOp.status.in_(("pending", "sent")))
-        )
-    return int(busy or 0)
 
 
 def new_member() -> tuple[str, str]:

@@ -1,5 +1,47 @@
-"""``pointsnet bench e2e``: see :mod:`bench.e2e.run`."""
+"""``pointsnet bench e2e``: the gateway end to end, beside a naive mint-per-event integration.
 
-from bench.e2e.run import E2EConfig, print_report, run_e2e_bench
+A benchmark, not a test: every figure comes from the run that prints it.
+
+1. For each mode (``single``: one event per ``POST /v1/events``; ``batch``:
+   ``POST /v1/events/batch`` with ``batch_size`` events per request) a fresh
+   stack: its own anvil (automine, or interval mining with ``--block-time``),
+   the contracts deployed, four merchants admitted, and the gateway as a real
+   ``pointsnet serve`` process (role ``all``: the API in that process, the outbox
+   worker with the webhook dispatcher and the indexer as its child processes; with
+   ``--in-process`` all of them as threads of one process) on a fresh database in a
+   temporary data dir.
+2. Each merchant raises its merchant-wide velocity limits through
+   ``PUT /v1/rules`` (the seed programme holds events beyond 1,000 a minute per
+   merchant for review) and the bench waits until that rule set is on chain.
+3. Two phases per mode: ``rate`` (open loop at ``--rate`` events/s; latency is
+   counted from each request's *scheduled* time, so a backlog shows instead of
+   hiding) and ``saturation`` (``--clients`` closed-loop clients back to back).
+   After each phase the bench waits until the outbox is drained.
+4. Confirmation times come from the database (``events.updated_at`` of a
+   confirmed event is the worker's confirming commit) against each event's
+   client send time, for every event; a sample of events is also polled through
+   ``GET /v1/events/{id}`` as a client would.
+5. The naive baseline on its own anvil (same mining): a plain OpenZeppelin
+   ERC-20 ``mint`` transaction per event with web3.py (build, sign, send, wait
+   for the receipt), sequential, then with several threads each with its own
+   key and token. Time-boxed; the measured rate is applied to the full count.
+
+Gateway CPU and peak RSS are read from ``/proc`` (or psutil) for each of the
+gateway's processes (the API and the children it supervises, found by their
+``--role``) and summed; the load generator runs on the same machine and its CPU
+is reported beside it.
+
+The modules, in the order a run goes through them: :mod:`~bench.e2e.config` (the
+options, the event mix), :mod:`~bench.e2e.workload` (the events),
+:mod:`~bench.e2e.stack` (the gateway under test, on :mod:`bench.stack`),
+:mod:`~bench.e2e.load` (sending), :mod:`~bench.e2e.procstats` and
+:mod:`~bench.e2e.profiling` (what the processes spend), :mod:`~bench.e2e.figures`
+(reading the results back), :mod:`~bench.e2e.naive` (the baseline),
+:mod:`~bench.e2e.run` (the whole run) and :mod:`~bench.e2e.report` (the output).
+"""
+
+from bench.e2e.config import E2EConfig
+from bench.e2e.report import print_report
+from bench.e2e.run import run_e2e_bench
 
 __all__ = ["E2EConfig", "print_report", "run_e2e_bench"]

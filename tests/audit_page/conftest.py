@@ -10,16 +10,12 @@ Tests that add to the history add to the book.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
-
 from audit_page_kit import Book, build_history
-from gateway_kit import Gateway, start_gateway
+
+from tests.gateway.gateway_kit import Gateway, start_gateway
 
 
 @pytest.fixture(scope="session")

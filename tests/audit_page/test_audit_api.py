@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit_page_kit import Book
-from gateway_kit import Gateway, purchase
 
 from chain.artifacts import load_artifact
 from chain.audit import ROLE_ARTIFACTS
 from chain.deploy import operator_sender
 from chain.devnet import rpc_call
 from gateway.services.audit_view import AuditView
+from tests.gateway.gateway_kit import Gateway, purchase
 
 NAMES = ["Lumière Paris", "Sakura Goods"]
 POINT_VALUE = 10_000  # USD 0.01 in micro-units: the deployment default, never changed here

@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from audit_page_kit import Book
-from gateway_kit import purchase
 from sqlalchemy import inspect, select
 from typer.testing import CliRunner
 
-from chain.cli import app
+from gateway.cli import app
 from gateway.db import transaction
 from gateway.models import ChainOp, ChainTx, Event
 from gateway.reconcile import ReconcileReport, reconcile
+from tests.gateway.gateway_kit import purchase
 
 runner = CliRunner()
 

@@ -1,7 +1,8 @@
 """Chaos test kit: a real anvil, deployed contracts, the real app, and a worker that can be
 pointed through a fault-injecting RPC proxy and stopped, restarted or given another database.
 
-``Stack`` builds the chain side once per test; ``Stack.open()`` opens the gateway on its
+``Stack`` builds the chain side once per test with the one launcher
+(:class:`bench.stack.Stack`); ``Stack.open()`` opens the gateway on its
 database (a ``GatewayContext`` for the API, a ``TestClient``, and an ``OutboxWorker``
 running in a thread, on ``rpc_url`` if given: the fault proxy).
 """
@@ -21,15 +22,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from web3 import Web3
 
-from chain.deploy import deploy
-from chain.devnet import Devnet, free_port
+from bench.stack import Stack as Launcher
+from chain.devnet import Devnet
 from gateway.app import create_app
 from gateway.chainlink import ChainLink
 from gateway.context import GatewayContext
 from gateway.migrate import upgrade
 from gateway.models import ChainOp, ChainTx, Event
 from gateway.services.events import event_ref
-from gateway.services.merchants import NewMerchant, register
+from gateway.services.merchants import NewMerchant
 from gateway.settings import Settings
 from gateway.worker import OutboxWorker
 
@@ -53,34 +54,37 @@ class Running:
 
 @dataclass
 class Stack:
-    """anvil + contracts + one merchant, and the gateway opened on demand."""
+    """anvil + contracts + one merchant (the one launcher, :class:`bench.stack.Stack`),
+    and the gateway opened on demand."""
 
-    node: Devnet
-    settings: Settings
-    merchants: list[NewMerchant]
-    data_dir: Path
+    launcher: Launcher
     running: Running | None = None
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, tmp: Path, **settings: Any) -> Stack:
-        port = free_port()
-        node = Devnet(port=port, log_file=tmp / "anvil.log").start()
-        base = Settings(
-            data_dir=tmp,
-            rpc_url=node.url,
-            devnet_port=port,
-            timelock_delay=0,
-            batch_max_wait=0.0,
-            _env_file=None,  # type: ignore[call-arg]
-            **settings,
-        )
-        deploy(base)
-        context = GatewayContext.open(base)
-        upgrade(context.engine)
-        merchants = [register(context, "Lumière Paris", "EUR")]
-        context.engine.dispose()
-        return cls(node, base, merchants, tmp)
+        launcher = Launcher(
+            tmp, merchants=(("Lumière Paris", "EUR"),), settings={"batch_max_wait": 0.0, **settings}
+        ).__enter__()
+        launcher.close_context()
+        return cls(launcher)
+
+    @property
+    def node(self) -> Devnet:
+        assert self.launcher.node is not None
+        return self.launcher.node
+
+    @property
+    def settings(self) -> Settings:
+        return self.launcher.settings
+
+    @property
+    def merchants(self) -> list[NewMerchant]:
+        return self.launcher.merchants
+
+    @property
+    def data_dir(self) -> Path:
+        return self.launcher.data_dir
 
     @property
     def w3(self) -> Web3:
@@ -113,7 +117,7 @@ class Stack:
 
     def shutdown(self) -> None:
         self.close()
-        self.node.stop()
+        self.launcher.__exit__()
 
     # ------------------------------------------------------------ merchant side
 

@@ -1,4 +1,5 @@
-"""Gateway test kit: a real anvil, deployed contracts, a real database, the real app.
+"""Gateway test kit: a real anvil, deployed contracts, a real database, the real app
+(started by the one launcher, :mod:`bench.stack`).
 
 ``gateway`` is module-scoped (deploying and admitting merchants takes a
 second or two): tests in a module share it and use fresh customer ids and
@@ -11,80 +12,32 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factories import devnet_settings, open_network, outbox_busy
-from fastapi.testclient import TestClient
+from factories import TEST_SETTINGS
 from sqlalchemy import select
 
+from bench.stack import InProcessGateway, Stack
+from bench.stack import purchase as purchase  # re-exported for the gateway tests
 from chain import signing
-from chain.devnet import Devnet, free_port
-from gateway.app import create_app
-from gateway.context import GatewayContext
 from gateway.models import Member, Reward
 from gateway.services.members import custodial_key
-from gateway.services.merchants import NewMerchant
 from gateway.services.rewards import redemption_message
-from gateway.worker import OutboxWorker
 
-
-@dataclass
-class Gateway:
-    """A running gateway (in process) with two merchants."""
-
-    context: GatewayContext
-    client: TestClient
-    worker: OutboxWorker
-    merchants: list[NewMerchant]
-    data_dir: Path
-
-    def headers(self, merchant: int = 0, key: str | None = None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self.merchants[merchant].api_key}"}
-        headers["Idempotency-Key"] = key or uuid.uuid4().hex
-        return headers
-
-    def settle(self, timeout: float = 30.0) -> None:
-        """Run the worker until no op is pending or sent (or fail after ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.worker.run_once()
-            if not outbox_busy(self.context):
-                return
-            time.sleep(0.02)
-        raise AssertionError("outbox did not settle")
+#: The gateway in process (app under a TestClient, an outbox worker ``settle`` drives).
+Gateway = InProcessGateway
 
 
 def start_gateway(tmp: Path, database_url: str | None = None) -> Iterator[Gateway]:
-    with Devnet(port=free_port(), log_file=tmp / "anvil.log") as node:
-        context, merchants = open_network(devnet_settings(tmp, node, database_url=database_url))
-        worker = OutboxWorker(context.link, context.sessions)
-        app = create_app(context)
-        with TestClient(app, raise_server_exceptions=False) as client:
-            gateway = Gateway(context, client, worker, merchants, tmp)
+    """A network of two merchants from the one launcher, the gateway opened on it."""
+    with Stack(tmp, settings={**TEST_SETTINGS, "database_url": database_url}) as stack:
+        gateway = Gateway.open(stack)
+        try:
             gateway.settle()  # publish the first rule sets
             yield gateway
-        context.engine.dispose()
-
-
-def purchase(
-    customer: str, order: str, amount: str = "100.00", currency: str = "EUR", **extra: object
-) -> dict[str, object]:
-    """A purchase event body."""
-    body: dict[str, object] = {
-        "type": "purchase",
-        "customer_id": customer,
-        "occurred_at": "2026-11-20T10:00:00Z",
-        "order": {
-            "id": order,
-            "amount": amount,
-            "currency": currency,
-            "items": [{"sku": "sku-1", "category": "apparel", "amount": amount}],
-        },
-    }
-    body.update(extra)
-    return body
+        finally:
+            gateway.close()
 
 
 def signed_redemption(

@@ -4,14 +4,13 @@
 two merchants with their merchant-wide velocity limits lifted, and the
 gateway's services opened on a fresh PostgreSQL database.  Events are accepted
 through the service layer (what ``POST /v1/events`` calls); the outbox is
-drained by real ``pointsnet serve --role worker --signer-index N`` processes.
+drained by real ``pointsnet serve --role worker --signer-index N`` processes, spawned
+by the one launcher (:mod:`bench.stack`).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -20,10 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from factories import devnet_settings, open_network
+from factories import TEST_SETTINGS
 from fastapi.testclient import TestClient
 
-from chain.devnet import Devnet, free_port
+from bench.stack import Stack as Launcher
+from bench.stack import lift_merchant_limits
 from chain.signers import signer_addresses
 from gateway.app import create_app
 from gateway.context import GatewayContext
@@ -40,16 +40,26 @@ SIGNERS = 2
 
 @dataclass
 class Stack:
-    """A deployed network with a two-key signer pool and a fresh PostgreSQL database."""
+    """A deployed network with a two-key signer pool and a fresh PostgreSQL database
+    (started by the one launcher, :class:`bench.stack.Stack`)."""
 
-    context: GatewayContext
+    launcher: Launcher
     client: TestClient
-    merchants: list[NewMerchant]
-    tmp: Path
     expected: Counter[str] = field(default_factory=Counter)  # member address -> points
     event_ids: list[str] = field(default_factory=list)
-    #: pid of each worker process started -> (its log, the log's size when it started)
-    logs: dict[int, tuple[Path, int]] = field(default_factory=dict)
+
+    @property
+    def context(self) -> GatewayContext:
+        assert self.launcher.context is not None
+        return self.launcher.context
+
+    @property
+    def merchants(self) -> list[NewMerchant]:
+        return self.launcher.merchants
+
+    @property
+    def tmp(self) -> Path:
+        return self.launcher.data_dir
 
     @property
     def settings(self) -> Settings:
@@ -137,41 +147,19 @@ class Stack:
     ) -> subprocess.Popen[bytes]:
         """``pointsnet serve --role worker`` for the given signer keys, as a real process
         (``fault``: a fault point of :mod:`gateway.faults` where it SIGKILLs itself)."""
-        settings = self.settings
-        env = {
-            **os.environ,
-            "POINTSNET_DATA_DIR": str(settings.data_dir),
-            "POINTSNET_RPC_URL": settings.rpc_url,
-            "POINTSNET_DEVNET_PORT": str(settings.devnet_port),
-            "POINTSNET_DATABASE_URL": settings.effective_database_url,
-            "POINTSNET_SIGNERS": str(SIGNERS),
-            "POINTSNET_TIMELOCK_DELAY": "0",
-            "POINTSNET_TX_STUCK_AFTER": "3600",
-        }
-        env.pop("POINTSNET_FAULT", None)
-        if fault:
-            env["POINTSNET_FAULT"] = fault
+        name = f"worker-{'-'.join(map(str, signer_indexes))}"
         args = [f"--signer-index={i}" for i in signer_indexes]
-        path = self.tmp / f"worker-{'-'.join(map(str, signer_indexes))}.log"
-        log = open(path, "ab")  # noqa: SIM115
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--role", "worker", *args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.logs[process.pid] = (path, log.tell())
-        return process
+        return self.launcher.spawn(
+            name, "--role", "worker", *args, fault=fault, log=self.tmp / f"{name}.log",
+            signers=str(SIGNERS), tx_stuck_after="3600",
+        )  # fmt: skip
 
     def wait_running(self, *processes: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
         """Wait until each worker process has taken its signer lanes and started working."""
 
         def running(process: subprocess.Popen[bytes]) -> bool:
             assert process.poll() is None, f"worker {process.pid} exited: {process.returncode}"
-            path, start = self.logs[process.pid]
-            with open(path, "rb") as log:
-                log.seek(start)
-                return b") running" in log.read()
+            return b") running" in self.launcher.log_since_start(process)
 
         wait_until(lambda: all(running(p) for p in processes), timeout)
 
@@ -196,22 +184,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, poll: float
 
 def start_stack(tmp: Path, database_url: str | None) -> Iterator[Stack]:
     """A deployed network and the gateway on ``database_url`` (None: SQLite in ``tmp``)."""
-    with Devnet(port=free_port(), log_file=tmp / "anvil.log") as node:
-        settings = devnet_settings(
-            tmp, node, batch_max_wait=0.2, database_url=database_url, signers=SIGNERS
-        )
-        context, merchants = open_network(settings)
-        assert len(signer_addresses(settings)) == SIGNERS
-        app = create_app(context)
+    settings = {**TEST_SETTINGS, "batch_max_wait": 0.2, "database_url": database_url}
+    with Launcher(tmp, settings={**settings, "signers": SIGNERS}) as launcher:
+        assert launcher.context is not None
+        assert len(signer_addresses(launcher.settings)) == SIGNERS
+        app = create_app(launcher.context)
         with TestClient(app, raise_server_exceptions=False) as client:
-            stack = Stack(context, client, merchants, tmp)
-            for i in range(len(merchants)):
-                rules = client.get("/v1/rules", headers=stack.headers(i)).json()["rules"]
-                rules["velocity"].update(
-                    merchant_events_per_minute=None, merchant_points_per_day=None
-                )
-                answer = client.put("/v1/rules", json=rules, headers=stack.headers(i))
-                assert answer.status_code == 202, answer.text
+            stack = Stack(launcher, client)
+            lift_merchant_limits(client, launcher.api_keys)
             stack.settle_in_process()  # publish the rule sets, define the badges
             yield stack
-        context.engine.dispose()

@@ -4,17 +4,13 @@ browser tests."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
-
 from factories import database_for
-from gateway_kit import Gateway, start_gateway
 from wallet_kit import LiveGateway, start_live_gateway
+
+from tests.gateway.gateway_kit import Gateway, start_gateway
 
 
 @pytest.fixture(

@@ -19,10 +19,11 @@ import httpx
 import uvicorn
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from factories import devnet_settings, open_network, outbox_busy
+from factories import TEST_SETTINGS, outbox_busy
 
+from bench.stack import Stack
 from chain import signing
-from chain.devnet import Devnet, free_port
+from chain.devnet import free_port
 from gateway.app import create_app
 from gateway.context import GatewayContext
 from gateway.services.merchants import NewMerchant
@@ -53,11 +54,12 @@ class LiveGateway:
 
 
 def start_live_gateway(tmp: Path) -> Iterator[LiveGateway]:
-    anvil_port, http_port = free_port(), free_port()
+    """A network from the one launcher (:class:`bench.stack.Stack`), served by uvicorn."""
+    http_port = free_port()
     url = f"http://127.0.0.1:{http_port}"
-    with Devnet(port=anvil_port, log_file=tmp / "anvil.log") as node:
-        context, merchants = open_network(devnet_settings(tmp, node, public_url=url))
-        app = create_app(context, run_background=True)
+    with Stack(tmp, settings={**TEST_SETTINGS, "public_url": url}) as stack:
+        assert stack.context is not None
+        app = create_app(stack.context, run_background=True)
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=http_port, log_level="warning", ws="none")
         )
@@ -65,13 +67,12 @@ def start_live_gateway(tmp: Path) -> Iterator[LiveGateway]:
         thread.start()
         try:
             _wait_until_serving(url)
-            live = LiveGateway(url, context, merchants)
+            live = LiveGateway(url, stack.context, stack.merchants)
             live.wait_idle()  # rule sets published, badges defined
             yield live
         finally:
             server.should_exit = True
             thread.join(15)
-            context.engine.dispose()
 
 
 def _wait_until_serving(url: str, timeout: float = 20.0) -> None:

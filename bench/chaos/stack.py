@@ -1,0 +1,166 @@
+"""The chaos stack: the one launcher (:class:`bench.stack.Stack`) with anvil's state
+persisted and interval mining, three merchants, and the gateway's three roles as
+separate processes that the chaos kills and a supervisor restarts."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+from sqlalchemy import Engine, func, select
+
+from bench.chaos.config import MERCHANTS, ROLES, ChaosConfig, Progress
+from bench.stack import Stack
+from chain.devnet import free_port, rpc_call
+
+
+class ChaosStack:
+    """anvil (state persisted) + contracts + merchants + the gateway's three roles."""
+
+    def __init__(self, config: ChaosConfig, progress: Progress) -> None:
+        self.config = config
+        self.progress = progress
+        self.stack = Stack(
+            config.data_dir,
+            merchants=[(name, currency) for name, currency, _low, _high in MERCHANTS],
+            block_time=config.block_time,
+            gas_limit=1_000_000_000,
+            persist_state=True,
+            anvil_timeout=60,
+            settings={"port": free_port()},
+            env={
+                "POINTSNET_TX_STUCK_AFTER": str(config.tx_stuck_after),
+                "POINTSNET_RATE_LIMIT_PER_MINUTE": str(10**9),
+            },
+            keep=config.keep,
+            prefix="pointsnet-chaos-",
+            progress=progress,
+        )
+        self.tmp = self.stack.data_dir
+        self.planned_down: set[str] = set()
+        self.unplanned_exits = 0
+        self.merchant_ids: list[int] = []
+        self.operator = ""
+        self.hub = ""
+        self.token = ""
+        self.start_block = 0
+        self.engine: Engine | None = None
+        self.lock = threading.RLock()
+
+    @property
+    def url(self) -> str:
+        return self.stack.url
+
+    @property
+    def rpc_url(self) -> str:
+        return self.stack.rpc_url
+
+    @property
+    def keep(self) -> bool:
+        return self.stack.keep
+
+    @keep.setter
+    def keep(self, value: bool) -> None:
+        self.stack.keep = value
+
+    # ------------------------------------------------------------ start / stop
+
+    def __enter__(self) -> ChaosStack:
+        try:
+            self._start()
+        except BaseException:
+            self.keep = True
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self) -> None:
+        from gateway.db import make_engine
+
+        self.stack.start()
+        context = self.stack.context
+        assert context is not None
+        self.merchant_ids = [merchant.id for merchant in self.stack.merchants]
+        self.operator = context.link.new_sender().address
+        self.hub = context.link.network.hub.address
+        self.token = context.link.network.token.address
+        self.start_block = int(rpc_call(self.rpc_url, "eth_blockNumber"), 16)
+        self.stack.close_context()
+        self.engine = make_engine(self.stack.settings.effective_database_url)
+        for role in ROLES:
+            self.spawn(role)
+        self.wait_api()
+        self.stack.lift_merchant_limits(timeout=120)
+
+    def start_anvil(self) -> None:
+        self.stack.start_anvil()
+
+    def stop_anvil(self) -> None:
+        """SIGTERM: anvil writes its state and exits (its mempool is lost)."""
+        self.stack.stop_anvil(timeout=30)
+
+    def spawn(self, role: str, fault: str | None = None) -> None:
+        self.stack.spawn(role, "--role", role, fault=fault)
+
+    def kill(self, role: str) -> None:
+        """SIGKILL one gateway role: no cleanup, no flush."""
+        self.stack.kill(role)
+
+    def supervise(self) -> None:
+        """Restart every role that is not running (a crash, or a fault point it reached)."""
+        with self.lock:
+            for role in ROLES:
+                if role in self.planned_down:
+                    continue
+                proc = self.stack.processes.get(role)
+                if proc is None or proc.poll() is not None:
+                    if proc is not None and proc.returncode != -signal.SIGKILL:
+                        self.unplanned_exits += 1
+                        self.progress(f"{role} exited with {proc.returncode}; restarting it")
+                    self.spawn(role)
+            if self.stack.node is None and "anvil" not in self.planned_down:
+                self.start_anvil()
+
+    def wait_api(self, timeout: float = 90.0) -> None:
+        self.stack.wait_healthy(timeout, while_waiting=self.supervise)
+
+    def headers(self, merchant: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.stack.merchants[merchant].api_key}"}
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Supervise until no event, op or stored transaction is in flight; False on timeout."""
+        from gateway.models import ChainOp, ChainTx, Event
+
+        assert self.engine is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.supervise()
+            try:
+                with self.engine.connect() as conn:
+                    busy = sum(
+                        int(conn.scalar(query) or 0)
+                        for query in (
+                            select(func.count(Event.id)).where(
+                                Event.status.in_(("accepted", "submitted"))
+                            ),
+                            select(func.count(ChainOp.id)).where(
+                                ChainOp.status.in_(("pending", "sent"))
+                            ),
+                            select(func.count(ChainTx.id)).where(
+                                ChainTx.status.in_(("signed", "sent"))
+                            ),
+                        )
+                    )
+            except Exception:  # the database is busy: look again
+                busy = 1
+            if not busy:
+                return True
+            time.sleep(0.3)
+        return False
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stack.stop_processes(signal.SIGTERM, timeout=20)
+        if self.engine is not None:
+            self.engine.dispose()
+        self.stack.__exit__()

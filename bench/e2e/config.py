@@ -1,0 +1,79 @@
+"""``pointsnet bench e2e``'s options, event mix, merchants and targets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The event mix (fractions of all events). Refunds are full refunds of an
+#: earlier purchase of the same customer; check-ins and reviews earn fixed bonuses.
+MIX: dict[str, float] = {
+    "purchase_new": 0.28,
+    "purchase_existing": 0.42,
+    "refund": 0.10,
+    "check_in": 0.10,
+    "review": 0.10,
+}
+
+#: (name, currency, smallest order, largest order) of the bench merchants.
+MERCHANTS: tuple[tuple[str, str, int, int], ...] = (
+    ("Lumière Paris", "EUR", 20, 300),
+    ("Sakura Goods", "JPY", 2_000, 40_000),
+    ("Maple & Co", "USD", 15, 250),
+    ("Thames Outfitters", "GBP", 15, 250),
+)
+
+#: Targets the run is compared against (reported, never adjusted).
+TARGETS = {
+    "batch_confirmed_per_s": 1_500.0,
+    "single_confirmed_per_s": 500.0,
+    "ratio_to_naive": 15.0,
+    "accept_p99_ms_at_500": 25.0,
+    "confirm_p50_s_1s_blocks": 1.5,
+}
+
+FINAL = ("confirmed", "failed", "rejected", "held")
+IN_FLIGHT = ("accepted", "submitted")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class E2EConfig:
+    """What to run; the CLI's options."""
+
+    events: int = 20_000
+    clients: int = 8
+    rate: float = 500.0
+    block_time: float | None = None
+    database_url: str | None = None
+    mode: str = "both"  # single | batch | both
+    batch_size: int = 100
+    rate_share: float = 0.4  # fraction of each mode's events sent in the rate phase
+    naive_threads: int = 4
+    naive_seconds: float = 20.0  # time box of each naive variant
+    rate_seconds: float = 60.0  # time box of the rate phase (sending)
+    saturation_seconds: float = 120.0  # time box of the saturation phase (sending)
+    gas_limit: int = 1_000_000_000
+    drain_timeout: float = 240.0
+    poll_samples: int = 200  # events polled through GET /v1/events/{id} per phase
+    profile: bool = False  # py-spy record the server during each saturation phase
+    in_process: bool = False  # serve --in-process: API, worker and indexer in one process
+    keep: bool = False  # keep each stack's data dir (server logs, database)
+    instrument: bool = False  # serve through bench/instrumented_serve.py (SQL, lock times)
+    out_dir: Path | None = None  # raw JSON, chart and profiles
+    seed: int = 7
+
+    @property
+    def tag(self) -> str:
+        """Names the output files: ``automine`` or ``block1s``."""
+        return "automine" if self.block_time is None else f"block{self.block_time:g}s"
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        if self.mode == "both":
+            return ("single", "batch")
+        if self.mode in ("single", "batch"):
+            return (self.mode,)
+        raise ValueError(f"mode must be single, batch or both, not {self.mode!r}")

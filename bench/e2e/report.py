@@ -1,0 +1,278 @@
+"""The e2e bench's report: the table, the ratios to the naive baseline, the targets, the chart."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.e2e.config import TARGETS
+from bench.e2e.figures import E2EReport, ModeResult, PhaseFigures
+
+
+def _fmt(value: float | None, digits: int = 0, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def render_table(report: E2EReport) -> Any:
+    """The main table: one column per phase and naive variant."""
+    from rich.table import Table
+
+    columns: list[PhaseFigures] = [p for m in report.modes for p in m.phases] + report.naive
+    title = "pointsnet bench e2e — " + (
+        "automine" if report.config["block_time"] is None else
+        f"{report.config['block_time']} s blocks"
+    )  # fmt: skip
+    table = Table(title=title, show_lines=False)
+    table.add_column("figure")
+    for p in columns:
+        table.add_column(p.name + (" *" if p.extrapolated else ""), justify="right")
+    db = {m.mode: m for m in report.modes}
+
+    def row(label: str, get: Callable[[PhaseFigures], str]) -> None:
+        table.add_row(label, *(get(p) for p in columns))
+
+    row(
+        "events sent (of planned)",
+        lambda p: f"{p.events:,}" + (f" (of {p.planned:,})" if p.planned > p.events else ""),
+    )
+    row("offered rate (events/s)", lambda p: _fmt(p.offered_rate) if p.offered_rate else "max")
+    row("accepted (202)", lambda p: f"{p.accepted:,}")
+    row("events accepted/s", lambda p: _fmt(p.accepted_per_s))
+    row("events confirmed/s (first send → last confirm)", lambda p: _fmt(p.confirmed_per_s))
+    row("confirmed/s, best 10 s window", lambda p: _fmt(p.steady_confirmed_per_s))
+    for q in ("p50", "p95", "p99"):
+        table.add_row(f"accept latency {q} (ms)", *(_fmt(p.accept_ms.get(q), 1) for p in columns))
+    for q in ("p50", "p95", "p99"):
+        table.add_row(
+            f"event→confirmed {q} (s, all events)", *(_fmt(p.confirm_s.get(q), 2) for p in columns)
+        )
+    row(
+        "event→confirmed p50/p99 (s, polled sample)",
+        lambda p: (
+            f"{_fmt(p.polled_s.get('p50'), 2)} / {_fmt(p.polled_s.get('p99'), 2)} "
+            f"(n={p.polled_samples})"
+            if p.polled_samples
+            else "—"
+        ),
+    )
+    row("gas / event, all-in (all txs ÷ events)", lambda p: _fmt(p.gas.get("all_in_per_event")))
+    row("gas / issuance, new member", lambda p: _fmt(p.gas.get("new_member")))
+    row("gas / issuance, existing member", lambda p: _fmt(p.gas.get("existing_member")))
+    row("issuances per issueBatch tx", lambda p: _fmt(p.gas.get("issue_ops_per_tx"), 1))
+    row("transactions", lambda p: ", ".join(f"{k} {v:,}" for k, v in sorted(p.txs.items())))
+    row("gateway CPU (s) / per 1k events", lambda p: (
+        f"{_fmt(p.server_cpu_s, 1)} / {_fmt(1000 * p.server_cpu_s / max(1, p.events), 2)}"
+        if not math.isnan(p.server_cpu_s) else "—"))  # fmt: skip
+    row("gateway peak RSS (MiB)", lambda p: _fmt(p.server_peak_rss_mib))
+    row("anvil CPU (s)", lambda p: _fmt(p.anvil_cpu_s, 1))
+    if any(not math.isnan(p.database_cpu_s) for p in columns):
+        row("PostgreSQL server CPU (s, local)", lambda p: _fmt(p.database_cpu_s, 1))
+    row("load generator / integration CPU (s)", lambda p: _fmt(p.client_cpu_s, 1))
+
+    def per_mode(p: PhaseFigures, figure: Callable[[ModeResult], str]) -> str:
+        return next((figure(m) for mode, m in db.items() if p.name.startswith(mode)), "—")
+
+    row(
+        "DB size per 10k events (MiB, whole run)",
+        lambda p: per_mode(p, lambda m: _fmt(m.db_bytes / max(1, m.db_events) * 10_000 / 2**20, 1)),
+    )
+    row(
+        "SQLite WAL peak (MiB, whole run)",
+        lambda p: per_mode(p, lambda m: _fmt(m.wal_peak_bytes / 2**20)),
+    )
+
+    row("non-202 / held / rejected", _other_outcomes)
+    row("not confirmed at the end", lambda p: f"{p.unfinished:,}")
+    return table
+
+
+def _other_outcomes(p: PhaseFigures) -> str:
+    other = {k: v for k, v in p.outcomes.items() if k not in ("accepted", "confirmed")}
+    return ", ".join(f"{k} {v}" for k, v in other.items()) or "0"
+
+
+def ratios(report: E2EReport) -> list[tuple[str, float, float | None]]:
+    """(what, gateway ÷ naive confirmed/s, naive gas ÷ gateway gas) per saturation phase."""
+    out: list[tuple[str, float, float | None]] = []
+    for mode in report.modes:
+        for phase in mode.phases:
+            for naive in report.naive:
+                if naive.confirmed_per_s <= 0:
+                    continue
+                gas_gw = phase.gas.get("all_in_per_event", math.nan)
+                gas_naive = naive.gas.get("all_in_per_event", math.nan)
+                out.append(
+                    (
+                        f"{phase.name} ÷ {naive.name}",
+                        phase.confirmed_per_s / naive.confirmed_per_s,
+                        gas_naive / gas_gw if gas_gw and not math.isnan(gas_gw) else None,
+                    )
+                )
+    return out
+
+
+def target_lines(report: E2EReport) -> list[tuple[str, str, str, bool | None]]:
+    """(target, required, measured, met) — None where the run cannot judge it."""
+    by_name = {p.name: p for m in report.modes for p in m.phases}
+    seq = next((n for n in report.naive if "sequential" in n.name), None)
+    lines: list[tuple[str, str, str, bool | None]] = []
+
+    def best(mode: str) -> PhaseFigures | None:
+        found = [p for n, p in by_name.items() if n.startswith(mode)]
+        return max(found, key=lambda p: p.confirmed_per_s) if found else None
+
+    for mode, key, label in (
+        ("batch", "batch_confirmed_per_s", "events confirmed/s through the batch endpoint"),
+        ("single", "single_confirmed_per_s", "events confirmed/s one per request"),
+    ):
+        phase = best(mode)
+        if phase is not None:
+            need = TARGETS[key]
+            lines.append((label, f"≥ {need:,.0f}", _fmt(phase.confirmed_per_s),
+                          phase.confirmed_per_s >= need))  # fmt: skip
+    if seq is not None and seq.confirmed_per_s > 0:
+        for mode in ("batch", "single"):
+            phase = best(mode)
+            if phase is not None:
+                ratio = phase.confirmed_per_s / seq.confirmed_per_s
+                lines.append((f"{mode} ÷ naive sequential (confirmed/s)", "≥ 15x",
+                              f"{ratio:,.1f}x", ratio >= TARGETS["ratio_to_naive"]))  # fmt: skip
+    rate_single = by_name.get("single / rate")
+    if rate_single is not None:
+        p99 = rate_single.accept_ms.get("p99", math.nan)
+        offered = rate_single.offered_rate or 0
+        lines.append((f"accept p99 at {offered:,.0f} events/s offered (single)", "≤ 25 ms",
+                      _fmt(p99, 1, " ms"), p99 <= 25 if offered >= 500 else None))  # fmt: skip
+    block_time = report.config["block_time"]
+    for name, phase in by_name.items():
+        if name.endswith("rate"):
+            p50 = phase.confirm_s.get("p50", math.nan)
+            judged = p50 <= TARGETS["confirm_p50_s_1s_blocks"] if block_time == 1 else None
+            mining = "1 s blocks" if block_time == 1 else "automine"
+            lines.append((f"event→confirmed p50 ({name}, {mining})",
+                          "≤ 1.5 s with 1 s blocks", _fmt(p50, 2, " s"), judged))  # fmt: skip
+    return lines
+
+
+def _smooth(timeline: list[int], width: int = 5) -> list[float]:
+    """Trailing moving average over ``width`` seconds (batches confirm in bursts)."""
+    out: list[float] = []
+    for i in range(len(timeline)):
+        window = timeline[max(0, i - width + 1) : i + 1]
+        out.append(sum(window) / len(window))
+    return out
+
+
+def write_chart(report: E2EReport, path: Path) -> None:
+    """Confirmed events per second (5 s average) and cumulative confirmed events over time,
+    for each gateway phase and each naive variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = [(p.name, p.timeline, "-" if "saturation" in p.name else "--")
+              for m in report.modes for p in m.phases]  # fmt: skip
+    series += [(n.name, n.timeline, ":") for n in report.naive]
+    fig, (rate_ax, total_ax) = plt.subplots(2, 1, figsize=(10, 8), dpi=110, sharex=True)
+    for name, timeline, style in series:
+        if not timeline:
+            continue
+        xs = list(range(1, len(timeline) + 1))
+        rate_ax.plot(xs, _smooth(timeline), style, label=name, linewidth=1.8)
+        cumulative, running = [], 0
+        for count in timeline:
+            running += count
+            cumulative.append(running)
+        total_ax.plot(xs, cumulative, style, label=name, linewidth=1.8)
+    block = report.config["block_time"]
+    mining = "automine" if block is None else f"{block} s blocks"
+    m = report.machine
+    rate_ax.set_title(
+        "pointsnet bench e2e: events confirmed on chain — gateway vs naive ERC-20 mint per event\n"
+        f"({mining}; {m.get('nproc')} cores {m.get('cpu')}; revision {m.get('revision', '?')})",
+        fontsize=9,
+    )
+    rate_ax.set_ylabel("events confirmed / s (5 s average)")
+    total_ax.set_ylabel("events confirmed (cumulative)")
+    total_ax.set_xlabel("seconds since the phase's first request (naive: time-boxed)")
+    for ax in (rate_ax, total_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def iter_profile_lines(report: E2EReport) -> Iterator[str]:
+    for mode in report.modes:
+        for role, summary in mode.profile.items():
+            if not summary:
+                continue
+            yield (
+                f"where the GIL goes in the gateway ({role}) during {mode.mode} / saturation "
+                f"({summary['samples']:,} py-spy --gil samples):"
+            )
+            for name, share in summary["buckets"].items():
+                yield f"  {share:6.1%}  {name}"
+
+
+def iter_instrument_lines(report: E2EReport) -> Iterator[str]:
+    """The SQLite write lock: who held it, how long, who waited (with --instrument)."""
+    for mode in report.modes:
+        for role, data in mode.instrument.items():
+            wall = float(data["seconds"])
+            statements = data["statements"]
+            yield (
+                f"write lock in the {mode.mode} run ({role} process, {wall:.0f} s incl. setup): "
+                + ", ".join(f"{k} {v['count']:,} statements" for k, v in statements.items())
+            )
+            rows = sorted(data["transactions"].items(), key=lambda kv: -kv[1]["hold_s"])
+            held = sum(e["hold_s"] for _k, e in rows)
+            yield f"  lock held {held:.1f} s = {held / wall:.0%} of the process's life"
+            for key, e in rows[:12]:
+                yield (
+                    f"  {key:42s} n={e['count']:6,d}  held {e['hold_s']:6.1f} s "
+                    f"(p50 {e['hold_p50_ms']:5.1f} ms, p99 {e['hold_p99_ms']:6.1f} ms)  "
+                    f"waited {e['wait_s']:7.1f} s"
+                )
+
+
+def print_report(report: E2EReport, console: Any) -> None:
+    """Table, ratios to the naive baseline, targets, notes and profile shares."""
+    from rich.table import Table
+
+    columns = sum(len(m.phases) for m in report.modes) + len(report.naive)
+    console.width = max(console.width, 52 + 26 * columns)
+    console.print(render_table(report))
+    for p in [p for m in report.modes for p in m.phases] + report.naive:
+        if p.note:
+            console.print(f"* {p.name}: {p.note}")
+    ratio_table = Table(title="gateway ÷ naive")
+    for column in ("phases", "confirmed/s ratio", "gas ratio (naive ÷ gateway, all-in)"):
+        ratio_table.add_column(column, justify="right" if column != "phases" else "left")
+    for what, speed, gas in ratios(report):
+        ratio_table.add_row(what, f"{speed:,.1f}x", f"{gas:,.2f}x" if gas else "—")
+    console.print(ratio_table)
+    target_table = Table(title="targets")
+    for column in ("target", "required", "measured", "met"):
+        target_table.add_column(column)
+    for what, need, got, met in target_lines(report):
+        verdict = "n/a" if met is None else ("[green]yes[/green]" if met else "[red]no[/red]")
+        target_table.add_row(what, need, got, verdict)
+    console.print(target_table)
+    for line in iter_profile_lines(report):
+        console.print(line, markup=False, highlight=False)
+    for line in iter_instrument_lines(report):
+        console.print(line, markup=False, highlight=False)
+    m = report.machine
+    console.print(
+        f"machine: {m['nproc']} cores ({m['cpu']}), {m['memory']}, Python {m['python']}, "
+        f"{m['anvil']}, SQLite {m['sqlite']}; run took {report.seconds:.0f} s"
+    )
+    if report.config.get("out_dir"):
+        console.print(f"raw figures and chart in {report.config['out_dir']}/")

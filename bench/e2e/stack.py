@@ -1,0 +1,214 @@
+"""The e2e bench's stack: the one launcher (:class:`bench.stack.Stack`) with the bench's
+four merchants, a fresh database, and ``pointsnet serve`` in one of three layouts.
+
+- default: ``serve`` (role all: the API in that process, the worker and indexer as
+  the children it supervises);
+- ``--in-process``: ``serve --in-process`` (every role a thread of one process);
+- ``--instrument``: the three roles as separate processes, each started through
+  :mod:`bench.instrumented_serve`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from bench.e2e.config import IN_FLIGHT, MERCHANTS, E2EConfig, Progress
+from bench.e2e.procstats import child_roles
+from bench.stack import SERVE, Stack
+from chain.devnet import Devnet, free_port
+
+#: ``--instrument``: serve through the instrumented wrapper.
+INSTRUMENTED = (sys.executable, "-m", "bench.instrumented_serve")
+
+
+class GatewayStack:
+    """anvil + contracts + merchants + ``pointsnet serve`` in subprocesses, on a fresh DB."""
+
+    def __init__(self, config: E2EConfig, label: str, progress: Progress) -> None:
+        self.config = config
+        self.label = label
+        self.stack = Stack(
+            merchants=[(name, currency) for name, currency, _low, _high in MERCHANTS],
+            block_time=config.block_time,
+            gas_limit=config.gas_limit,
+            settings={"port": free_port()},
+            # The default limiter holds one API key to 1,000 requests/s; the
+            # bench measures the gateway, not the limiter.
+            env={"POINTSNET_RATE_LIMIT_PER_MINUTE": str(10**9)},
+            serve=INSTRUMENTED if config.instrument else SERVE,
+            keep=config.keep,
+            prefix=f"pointsnet-e2e-{label}-",
+            progress=progress,
+        )
+        #: Every process of the gateway by role, its supervised children included.
+        self.pids: dict[str, int] = {}
+        #: What bench/instrumented_serve.py wrote, by role (with --instrument).
+        self.instrument: dict[str, Any] = {}
+        self.engine: Engine | None = None
+        self.database_url = ""
+        self._drop_database: Callable[[], None] | None = None
+
+    @property
+    def tmp(self) -> Path:
+        return self.stack.data_dir
+
+    @property
+    def url(self) -> str:
+        return self.stack.url
+
+    @property
+    def node(self) -> Devnet | None:
+        return self.stack.node
+
+    def __enter__(self) -> GatewayStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stack.keep = True
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.database_url = self._fresh_database()
+        self.stack.overrides["database_url"] = self.database_url
+        self.stack.start()
+        self.stack.close_context()
+        self.engine = engine_for(self.database_url)
+        self._start_server()
+        self.stack.lift_merchant_limits(timeout=60)
+
+    def _fresh_database(self) -> str:
+        url = self.config.database_url
+        if not url:
+            return f"sqlite:///{self.tmp / 'gateway.db'}"
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            path = Path(parsed.database or "gateway.db")
+            path = path.with_name(f"{path.stem}-{self.label}-{uuid.uuid4().hex[:6]}{path.suffix}")
+            return str(parsed.set(database=str(path)))
+        # PostgreSQL (or another server): a database of our own, dropped at the end.
+        name = f"pointsnet_e2e_{self.label}_{uuid.uuid4().hex[:8]}"
+        admin = engine_for(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+        def drop() -> None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+        self._drop_database = drop
+        return parsed.set(database=name).render_as_string(hide_password=False)
+
+    def _start_server(self) -> None:
+        if self.config.in_process:
+            self.stack.spawn("all", "--in-process")
+        elif self.config.instrument:
+            # The supervisor's children would run plain gateway.cli: each role is started
+            # through the instrumented wrapper instead (the same three processes).
+            for role in ("api", "worker", "indexer"):
+                self.stack.spawn(role, "--role", role)
+        else:
+            self.stack.spawn("api")  # role all: the API here, worker and indexer its children
+        deadline = time.monotonic() + 60
+        self.stack.wait_healthy(timeout=60)
+        self.pids = {role: proc.pid for role, proc in self.stack.processes.items()}
+        if set(self.stack.processes) == {"api"}:
+            self.pids.update(self._supervised_children(self.stack.processes["api"].pid, deadline))
+
+    def _supervised_children(self, pid: int, deadline: float) -> dict[str, int]:
+        """The worker and indexer processes the role-all supervisor ``pid`` started."""
+        children: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            children = child_roles(pid)
+            if {"worker", "indexer"} <= set(children):
+                return children
+            time.sleep(0.1)
+        raise RuntimeError(f"gateway children not found (saw {children}); see {self.tmp}")
+
+    def headers(self, merchant: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.stack.merchants[merchant].api_key}"}
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Wait until no event is accepted or submitted; False on timeout."""
+        from gateway.models import ChainOp, Event
+
+        assert self.engine is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.engine.connect() as conn:
+                events = conn.scalar(
+                    select(func.count(Event.id)).where(Event.status.in_(IN_FLIGHT))
+                )
+                ops = conn.scalar(
+                    select(func.count(ChainOp.id)).where(ChainOp.status.in_(("pending", "sent")))
+                )
+            if not events and not ops:
+                return True
+            time.sleep(0.2)
+        return False
+
+    @property
+    def wal_path(self) -> Path | None:
+        """The SQLite write-ahead log (None on PostgreSQL)."""
+        assert self.engine is not None
+        if self.engine.dialect.name != "sqlite":
+            return None
+        return Path(f"{self.engine.url.database}-wal")
+
+    def database_bytes(self) -> int:
+        """The database's size with the gateway stopped (SQLite: after a full checkpoint)."""
+        self.stop_gateway()
+        assert self.engine is not None
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            path = Path(self.engine.url.database or "")
+            return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+        with self.engine.connect() as conn:
+            return int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
+
+    def stop_gateway(self) -> None:
+        """Stop the gateway's processes (SIGINT, then SIGKILL after 20 s; a supervisor stops
+        its children itself); idempotent."""
+        self.stack.stop_processes(signal.SIGINT, timeout=20)
+        spawned = {proc.pid for proc in self.stack.processes.values()}
+        for pid in set(self.pids.values()) - spawned:  # what a killed supervisor left behind
+            with contextlib.suppress(OSError):
+                if b"--supervised-by" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+        self.pids = {}
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop_gateway()
+        for path in self.tmp.glob("instrument-*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                self.instrument[path.stem.removeprefix("instrument-")] = json.loads(
+                    path.read_text()
+                )
+        if self.engine is not None:
+            self.engine.dispose()
+        if self._drop_database is not None:
+            with contextlib.suppress(Exception):
+                self._drop_database()
+        self.stack.__exit__()
+
+
+def engine_for(url: str, **kwargs: Any) -> Engine:
+    """An engine on ``url`` (``postgresql://`` through psycopg 3)."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return create_engine(url, **kwargs)
