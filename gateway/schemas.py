@@ -15,8 +15,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gateway.webhooks import check_postable
 
 EventType = Literal["purchase", "refund", "signup", "review", "share", "referral", "check_in"]
 EventStatus = Literal["accepted", "submitted", "confirmed", "held", "failed", "rejected"]
@@ -321,8 +322,8 @@ class WebhookConfigIn(StrictModel):
         try:
             parts = urlsplit(value)
             parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-            httpx.URL(value)  # what the dispatcher will post to must parse there too
-        except (ValueError, httpx.InvalidURL) as exc:
+            check_postable(value)  # what the dispatcher will post to must parse there too
+        except ValueError as exc:
             raise ValueError(f"not a URL: {exc}") from exc
         if not parts.hostname or any(c.isspace() for c in value):
             raise ValueError("the URL needs a host name and no spaces")

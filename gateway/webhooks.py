@@ -104,6 +104,14 @@ def public_addresses(host: str, port: int) -> list[str]:
     return addresses
 
 
+def check_postable(url: str) -> None:
+    """ValueError unless the dispatcher's HTTP client can parse ``url`` (it will post there)."""
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(str(exc)) from exc
+
+
 def check_destination(url: str) -> None:
     """DestinationRefused unless ``url``'s host resolves, and only to public addresses."""
     parts = urlsplit(url)
