@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from gateway.cli import app
 from gateway.db import transaction
 from gateway.models import ChainOp, ChainTx, Event
-from gateway.reconcile import ReconcileReport, reconcile
+from gateway.services.reconcile import ReconcileReport, reconcile
 from tests.gateway.gateway_kit import purchase
 
 runner = CliRunner()
