@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chain import artifacts, devnet
-from chain.audit_cli import audit_app
+from chain.audit.cli import audit_app
 from chain.config import get_chain_settings
 from chain.errors import ChainError
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import lru_cache
 from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_typing import ChecksumAddress
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_utils import to_checksum_address
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from hexbytes import HexBytes
 from web3 import Web3
@@ -24,17 +23,12 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import BlockIdentifier
 
+from chain.abi import ROLE_GRANTED, ZERO_WORD, error_table
 from chain.artifacts import load_artifact
+from chain.decode import HubAndToken, decode_logs
 from chain.errors import ContractRevert
-
-#: The project's contracts whose ABIs the clients and the error decoder use.
-CONTRACT_NAMES = (
-    "LoyaltyNetwork",
-    "PointsToken",
-    "BadgeCollection",
-    "NetworkTimelock",
-    "NaiveERC20",
-)
+from chain.logs import read_logs
+from chain.records import RoleChange
 
 TIER_NAMES = ("Bronze", "Silver", "Gold", "Platinum", "Black")
 
@@ -115,33 +109,6 @@ class BadgeType:
 # ---------------------------------------------------------------- error decoding
 
 
-def _type_string(param: dict[str, Any]) -> str:
-    """ABI type of a parameter, tuples expanded (``(address,uint256)[]``)."""
-    kind = str(param["type"])
-    if kind.startswith("tuple"):
-        inner = ",".join(_type_string(c) for c in param["components"])
-        return f"({inner}){kind[len('tuple') :]}"
-    return kind
-
-
-@lru_cache(maxsize=1)
-def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
-    """selector -> (name, arg names, arg types) for every error in the project's ABIs."""
-    table: dict[bytes, tuple[str, list[str], list[str]]] = {
-        # Solidity's built-ins: require strings and panics.
-        function_signature_to_4byte_selector("Error(string)"): ("Error", ["message"], ["string"]),
-        function_signature_to_4byte_selector("Panic(uint256)"): ("Panic", ["code"], ["uint256"]),
-    }
-    for name in CONTRACT_NAMES:
-        for item in load_artifact(name)["abi"]:
-            if item.get("type") != "error":
-                continue
-            types = [_type_string(i) for i in item["inputs"]]
-            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
-            table[selector] = (item["name"], [i["name"] for i in item["inputs"]], types)
-    return table
-
-
 def decode_revert(data: str | bytes | None, tx_hash: str = "") -> ContractRevert:
     """Turn revert data into a :class:`ContractRevert` named after the Solidity error."""
     raw = (
@@ -152,17 +119,17 @@ def decode_revert(data: str | bytes | None, tx_hash: str = "") -> ContractRevert
     hex_data = "0x" + raw.hex()
     if len(raw) < 4:
         return ContractRevert("UnknownRevert", {}, hex_data, tx_hash)
-    entry = _error_table().get(raw[:4])
+    entry = error_table().get(raw[:4])
     if entry is None:
         return ContractRevert(
             "UnknownRevert", {"selector": "0x" + raw[:4].hex()}, hex_data, tx_hash
         )
-    name, arg_names, arg_types = entry
     try:
-        values = abi_decode(arg_types, raw[4:])
+        values = abi_decode(entry.types, raw[4:])
     except Exception:  # malformed payload: keep the name, say so
-        return ContractRevert(name, {"undecodable": hex_data}, hex_data, tx_hash)
-    return ContractRevert(name, dict(zip(arg_names, values, strict=True)), hex_data, tx_hash)
+        return ContractRevert(entry.name, {"undecodable": hex_data}, hex_data, tx_hash)
+    args = dict(zip(entry.names, values, strict=True))
+    return ContractRevert(entry.name, args, hex_data, tx_hash)
 
 
 # ---------------------------------------------------------------- clients
@@ -351,12 +318,19 @@ class Network:
             timelock=contract_at(w3, "NetworkTimelock", timelock_address),
         )
 
+    def emitters(self) -> HubAndToken:
+        """The hub's and the token's addresses, as :mod:`chain.decode` takes them."""
+        return HubAndToken(self.hub.address.lower(), self.token.address.lower())
+
 
 def _timelock_of(w3: Web3, hub: LoyaltyNetworkClient) -> str:
     """The hub's admin, read from its RoleGranted log for DEFAULT_ADMIN_ROLE."""
-    logs = hub.contract.events.RoleGranted().get_logs(
-        from_block=0, argument_filters={"role": b"\x00" * 32}
-    )
-    if not logs:
+    logs = read_logs(w3, [hub.address], topics=[ROLE_GRANTED, ZERO_WORD])
+    grants = [
+        r
+        for r in decode_logs(HubAndToken(hub.address.lower(), ""), logs)
+        if isinstance(r, RoleChange)
+    ]
+    if not grants:
         raise ContractRevert("NoAdmin", {"hub": hub.address})
-    return str(logs[-1]["args"]["account"])
+    return grants[-1].account

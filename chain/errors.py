@@ -36,10 +36,6 @@ class CompileError(ChainError):
     """The Solidity compiler reported errors."""
 
 
-class ArtifactMismatch(ChainError):
-    """Committed build artifacts differ from a fresh build."""
-
-
 class DevnetError(ChainError):
     """The embedded anvil devnet could not be started or stopped."""
 
@@ -104,3 +100,26 @@ class ContractRevert(TransactionError):
         self.args_by_name: dict[str, Any] = dict(args or {})
         self.data = data
         self.tx_hash = tx_hash
+
+
+class AuditError(ChainError):
+    """The audit could not be carried out (unreachable node, bad answer, no network)."""
+
+
+class RpcError(AuditError):
+    """A JSON-RPC call answered with an error object (``code``, ``rpc_message``, ``data``)."""
+
+    def __init__(self, method: str, code: int | None, message: str, data: Any = None) -> None:
+        super().__init__(f"{method}: {message} (code {code})")
+        self.method = method
+        self.code = code
+        self.rpc_message = message
+        self.data = data
+
+
+class RpcTransportError(AuditError):
+    """A JSON-RPC call failed in transport (connection, timeout, HTTP status) after retries."""
+
+
+class AuditUsageError(ChainError, ValueError):
+    """The audit's arguments are inconsistent."""

@@ -18,16 +18,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eth_utils import keccak, to_checksum_address
-from hexbytes import HexBytes
 
+from chain.abi import POINTS_ISSUED
 from chain.contracts import ClawbackItem, Network, pack_item
+from chain.decode import decode_logs
 from chain.errors import ChainError
+from chain.logs import read_logs
+from chain.records import Issuance, IssuanceBatch
 
 #: Items per leaf (``LoyaltyNetwork.ISSUE_CHUNK_SIZE``).
 CHUNK_SIZE = 8
-
-ZERO_ADDRESS = "0x" + "0" * 40
-TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
 
 
 @dataclass(frozen=True)
@@ -146,25 +146,22 @@ def prove(
 
 def find_issuance(network: Network, merchant_id: int, seq: int) -> IssuanceProof:
     """The proof of the issuance with sequence number ``seq``, read from the chain."""
-    hub = network.hub
-    logs = hub.contract.events.PointsIssued().get_logs(
-        from_block=0, argument_filters={"merchantId": merchant_id}
+    w3, hub = network.hub.w3, network.hub.address
+    merchant_topic = "0x" + merchant_id.to_bytes(32, "big").hex()
+    batches = decode_logs(
+        network.emitters(), read_logs(w3, [hub], topics=[POINTS_ISSUED, merchant_topic])
     )
-    for entry in logs:
-        first = int(entry["args"]["firstSeq"])
-        count = len(entry["args"]["eventRefs"])
-        if not first <= seq < first + count:
+    for batch in batches:
+        if not isinstance(batch, IssuanceBatch) or not batch.seq <= seq < batch.seq + batch.count:
             continue
-        receipt = hub.w3.eth.get_transaction_receipt(entry["transactionHash"])
-        members, amounts = [], []
-        for log in receipt["logs"]:
-            topics = log["topics"]
-            if (
-                log["address"] == network.token.address
-                and bytes(topics[0]) == TRANSFER_TOPIC
-                and HexBytes(topics[1])[-20:] == b"\x00" * 20
-            ):
-                members.append(to_checksum_address(HexBytes(topics[2])[-20:]))
-                amounts.append(int.from_bytes(HexBytes(log["data"]), "big"))
-        return prove(first, members, amounts, seq)
+        logs = read_logs(w3, [hub, network.token.address], batch.block, batch.block)
+        items = [
+            r
+            for r in decode_logs(network.emitters(), logs)
+            if isinstance(r, Issuance)
+            and r.tx_hash == batch.tx_hash
+            and r.batch_log_index == batch.log_index
+        ]
+        members = [item.member for item in items]
+        return prove(batch.seq, members, [item.amount for item in items], seq)
     raise ChainError(f"merchant {merchant_id} never issued sequence number {seq}")

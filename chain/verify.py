@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chain.abi import ROLE_ARTIFACTS
 from chain.artifacts import load_artifact
-from chain.audit import ROLE_ARTIFACTS, AuditLog, Contracts, Rpc, checksum
+from chain.audit.reader import AuditLog, Contracts
+from chain.audit.rpc import Rpc
 from chain.compile import compile_contracts, compiler_version
 from chain.config import PROJECT_ROOT
+from chain.records import checksum
 
 #: Bytes shown on each side of the first difference.
 CONTEXT_BYTES = 16

@@ -3,8 +3,8 @@
 Responsibilities:
 
 - follow the hub's, token's, badges' and timelock's logs up to the head minus
-  the confirmation depth, decoding them with the auditor's decoder
-  (:mod:`chain.audit`) into ``chain_records``;
+  the confirmation depth, read by the paged reader (:mod:`chain.logs`) and decoded
+  by the one decoder (:mod:`chain.decode`) into ``chain_records``;
 - remember the hash of every block it wrote records for and of the last block
   of each page; before going on, check the newest remembered hashes against
   the chain and, on a mismatch (a reorg), delete everything above the last
@@ -24,7 +24,10 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from chain.audit import AuditLog, Contracts, Record, Rpc, decode_logs, record_dict
+from chain.audit import AuditLog, Contracts, Rpc
+from chain.decode import decode_logs
+from chain.logs import LogPager
+from chain.records import Record, record_dict
 from gateway.db import transaction
 from gateway.models import ChainRecord, IndexedBlock
 from gateway.settings import Settings
@@ -75,10 +78,8 @@ class Indexer:
         if start > head:
             return False
         end = min(head, start + self.page_blocks - 1)
-        logs = self.rpc.call(
-            "eth_getLogs",
-            [{"address": contracts.addresses(), "fromBlock": hex(start), "toBlock": hex(end)}],
-        )
+        pager = LogPager(self.rpc, initial_span=self.page_blocks)
+        logs = pager.read(contracts.addresses(), start, end)
         blocks = sorted({int(entry["blockNumber"], 16) for entry in logs} | {end})
         headers = self.rpc.batch([("eth_getBlockByNumber", [hex(b), False]) for b in blocks])
         times = {b: int(h["timestamp"], 16) for b, h in zip(blocks, headers, strict=True)}

@@ -28,13 +28,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from chain.abi import POINTS_CLAWED_BACK, POINTS_ISSUED, TRANSFER
 from chain.contracts import Network
-from chain.merkle import TRANSFER_TOPIC
+from chain.decode import decode_logs
+from chain.logs import read_logs
+from chain.records import Clawback, Issuance, Record, checksum
 from gateway.db import NO_KEY_UPDATE, transaction
 from gateway.models import ChainOp, ChainTx, Merchant
 
@@ -126,39 +128,35 @@ class ChainRecovery:
         )  # fmt: skip
         return report
 
+    def _records(self, addresses: list[str], topics: list[str]) -> list[Record]:
+        """The decoded logs of ``addresses`` with one of ``topics``, from block 0."""
+        network = self.network
+        logs = read_logs(network.hub.w3, addresses, topics=[topics])
+        return decode_logs(network.emitters(), logs)
+
     def issuances(self) -> list[OnChainIssuance]:
-        hub, token = self.network.hub, self.network.token.address
+        network = self.network
+        records = self._records(
+            [network.hub.address, network.token.address], [POINTS_ISSUED, TRANSFER]
+        )
         found: list[OnChainIssuance] = []
-        for entry in hub.contract.events.PointsIssued().get_logs(from_block=0):
-            receipt = hub.w3.eth.get_transaction_receipt(entry["transactionHash"])
-            mints = [
-                (to_checksum_address(HexBytes(lg["topics"][2])[-20:]), int.from_bytes(lg["data"]))
-                for lg in receipt["logs"]
-                if lg["address"] == token
-                and bytes(lg["topics"][0]) == TRANSFER_TOPIC
-                and HexBytes(lg["topics"][1])[-20:] == b"\x00" * 20
-            ]
-            args = entry["args"]
-            first = int(args["firstSeq"])
-            for i, ref in enumerate(args["eventRefs"]):
-                member, amount = mints[i]
+        for r in records:
+            if isinstance(r, Issuance):
                 found.append(OnChainIssuance(
-                    int(args["merchantId"]), first + i, "0x" + bytes(ref).hex(), member, amount,
-                    int(args["ruleVersion"]), "0x" + bytes(entry["transactionHash"]).hex(),
-                    int(entry["blockNumber"]),
+                    r.merchant, r.seq, r.ref, checksum(r.member), r.amount, r.rule_version,
+                    r.tx_hash, r.block,
                 ))  # fmt: skip
         return found
 
     def clawbacks(self) -> list[OnChainClawback]:
+        records = self._records([self.network.hub.address], [POINTS_CLAWED_BACK])
         found: list[OnChainClawback] = []
-        for entry in self.network.hub.contract.events.PointsClawedBack().get_logs(from_block=0):
-            args = entry["args"]
-            found.append(OnChainClawback(
-                int(args["merchantId"]), int(args["seq"]), int(args["originalSeq"]),
-                "0x" + bytes(args["eventRef"]).hex(), to_checksum_address(args["member"]),
-                int(args["requested"]), int(args["burned"]),
-                "0x" + bytes(entry["transactionHash"]).hex(), int(entry["blockNumber"]),
-            ))  # fmt: skip
+        for r in records:
+            if isinstance(r, Clawback):
+                found.append(OnChainClawback(
+                    r.merchant, r.seq, r.original_seq, r.ref, checksum(r.member), r.requested,
+                    r.amount, r.tx_hash, r.block,
+                ))  # fmt: skip
         return found
 
     def sweep(self) -> RecoveryReport:

@@ -48,10 +48,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound
-from web3.logs import DISCARD
 
 from chain import merkle
 from chain.contracts import LoyaltyNetworkClient, encode_call
+from chain.decode import decode_logs, receipt_logs
 from chain.errors import (
     ChainError,
     ContractRevert,
@@ -59,6 +59,7 @@ from chain.errors import (
     TransientTransactionError,
 )
 from chain.merkle import IssuanceProof
+from chain.records import Clawback
 from chain.sender import SignedTx, TransactionSender
 from gateway.chainlink import ChainLink
 from gateway.db import NO_KEY_UPDATE, is_postgres, transaction
@@ -1016,12 +1017,9 @@ class OutboxWorker:
         if tx.kind == "clawback":
             # One PointsClawedBack per clawback of the batch, named by its sequence number.
             burned = {
-                int(entry["args"]["seq"]): int(entry["args"]["burned"])
-                for entry in self.hub.contract.events.PointsClawedBack().process_receipt(
-                    receipt, errors=DISCARD
-                )
-                if entry["address"] == self.hub.address
-                and entry["args"]["merchantId"] == tx.merchant_id
+                record.seq: record.amount
+                for record in decode_logs(self.link.network.emitters(), receipt_logs(receipt))
+                if isinstance(record, Clawback) and record.merchant == tx.merchant_id
             }
             for op in ops:
                 op.burned = burned.get(op.seq) if op.seq is not None else None

@@ -25,6 +25,7 @@ from chain import devnet
 from chain.cli import app, console, err
 from chain.deploy import deploy
 from chain.errors import ChainError
+from gateway.cli import audit as _audit  # noqa: F401  (adds ``audit reconcile``)
 from gateway.cli import harness
 from gateway.context import GatewayContext
 from gateway.db import write_in_background

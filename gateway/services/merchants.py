@@ -18,11 +18,14 @@ from eth_account import Account
 from hexbytes import HexBytes
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from web3.logs import DISCARD
 
 from chain import governance
+from chain.abi import CALL_EXECUTED
+from chain.decode import decode_logs, receipt_logs
 from chain.deploy import operator_sender
 from chain.errors import ChainError, ContractRevert
+from chain.logs import read_logs
+from chain.records import MerchantChange
 from gateway.context import GatewayContext
 from gateway.crypto import api_key_prefix, hash_api_key, new_api_key
 from gateway.db import transaction
@@ -182,16 +185,23 @@ def pending_admissions(ctx: GatewayContext) -> list[MerchantAdmission]:
 def _merchant_id_of(ctx: GatewayContext, admission: MerchantAdmission) -> int:
     """The hub's id of the merchant an executed admission added (from the execution's
     ``MerchantAdded`` log, found through the timelock's ``CallExecuted``)."""
-    timelock, hub = ctx.link.network.timelock, ctx.link.network.hub
-    executed = timelock.events.CallExecuted().get_logs(
-        from_block=admission.scheduled_block,
-        argument_filters={"id": HexBytes(admission.operation_id)},
+    network = ctx.link.network
+    operation = "0x" + bytes(HexBytes(admission.operation_id)).hex()
+    executed = read_logs(
+        ctx.link.w3,
+        [network.timelock.address],
+        admission.scheduled_block,
+        topics=[CALL_EXECUTED, operation],
     )
     if not executed:
         raise ChainError(f"timelock operation {admission.operation_id} done but no execution log")
     receipt = ctx.link.w3.eth.get_transaction_receipt(executed[0]["transactionHash"])
-    added = hub.contract.events.MerchantAdded().process_receipt(receipt, errors=DISCARD)
-    return int(added[0]["args"]["merchantId"])
+    added = [
+        r
+        for r in decode_logs(network.emitters(), receipt_logs(receipt))
+        if isinstance(r, MerchantChange) and r.kind == "merchant_added" and r.contract == "hub"
+    ]
+    return added[0].merchant
 
 
 def _activate(ctx: GatewayContext, admission_id: int, merchant_id: int) -> Merchant | None:

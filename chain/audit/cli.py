@@ -3,9 +3,10 @@
 - ``report``: replay every log of the hub, token, badges and timelock, then print the
   supply invariant, per-merchant settlement, the rule timeline and anomalies (tables,
   ``--json``, and ``--csv FILE`` with one row per record);
-- ``verify``: compare the deployed runtime code with a fresh build of ``contracts/``;
-- ``reconcile``: compare the gateway's database with the chain entry by entry (run
-  where the gateway runs: it reads the gateway's settings and database).
+- ``verify``: compare the deployed runtime code with a fresh build of ``contracts/``.
+
+(``reconcile``, which compares the gateway's database with the chain, is added to
+this app by the gateway's CLI: the chain package knows nothing of the gateway.)
 
 Only an RPC URL and the hub address are needed; both default to the settings
 (``POINTSNET_RPC_URL``) and the recorded deployment. Exit codes: 0 all good, 1 the audit
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -26,21 +26,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from chain.audit import (
-    AuditLog,
-    AuditReport,
-    History,
-    Rpc,
-    block_at_time,
-    build_report,
-    chain_state_at,
-    checksum,
-    format_money,
-    iso_time,
-    write_csv,
-)
+from chain.audit.reader import AuditLog, History
+from chain.audit.report import AuditReport, build_report, write_csv
+from chain.audit.rpc import Rpc, block_at_time
+from chain.audit.settlement import format_money
+from chain.audit.supply import chain_state_at
 from chain.config import PROJECT_ROOT, get_chain_settings
-from chain.errors import ChainError
+from chain.errors import AuditUsageError, ChainError
+from chain.records import checksum, iso_time, parse_time
 
 audit_app = typer.Typer(
     help="Audit the network from the chain alone: invariants, settlement, rules, bytecode.",
@@ -70,11 +63,8 @@ StartBlockOption = Annotated[
 ]
 
 
-class AuditUsageError(ChainError, ValueError):
-    """The audit's arguments are inconsistent."""
-
-
-def _could_not_run(exc: Exception) -> typer.Exit:
+def could_not_run(exc: Exception) -> typer.Exit:
+    """Say why the audit could not run; exit code 2."""
     err.print(f"[red]audit could not run:[/red] {exc}", highlight=False)
     return typer.Exit(code=2)
 
@@ -90,17 +80,6 @@ def resolve_target(rpc_url: str | None, hub: str | None) -> tuple[Rpc, str]:
     if not (hub.startswith("0x") and len(hub) == 42):
         raise AuditUsageError(f"--hub {hub!r} is not an address")
     return Rpc(url), hub
-
-
-def parse_time(text: str) -> int:
-    """ISO 8601 date or date-time (naive means UTC) -> unix seconds."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise AuditUsageError(f"{text!r} is not an ISO 8601 date or date-time") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
 
 
 def _progress_bar() -> Progress:
@@ -162,7 +141,7 @@ def report_command(
         state = chain_state_at(rpc, history.contracts, end)
         report = build_report(history, state, start, end)
     except (ChainError, OSError) as exc:
-        raise _could_not_run(exc) from exc
+        raise could_not_run(exc) from exc
 
     if csv_file is not None:
         records = history.between(start, end)
@@ -339,7 +318,7 @@ def verify_command(
             start_block=start_block,
         )
     except (ChainError, OSError, KeyError) as exc:
-        raise _could_not_run(exc) from exc
+        raise could_not_run(exc) from exc
     if json_out:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
@@ -357,39 +336,4 @@ def verify_command(
             "[green]verified[/green]" if result.ok else "[red]bytecode verification FAILED[/red]"
         )
     if not result.ok:
-        raise typer.Exit(code=1)
-
-
-# ---------------------------------------------------------------- reconcile
-
-
-@audit_app.command("reconcile")
-def reconcile_command(
-    rpc_url: RpcUrlOption = None,
-    to_block: Annotated[
-        int | None, typer.Option("--to-block", help="compare at this block (default: latest)")
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-) -> None:
-    """Compare the gateway's database with the chain, entry by entry; exit 1 on any difference."""
-    # Imported here: the chain package never depends on the gateway at import time.
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from gateway.context import GatewayContext
-    from gateway.errors import GatewayError
-    from gateway.reconcile import reconcile, render
-
-    try:
-        context = GatewayContext.open(get_chain_settings())
-        try:
-            report = reconcile(context, rpc_url=rpc_url, to_block=to_block)
-        finally:
-            context.engine.dispose()
-    except (ChainError, GatewayError, SQLAlchemyError, OSError) as exc:
-        raise _could_not_run(exc) from exc
-    if json_out:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
-    else:
-        render(report, console)
-    if not report.ok:
         raise typer.Exit(code=1)

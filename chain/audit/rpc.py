@@ -1,0 +1,143 @@
+"""The audit's JSON-RPC client: single calls and batches over HTTP, raw JSON results.
+
+Raw results (hex strings, plain dicts) are what makes replaying a million logs fast:
+nothing is converted that the decoder does not need. Transport failures (connection,
+timeout, 429 and 5xx) are retried with backoff, then raised as
+:class:`~chain.errors.RpcTransportError`; error objects as :class:`~chain.errors.RpcError`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time as _time
+from collections.abc import Sequence
+from typing import Any
+
+import requests
+
+from chain.errors import AuditError, RpcError, RpcTransportError
+
+
+class Rpc:
+    """A minimal JSON-RPC client over HTTP: single calls and batches, raw JSON results.
+
+    Raw results (hex strings, plain dicts) are what makes replaying a million logs
+    fast: nothing is converted that the decoder does not need.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 120.0, retries: int = 3) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.retries = retries
+        self._session = requests.Session()
+        self._ids = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Rpc({self.url!r})"
+
+    def _next_id(self) -> int:
+        with self._lock:
+            self._ids += 1
+            return self._ids
+
+    def _post(self, payload: Any, what: str) -> Any:
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._session.post(self.url, json=payload, timeout=self.timeout)
+                if response.status_code == 429 or response.status_code >= 500:
+                    raise RpcTransportError(f"{what}: HTTP {response.status_code}")
+                if response.status_code >= 400:
+                    raise RpcTransportError(
+                        f"{what}: HTTP {response.status_code} {response.text[:200]}"
+                    )
+                return json.loads(response.content)
+            except (requests.RequestException, ValueError, RpcTransportError) as exc:
+                if attempt == self.retries:
+                    raise RpcTransportError(f"{what} on {self.url} failed: {exc}") from exc
+                _time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        """One call; returns ``result`` or raises :class:`RpcError`."""
+        body = self._post(
+            {"jsonrpc": "2.0", "id": self._next_id(), "method": method, "params": list(params)},
+            method,
+        )
+        if not isinstance(body, dict):
+            raise AuditError(f"{method}: unexpected answer {str(body)[:200]}")
+        if "error" in body:
+            error = body["error"] or {}
+            raise RpcError(method, error.get("code"), str(error.get("message")), error.get("data"))
+        return body.get("result")
+
+    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]], size: int = 250) -> list[Any]:
+        """Results of ``calls`` in order, sent as JSON-RPC batches of ``size``.
+
+        A provider that refuses batches (or one this size) gets smaller ones, down to
+        single calls.
+        """
+        results: list[Any] = []
+        start = 0
+        while start < len(calls):
+            chunk = calls[start : start + size]
+            first_id = self._next_id()
+            payload = [
+                {"jsonrpc": "2.0", "id": first_id + i, "method": m, "params": list(p)}
+                for i, (m, p) in enumerate(chunk)
+            ]
+            with self._lock:
+                self._ids = max(self._ids, first_id + len(chunk))
+            body = self._post(payload, f"batch of {len(chunk)} {chunk[0][0]}")
+            if not isinstance(body, list):  # batch refused (or too large)
+                if size == 1:
+                    raise AuditError(f"{chunk[0][0]}: unexpected answer {str(body)[:200]}")
+                size = max(1, size // 4)
+                continue
+            by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
+            for i, (method, _params) in enumerate(chunk):
+                item = by_id.get(first_id + i)
+                if item is None:
+                    raise AuditError(f"{method}: missing from the batch answer")
+                if "error" in item:
+                    error = item["error"] or {}
+                    raise RpcError(method, error.get("code"), str(error.get("message")))
+                results.append(item.get("result"))
+            start += len(chunk)
+        return results
+
+    def block_number(self) -> int:
+        return int(self.call("eth_blockNumber"), 16)
+
+    def block_timestamp(self, block: int) -> int:
+        found = self.call("eth_getBlockByNumber", [hex(block), False])
+        if found is None:
+            raise AuditError(f"block {block} not found")
+        return int(found["timestamp"], 16)
+
+    def eth_call(self, to: str, data: bytes, block: int | str = "latest") -> bytes:
+        tag = hex(block) if isinstance(block, int) else block
+        result = self.call("eth_call", [{"to": to, "data": "0x" + data.hex()}, tag])
+        return bytes.fromhex(str(result)[2:])
+
+    def get_code(self, address: str, block: int | str = "latest") -> bytes:
+        tag = hex(block) if isinstance(block, int) else block
+        return bytes.fromhex(str(self.call("eth_getCode", [address, tag]))[2:])
+
+
+def block_at_time(rpc: Rpc, timestamp: int, latest: int | None = None) -> int:
+    """The last block whose timestamp is at most ``timestamp`` (-1 if none is)."""
+    hi = rpc.block_number() if latest is None else latest
+    lo = 0
+    if rpc.block_timestamp(0) > timestamp:
+        return -1
+    while lo < hi:  # invariant: block lo qualifies
+        mid = (lo + hi + 1) // 2
+        if rpc.block_timestamp(mid) <= timestamp:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
