@@ -5,7 +5,8 @@
 (:mod:`gateway.cli.harness`). Every module runs with ``python -m bench.<name>``.
 
 - :mod:`bench.stack`: the one stack launcher (anvil, contracts, merchants, gateway
-  processes, teardown) that the benchmarks, chaos and every test kit start;
+  processes, teardown) that the benchmarks, chaos and every test kit start, and
+  :mod:`bench.inprocess`, the gateway in process on such a stack;
 - :mod:`bench.e2e`: ``pointsnet bench e2e``, HTTP in, confirmed on chain out;
 - :mod:`bench.gas`: ``pointsnet bench gas``, gas per operation;
 - :mod:`bench.chaos`: ``pointsnet chaos``, SIGKILLs and node restarts under load;

@@ -31,7 +31,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from bench.e2e.workload import Workload
-    from bench.stack import TEST_SETTINGS, InProcessGateway, Stack, lift_merchant_limits
+    from bench.inprocess import InProcessGateway
+    from bench.stack import TEST_SETTINGS, Stack, lift_merchant_limits
     from gateway.models import Merchant
     from gateway.schemas import EventCreate
     from gateway.services.events import submit_many

@@ -22,7 +22,8 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.stack import TEST_SETTINGS, InProcessGateway, Stack, purchase
+from bench.inprocess import InProcessGateway, purchase
+from bench.stack import TEST_SETTINGS, Stack
 
 
 def _caller() -> str:

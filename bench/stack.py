@@ -14,8 +14,8 @@ Every benchmark, the chaos harness and every test kit start their network here:
 3. On exit it stops the processes, closes the database, stops anvil and removes
    a temporary data directory unless asked to keep it.
 
-:class:`InProcessGateway` is the other way to run the gateway on a stack: the
-app under a ``TestClient`` and an outbox worker driven from this process.
+:class:`bench.inprocess.InProcessGateway` is the other way to run the gateway on a
+stack: the app under a ``TestClient`` and an outbox worker driven from this process.
 """
 
 from __future__ import annotations
@@ -29,24 +29,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from chain.config import PROJECT_ROOT
 from chain.deploy import deploy
 from chain.devnet import Devnet, free_port
 from gateway.context import GatewayContext
 from gateway.migrate import upgrade
-from gateway.models import ChainOp
+from gateway.models import ChainOp, ChainTx, Event
 from gateway.services.merchants import NewMerchant, register
 from gateway.settings import Settings
-from gateway.worker import OutboxWorker
 
 Progress = Callable[[str], None]
 
@@ -73,15 +70,6 @@ def open_network(
     return context, [register(context, name, currency) for name, currency in merchants]
 
 
-def outbox_busy(context: GatewayContext) -> int:
-    """How many chain ops are pending or in flight."""
-    with context.sessions() as session:
-        busy = session.scalar(
-            select(func.count(ChainOp.id)).where(ChainOp.status.in_(("pending", "sent")))
-        )
-    return int(busy or 0)
-
-
 def lift_merchant_limits(client: httpx.Client, api_keys: Sequence[str]) -> None:
     """Publish, for each merchant, its rule set with the merchant-wide velocity limits
     lifted (the seed programme holds events beyond 1,000 a minute for review)."""
@@ -101,6 +89,45 @@ def wait_published(client: httpx.Client, api_keys: Sequence[str], timeout: float
             return
         time.sleep(0.1)
     raise RuntimeError(f"the merchants' rule sets were not published on chain in {timeout:.0f} s")
+
+
+def in_flight(engine: Engine, *, txs: bool = True) -> int:
+    """Events accepted or submitted, chain ops pending or sent, and (``txs``) stored
+    transactions signed or sent: what is left before the gateway is drained."""
+    queries = [
+        select(func.count(Event.id)).where(Event.status.in_(("accepted", "submitted"))),
+        select(func.count(ChainOp.id)).where(ChainOp.status.in_(("pending", "sent"))),
+    ]
+    if txs:
+        queries.append(select(func.count(ChainTx.id)).where(ChainTx.status.in_(("signed", "sent"))))
+    with engine.connect() as conn:
+        return sum(int(conn.scalar(query) or 0) for query in queries)
+
+
+def wait_drained(
+    engine: Engine,
+    timeout: float,
+    *,
+    txs: bool = True,
+    poll: float = 0.2,
+    between: Callable[[], None] | None = None,
+) -> bool:
+    """Wait until nothing is :func:`in_flight` (False on timeout); with ``between``
+    (run before each look) a database error counts as busy and is looked at again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if between is None:
+            busy = in_flight(engine, txs=txs)
+        else:
+            between()
+            try:
+                busy = in_flight(engine, txs=txs)
+            except Exception:  # the database is busy (or restarting): look again
+                busy = 1
+        if not busy:
+            return True
+        time.sleep(poll)
+    return False
 
 
 class Stack:
@@ -333,80 +360,13 @@ class Stack:
             wait_published(client, self.api_keys, timeout)
 
 
-def purchase(
-    customer: str, order: str, amount: str = "100.00", currency: str = "EUR", **extra: object
-) -> dict[str, object]:
-    """A purchase event body."""
-    body: dict[str, object] = {
-        "type": "purchase",
-        "customer_id": customer,
-        "occurred_at": "2026-11-20T10:00:00Z",
-        "order": {
-            "id": order,
-            "amount": amount,
-            "currency": currency,
-            "items": [{"sku": "sku-1", "category": "apparel", "amount": amount}],
-        },
-    }
-    body.update(extra)
-    return body
-
-
-@dataclass
-class InProcessGateway:
-    """The gateway in this process: its app under a ``TestClient`` and an outbox worker
-    that :meth:`settle` drives (or a thread runs)."""
-
-    context: GatewayContext
-    client: TestClient
-    worker: OutboxWorker
-    merchants: list[NewMerchant]
-    data_dir: Path
-
-    @classmethod
-    def open(cls, stack: Stack, *, run_background: bool = False) -> InProcessGateway:
-        """On a started stack; close with :meth:`close`."""
-        from gateway.app import create_app
-
-        assert stack.context is not None, "start the stack first"
-        context = stack.context
-        client = TestClient(
-            create_app(context, run_background=run_background), raise_server_exceptions=False
-        )
-        client.__enter__()
-        worker = OutboxWorker(context.link, context.sessions)
-        return cls(context, client, worker, stack.merchants, stack.data_dir)
-
-    def close(self) -> None:
-        self.client.__exit__(None, None, None)
-
-    def headers(self, merchant: int = 0, key: str | None = None) -> dict[str, str]:
-        """A merchant's bearer token and an Idempotency-Key (fresh unless given)."""
-        import uuid
-
-        headers = {"Authorization": f"Bearer {self.merchants[merchant].api_key}"}
-        headers["Idempotency-Key"] = key or uuid.uuid4().hex
-        return headers
-
-    def settle(self, timeout: float = 30.0) -> None:
-        """Run the worker until no op is pending or sent (or fail after ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.worker.run_once()
-            if not outbox_busy(self.context):
-                return
-            time.sleep(0.02)
-        raise AssertionError("outbox did not settle")
-
-
 __all__ = [
     "TEST_SETTINGS",
     "TWO_MERCHANTS",
-    "InProcessGateway",
     "Stack",
+    "in_flight",
     "lift_merchant_limits",
     "open_network",
-    "outbox_busy",
-    "purchase",
+    "wait_drained",
     "wait_published",
 ]

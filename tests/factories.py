@@ -13,9 +13,9 @@ from typing import Any
 from eth_account import Account
 from eth_utils import keccak
 
+from bench.inprocess import outbox_busy as outbox_busy
 from bench.stack import TEST_SETTINGS as TEST_SETTINGS
 from bench.stack import open_network as open_network  # re-exported for the test folders
-from bench.stack import outbox_busy as outbox_busy
 from chain.devnet import Devnet
 from gateway.settings import Settings
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from bench.chaos.config import MERCHANTS, ROLES, ChaosConfig, Progress
-from bench.stack import Stack
+from bench.stack import Stack, wait_drained
 from chain.devnet import free_port, rpc_call
 
 
@@ -130,34 +129,8 @@ class ChaosStack:
 
     def wait_drained(self, timeout: float) -> bool:
         """Supervise until no event, op or stored transaction is in flight; False on timeout."""
-        from gateway.models import ChainOp, ChainTx, Event
-
         assert self.engine is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.supervise()
-            try:
-                with self.engine.connect() as conn:
-                    busy = sum(
-                        int(conn.scalar(query) or 0)
-                        for query in (
-                            select(func.count(Event.id)).where(
-                                Event.status.in_(("accepted", "submitted"))
-                            ),
-                            select(func.count(ChainOp.id)).where(
-                                ChainOp.status.in_(("pending", "sent"))
-                            ),
-                            select(func.count(ChainTx.id)).where(
-                                ChainTx.status.in_(("signed", "sent"))
-                            ),
-                        )
-                    )
-            except Exception:  # the database is busy: look again
-                busy = 1
-            if not busy:
-                return True
-            time.sleep(0.3)
-        return False
+        return wait_drained(self.engine, timeout, poll=0.3, between=self.supervise)
 
     def __exit__(self, *_exc: object) -> None:
         self.stack.stop_processes(signal.SIGTERM, timeout=20)

@@ -166,7 +166,7 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
 
 
 def run_e2e_bench(config: E2EConfig, progress: Progress | None = None) -> E2EReport:
-    """The whole benchmark; see the module docstring."""
+    """The whole benchmark; see :mod:`bench.e2e`."""
     say = progress or (lambda _m: None)
     started = datetime.now(UTC)
     t0 = time.monotonic()

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.e2e.config import IN_FLIGHT, MERCHANTS, E2EConfig, Progress
+from bench.e2e.config import MERCHANTS, E2EConfig, Progress
 from bench.e2e.procstats import child_roles
-from bench.stack import SERVE, Stack
+from bench.stack import SERVE, Stack, wait_drained
 from chain.devnet import Devnet, free_port
 
 #: ``--instrument``: serve through the instrumented wrapper.
@@ -144,22 +144,8 @@ class GatewayStack:
 
     def wait_drained(self, timeout: float) -> bool:
         """Wait until no event is accepted or submitted; False on timeout."""
-        from gateway.models import ChainOp, Event
-
         assert self.engine is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.engine.connect() as conn:
-                events = conn.scalar(
-                    select(func.count(Event.id)).where(Event.status.in_(IN_FLIGHT))
-                )
-                ops = conn.scalar(
-                    select(func.count(ChainOp.id)).where(ChainOp.status.in_(("pending", "sent")))
-                )
-            if not events and not ops:
-                return True
-            time.sleep(0.2)
-        return False
+        return wait_drained(self.engine, timeout, txs=False)
 
     @property
     def wal_path(self) -> Path | None:

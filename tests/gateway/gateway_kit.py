@@ -18,8 +18,9 @@ from typing import Any
 from factories import TEST_SETTINGS
 from sqlalchemy import select
 
-from bench.stack import InProcessGateway, Stack
-from bench.stack import purchase as purchase  # re-exported for the gateway tests
+from bench.inprocess import InProcessGateway
+from bench.inprocess import purchase as purchase  # re-exported for the gateway tests
+from bench.stack import Stack
 from chain import signing
 from gateway.models import Member, Reward
 from gateway.services.members import custodial_key
