@@ -17,7 +17,7 @@ from chain.artifacts import load_artifact
 from chain.audit import ROLE_ARTIFACTS
 from chain.deploy import operator_sender
 from chain.devnet import rpc_call
-from gateway.services.audit_view import AuditView
+from gateway.services.audit.view import AuditView
 from tests.gateway.gateway_kit import Gateway, purchase
 
 NAMES = ["Lumière Paris", "Sakura Goods"]

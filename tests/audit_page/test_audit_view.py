@@ -10,7 +10,8 @@ from audit_page_kit import Book
 
 from chain.audit import Clawback, IssuanceBatch, Redemption
 from gateway.errors import InvalidRequest
-from gateway.services.audit_view import HistoryQuery, daily_series, parse_time
+from gateway.services.audit.queries import HistoryQuery, parse_time
+from gateway.services.audit.reports import daily_series
 
 DAY = 86_400
 T0 = int(datetime(2026, 11, 20, 12, tzinfo=UTC).timestamp())

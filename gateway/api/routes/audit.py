@@ -13,20 +13,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
 
 from chain.audit import build_report
+from gateway.api.pages import PageFiles
 from gateway.context import GatewayContext
 from gateway.schemas import ErrorResponse
-from gateway.services.audit_view import (
-    MAX_PAGE,
-    AuditView,
-    HistoryQuery,
-    Snapshot,
-    history_row,
-)
+from gateway.services.audit import queries, reports
+from gateway.services.audit.queries import MAX_PAGE, HistoryQuery, history_row
+from gateway.services.audit.snapshot import Snapshot
+from gateway.services.audit.view import AuditView
 
 PAGE_DIR = Path(__file__).resolve().parent.parent.parent / "audit_page"
 
@@ -129,7 +124,6 @@ def report(
 
 @router.get("/history", responses=ERRORS)
 def history(
-    view: AuditViewDep,
     snap: SnapshotDep,
     query: HistoryQueryDep,
     response: Response,
@@ -138,7 +132,7 @@ def history(
 ) -> dict[str, Any]:
     """Every decoded log of the network matching the filters, newest first by default."""
     response.headers.update(NO_STORE)
-    count, page = view.search(snap, query, limit=limit, offset=offset)
+    count, page = queries.search(snap, query, limit=limit, offset=offset)
     return {
         "data": [history_row(r) for r in page],
         "count": count,
@@ -149,11 +143,11 @@ def history(
 
 
 @router.get("/history.csv", responses=ERRORS, response_class=StreamingResponse)
-def history_csv(view: AuditViewDep, snap: SnapshotDep, query: HistoryQueryDep) -> Response:
+def history_csv(snap: SnapshotDep, query: HistoryQueryDep) -> Response:
     """The matching records as CSV, one row per record with every field."""
     name = f"pointsnet-history-{snap.to_block}.csv"
     return StreamingResponse(
-        view.csv_chunks(snap, query),
+        queries.csv_chunks(snap, query),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"', **NO_STORE},
     )
@@ -176,12 +170,13 @@ def settlement(
     """Per merchant: points issued, redeemed and clawed back in the range, each valued at
     the point value published when it happened, and the net position."""
     response.headers.update(NO_STORE)
-    return view.settlement(snap, from_block=from_block, to_block=to_block, since=since, until=until)
+    return reports.settlement(
+        view.rpc, snap, from_block=from_block, to_block=to_block, since=since, until=until
+    )
 
 
 @router.get("/timeline", responses=ERRORS)
 def timeline(
-    view: AuditViewDep,
     snap: SnapshotDep,
     response: Response,
     from_block: FromBlock = None,
@@ -190,7 +185,7 @@ def timeline(
     """Rule and governance changes in chain order, with when each takes effect
     (scheduled timelock calls: when executed, or not before their ready time)."""
     response.headers.update(NO_STORE)
-    entries = view.timeline(snap, from_block=from_block, to_block=to_block)
+    entries = reports.timeline(snap, from_block=from_block, to_block=to_block)
     return {"data": entries, "count": len(entries), "block": snap.to_block, "time": snap.to_time}
 
 
@@ -214,27 +209,9 @@ def recompile(view: AuditViewDep, snap: SnapshotDep) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- the page
 
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-        "form-action 'self'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
 
-
-class AuditPageFiles(StaticFiles):
+class AuditPageFiles(PageFiles):
     """``gateway/audit_page/`` with the page's security headers."""
-
-    async def get_response(self, path: str, scope: Scope) -> Response:
-        if path.endswith((".py", ".pyc")) or "__pycache__" in path:
-            raise StarletteHTTPException(status_code=404)
-        response = await super().get_response(path, scope)
-        response.headers.update(PAGE_HEADERS)
-        response.headers.setdefault("Cache-Control", "no-cache")
-        return response
 
 
 def static_files() -> AuditPageFiles:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
 
+from gateway.api.pages import PAGE_HEADERS, PageFiles
 from gateway.errors import NotFound
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -20,28 +18,10 @@ ETHERS_BUNDLE = PROJECT_ROOT / "node_modules" / "ethers" / "dist" / "ethers.min.
 router = APIRouter(include_in_schema=False)
 
 
-#: The page loads only its own files: no CDN, no inline script, no framing.
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-        "form-action 'self'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-cache",
-}
-
-
-class WalletFiles(StaticFiles):
+class WalletFiles(PageFiles):
     """``wallet/`` as static files with the page's security headers; no Python files."""
 
-    async def get_response(self, path: str, scope: Scope) -> Response:
-        if path.endswith((".py", ".pyc", ".typed")) or "__pycache__" in path:
-            raise StarletteHTTPException(status_code=404)
-        response = await super().get_response(path, scope)
-        response.headers.update(PAGE_HEADERS)
-        return response
+    hidden = (".py", ".pyc", ".typed")
 
 
 def static_files() -> WalletFiles:
