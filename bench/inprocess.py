@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from bench.stack import Stack
+from gateway.app import create_app
 from gateway.context import GatewayContext
 from gateway.models import ChainOp
 from gateway.services.merchants import NewMerchant
@@ -59,15 +60,11 @@ class InProcessGateway:
     data_dir: Path
 
     @classmethod
-    def open(cls, stack: Stack, *, run_background: bool = False) -> InProcessGateway:
+    def open(cls, stack: Stack) -> InProcessGateway:
         """On a started stack; close with :meth:`close`."""
-        from gateway.app import create_app
-
         assert stack.context is not None, "start the stack first"
         context = stack.context
-        client = TestClient(
-            create_app(context, run_background=run_background), raise_server_exceptions=False
-        )
+        client = TestClient(create_app(context), raise_server_exceptions=False)
         client.__enter__()
         worker = OutboxWorker(context.link, context.sessions)
         return cls(context, client, worker, stack.merchants, stack.data_dir)

@@ -111,7 +111,7 @@ def test_merchant_add_says_when_the_admission_can_execute_and_admit_ready_admits
     delayed: GatewayContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = delayed.settings
-    monkeypatch.setattr("gateway.cli.get_settings", lambda: settings)
+    monkeypatch.setattr("gateway.cli.common.get_settings", lambda: settings)
     runner = CliRunner()
     added = runner.invoke(cli, ["merchant", "add", "Cli Shop", "--currency", "EUR", "--json"])
     assert added.exit_code == 0, added.output

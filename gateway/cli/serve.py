@@ -1,0 +1,161 @@
+"""``pointsnet serve`` (the gateway's process roles) and ``pointsnet demo`` (make run)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.table import Table
+
+from chain import devnet
+from chain.cli import app, console
+from chain.deploy import deploy
+from chain.errors import ChainError
+from gateway.cli.common import fail, open_context
+from gateway.context import GatewayContext
+from gateway.db import write_in_background
+from gateway.errors import GatewayError
+from gateway.settings import get_settings
+
+# ---------------------------------------------------------------- serve
+
+
+@app.command("serve")
+def serve(
+    role: Annotated[str, typer.Option(help="all | api | worker | indexer")] = "all",
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes (api role)")] = 1,
+    signer_index: Annotated[
+        list[int] | None,
+        typer.Option(help="signer key(s) of the pool this process runs (repeat; default all)"),
+    ] = None,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process",
+            help="role all: outbox workers, webhooks and indexer as threads of this process "
+            "(one GIL) instead of child processes",
+        ),
+    ] = False,
+    supervised_by: Annotated[
+        int | None, typer.Option(hidden=True, help="stop when this parent process is gone")
+    ] = None,
+) -> None:
+    """Run the gateway: API + outbox workers (one per signer key) + webhooks + indexer
+    (role all: the API here, the worker and indexer roles as supervised child
+    processes), or one role alone."""
+    if role not in ("all", "api", "worker", "indexer"):
+        raise typer.BadParameter("role must be all, api, worker or indexer")
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {role}[%(process)d] %(name)s %(levelname)s %(message)s",
+    )
+    settings = get_settings()
+    if role in ("worker", "indexer"):
+        write_in_background()  # their SQLite writes go ahead of the API's requests
+    try:
+        context = open_context(settings)  # migrates the database before any child starts
+    except (ChainError, GatewayError) as exc:
+        raise typer.Exit(fail(exc)) from exc
+    if role in ("worker", "indexer"):
+        _run_background_role(context, role, signer_index, supervised_by)
+        return
+    from gateway.app import create_app, start_background
+
+    if role == "all" and not in_process:
+        from gateway.runtime.supervisor import Supervisor
+
+        # The children open their own context; this one serves the API.
+        with Supervisor.for_role_all(signer_index).running():
+            _run_api(context, workers)
+        return
+    if workers > 1:
+        # The API in `workers` processes; role all --in-process keeps its background
+        # roles as threads of this one.
+        background = (
+            start_background(context, signer_indexes=signer_index) if role == "all" else None
+        )
+        try:
+            _run_api(context, workers)
+        finally:
+            if background is not None:
+                background.shutdown()
+        return
+    application = create_app(context, run_background=role == "all", signer_indexes=signer_index)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+
+
+def _run_api(context: GatewayContext, workers: int) -> None:
+    """The HTTP API in this process, or in ``workers`` uvicorn processes."""
+    settings = context.settings
+    if workers > 1:
+        uvicorn.run(
+            "gateway.asgi:app", host=settings.host, port=settings.port, workers=workers,
+            log_level="warning",
+        )  # fmt: skip
+        return
+    from gateway.app import create_app
+
+    uvicorn.run(create_app(context), host=settings.host, port=settings.port, log_level="warning")
+
+
+def _run_background_role(
+    context: GatewayContext, role: str, signer_index: list[int] | None, supervised_by: int | None
+) -> None:
+    """Role worker or indexer in this process until SIGINT/SIGTERM (or its supervisor's end)."""
+    from gateway.app import start_background
+
+    try:
+        roles = start_background(context, (role,), signer_index)
+    except ChainError as exc:
+        raise typer.Exit(fail(exc)) from exc
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if supervised_by is not None:
+        from gateway.runtime.supervisor import stop_when_orphaned
+
+        stop_when_orphaned(supervised_by, stop)
+    else:
+        console.print(f"{role} running; Ctrl-C stops it")
+    stop.wait()
+    roles.shutdown()
+
+
+# ---------------------------------------------------------------- demo (make run)
+
+
+@app.command("demo")
+def demo(
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+) -> None:
+    """Devnet + contracts + gateway with a demo network of three partners (make run)."""
+    from gateway.demo import ensure_demo
+
+    settings = get_settings()
+    if settings.is_devnet and not devnet.status(settings)["running"]:
+        devnet.start_background(settings)
+        console.log(f"devnet started at {settings.rpc_url}")
+    try:
+        deploy(settings, progress=lambda m: console.log(m))
+        context = open_context(settings)
+        partners = ensure_demo(context, progress=lambda m: console.log(m))
+    except (ChainError, GatewayError) as exc:
+        raise typer.Exit(fail(exc)) from exc
+    base = settings.base_url
+    table = Table(title="pointsnet demo network")
+    for column in ("id", "partner", "currency"):
+        table.add_column(column)
+    table.add_column("API key", overflow="fold")
+    for partner in partners:
+        table.add_row(str(partner["id"]), partner["name"], partner["currency"], partner["api_key"])
+    console.print(table)
+    console.print(f"API docs:   {base}/docs")
+    console.print(f"wallet:     {base}/wallet")
+    console.print(f"audit page: {base}/audit")
+    console.print(f"demo keys are also in {settings.data_path / 'demo-merchants.json'}")
+    if serve_after:
+        serve(role="all", workers=1)
