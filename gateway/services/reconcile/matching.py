@@ -69,7 +69,23 @@ class Comparison:
     # ---------------------------------------------------------------- helpers
 
     def differ(self, code: str, subject: str, message: str, **where: Any) -> None:
+        """Report a difference (see :class:`Difference` for ``code`` and ``where``)."""
         self.report.differences.append(Difference(code, subject, message, **where))
+
+    def mismatch(
+        self,
+        code: str,
+        subject: str,
+        name: str,
+        database: Any,
+        chain: Any,
+        *,
+        message: str = "",
+        **where: Any,
+    ) -> None:
+        """A difference in field ``name``; the message says both values unless given."""
+        message = message or f"{name}: database {database!r}, chain {chain!r}"
+        self.differ(code, subject, message, field=name, database=database, chain=chain, **where)
 
     def _index_chain(self) -> None:
         for r in self.history.records:
@@ -121,6 +137,11 @@ class Comparison:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def located(record: Record, merchant: int | None) -> dict[str, Any]:
+    """Where a difference about ``record`` is: the merchant, the record's tx and block."""
+    return {"merchant": merchant, "tx_hash": record.tx_hash, "block": record.block}
 
 
 def op_subject(op: DbOp) -> str:

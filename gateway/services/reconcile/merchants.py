@@ -92,17 +92,17 @@ class MerchantChecks(Comparison):
             self.report.totals.append(row)
             for part in TOTAL_FIELDS:
                 if row.expected(part) != chain_counts[part]:
-                    self.differ(
+                    self.mismatch(
                         "total_mismatch",
                         subject,
-                        f"{part.replace('_', ' ')}: database {row.database[part]:,}"
+                        part,
+                        row.expected(part),
+                        chain_counts[part],
+                        message=f"{part.replace('_', ' ')}: database {row.database[part]:,}"
                         + (f" + in flight {row.in_flight[part]:,}" if row.in_flight[part] else "")
                         + (f" + foreign {row.foreign[part]:,}" if row.foreign[part] else "")
                         + f", hub counter {chain_counts[part]:,}",
                         merchant=merchant_id,
-                        field=part,
-                        database=row.expected(part),
-                        chain=chain_counts[part],
                     )
             checks: list[tuple[str, Any, Any]] = [
                 ("signer", mine.signer, counters.signer),
@@ -115,23 +115,22 @@ class MerchantChecks(Comparison):
                 checks.append(("name", mine.name, names[merchant_id]))
             for field_name, db_value, chain_value in checks:
                 if db_value != chain_value:
-                    self.differ(
+                    self.mismatch(
                         "merchant_mismatch",
                         subject,
-                        f"{field_name}: database {db_value!r}, chain {chain_value!r}",
+                        field_name,
+                        db_value,
+                        chain_value,
                         merchant=merchant_id,
-                        field=field_name,
-                        database=db_value,
-                        chain=chain_value,
                     )
             if used[merchant_id] >= mine.next_seq:
-                self.differ(
+                self.mismatch(
                     "merchant_mismatch",
                     subject,
-                    f"next sequence number {mine.next_seq} is already used on chain "
+                    "next_seq",
+                    mine.next_seq,
+                    used[merchant_id],
+                    message=f"next sequence number {mine.next_seq} is already used on chain "
                     f"(highest used: {used[merchant_id]})",
                     merchant=merchant_id,
-                    field="next_seq",
-                    database=mine.next_seq,
-                    chain=used[merchant_id],
                 )

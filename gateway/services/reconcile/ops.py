@@ -19,6 +19,7 @@ from chain.audit import (
 from gateway.services.reconcile.matching import (
     RECORD_KINDS,
     Comparison,
+    located,
     op_subject,
     record_subject,
     record_value,
@@ -61,63 +62,52 @@ class OpChecks(Comparison):
                         "in_flight",
                         subject,
                         "on chain; the worker has not confirmed it yet",
-                        merchant=op.merchant_id,
-                        tx_hash=record.tx_hash,
-                        block=record.block,
+                        **located(record, op.merchant_id),
                     )
                 )
                 continue
             if op.status != "confirmed":
-                self.differ(
+                self.mismatch(
                     "status_mismatch",
                     subject,
-                    f"on chain, but the database says {op.status}",
-                    merchant=op.merchant_id,
-                    tx_hash=record.tx_hash,
-                    block=record.block,
-                    field="status",
-                    database=op.status,
-                    chain="on chain",
+                    "status",
+                    op.status,
+                    "on chain",
+                    message=f"on chain, but the database says {op.status}",
+                    **located(record, op.merchant_id),
                 )
                 continue
             assert tx is not None
             self.checked[op.kind] += 1
             for name, mine, theirs in self._fields(op, record):
                 if mine != theirs:
-                    self.differ(
+                    self.mismatch(
                         "field_mismatch",
                         subject,
-                        f"{name}: database {mine!r}, chain {theirs!r}",
-                        merchant=op.merchant_id,
-                        tx_hash=record.tx_hash,
-                        block=record.block,
-                        field=name,
-                        database=mine,
-                        chain=theirs,
+                        name,
+                        mine,
+                        theirs,
+                        **located(record, op.merchant_id),
                     )
             if record.tx_hash.lower() != tx.tx_hash:
-                self.differ(
+                self.mismatch(
                     "tx_hash_mismatch",
                     subject,
-                    f"database tx {tx.tx_hash}, on chain in {record.tx_hash}",
-                    merchant=op.merchant_id,
-                    tx_hash=record.tx_hash,
-                    block=record.block,
-                    field="tx_hash",
-                    database=tx.tx_hash,
-                    chain=record.tx_hash,
+                    "tx_hash",
+                    tx.tx_hash,
+                    record.tx_hash,
+                    message=f"database tx {tx.tx_hash}, on chain in {record.tx_hash}",
+                    **located(record, op.merchant_id),
                 )
             elif tx.block_number != record.block:
-                self.differ(
+                self.mismatch(
                     "block_mismatch",
                     subject,
-                    f"database block {tx.block_number}, on chain in block {record.block}",
-                    merchant=op.merchant_id,
-                    tx_hash=record.tx_hash,
-                    block=record.block,
-                    field="block_number",
-                    database=tx.block_number,
-                    chain=record.block,
+                    "block_number",
+                    tx.block_number,
+                    record.block,
+                    message=f"database block {tx.block_number}, on chain in block {record.block}",
+                    **located(record, op.merchant_id),
                 )
 
     def _confirmed_without_record(self, op: DbOp, tx: DbTx, subject: str) -> None:

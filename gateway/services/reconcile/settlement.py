@@ -12,6 +12,7 @@ from chain.audit import (
 )
 from gateway.services.reconcile.matching import (
     Comparison,
+    located,
     op_subject,
 )
 from gateway.services.reconcile.snapshot import DbEvent, DbOp, DbTx
@@ -61,15 +62,15 @@ class SettlementChecks(Comparison):
                 self._tx_block_differs(tx, block)
 
     def _tx_block_differs(self, tx: DbTx, block: int) -> None:
-        self.differ(
+        self.mismatch(
             "block_mismatch",
             f"tx {tx.id} ({tx.kind})",
-            f"database block {tx.block_number}, on chain in block {block}",
+            "block_number",
+            tx.block_number,
+            block,
+            message=f"database block {tx.block_number}, on chain in block {block}",
             tx_hash=tx.tx_hash,
             block=block,
-            field="block_number",
-            database=tx.block_number,
-            chain=block,
         )
 
     # ---------------------------------------------------------------- events
@@ -110,14 +111,15 @@ class SettlementChecks(Comparison):
                         on_chain += r.requested
                 if on_chain != wanted:
                     label = "points" if kind == "issue" else "clawback"
-                    self.differ(
+                    self.mismatch(
                         "event_mismatch",
                         subject,
-                        f"confirmed with {label} {wanted:,}; its {kind} on chain: {on_chain:,}",
+                        label,
+                        wanted,
+                        on_chain,
+                        message=f"confirmed with {label} {wanted:,}; "
+                        f"its {kind} on chain: {on_chain:,}",
                         merchant=event.merchant_id,
-                        field=label,
-                        database=wanted,
-                        chain=on_chain,
                     )
             self._event_tx(event, ops, subject)
 
@@ -126,28 +128,30 @@ class SettlementChecks(Comparison):
             return  # nothing to put on chain: confirmed at once
         hashes = {self.db.txs[op.tx_id].tx_hash for op in ops if op.tx_id in self.db.txs}
         if event.tx_hash is None or event.tx_hash not in hashes:
-            self.differ(
+            self.mismatch(
                 "event_mismatch",
                 subject,
-                f"confirmed with tx {event.tx_hash}, which is none of its ops' transactions",
+                "tx_hash",
+                event.tx_hash,
+                sorted(hashes),
+                message=f"confirmed with tx {event.tx_hash}, "
+                "which is none of its ops' transactions",
                 merchant=event.merchant_id,
-                field="tx_hash",
-                database=event.tx_hash,
-                chain=sorted(hashes),
             )
             return
         block = self.tx_blocks.get(event.tx_hash)
         if block is not None and block != event.block_number:
-            self.differ(
+            self.mismatch(
                 "event_mismatch",
                 subject,
-                f"confirmed in block {event.block_number}, but {event.tx_hash} is in block {block}",
+                "block_number",
+                event.block_number,
+                block,
+                message=f"confirmed in block {event.block_number}, "
+                f"but {event.tx_hash} is in block {block}",
                 merchant=event.merchant_id,
                 tx_hash=event.tx_hash,
                 block=block,
-                field="block_number",
-                database=event.block_number,
-                chain=block,
             )
 
     # ---------------------------------------------------------------- redemptions
@@ -164,16 +168,14 @@ class SettlementChecks(Comparison):
                     and isinstance(record, Redemption)
                     and record.ref.lower() == row.ref
                 ):
-                    self.differ(
+                    self.mismatch(
                         "redemption_mismatch",
                         subject,
-                        f"on chain in {record.tx_hash}, but the database says {row.status}",
-                        merchant=row.merchant_id,
-                        tx_hash=record.tx_hash,
-                        block=record.block,
-                        field="status",
-                        database=row.status,
-                        chain="on chain",
+                        "status",
+                        row.status,
+                        "on chain",
+                        message=f"on chain in {record.tx_hash}, but the database says {row.status}",
+                        **located(record, row.merchant_id),
                     )
                 continue
             op = ops.get(row.op_id) if row.op_id is not None else None
@@ -207,14 +209,11 @@ class SettlementChecks(Comparison):
                 ("tx_hash", row.tx_hash, record.tx_hash.lower()),
             ):
                 if mine != theirs:
-                    self.differ(
+                    self.mismatch(
                         "redemption_mismatch",
                         subject,
-                        f"{name}: database {mine!r}, chain {theirs!r}",
-                        merchant=row.merchant_id,
-                        tx_hash=record.tx_hash,
-                        block=record.block,
-                        field=name,
-                        database=mine,
-                        chain=theirs,
+                        name,
+                        mine,
+                        theirs,
+                        **located(record, row.merchant_id),
                     )
