@@ -145,7 +145,7 @@ class OutboxWorker:
         defines_badges: bool = True,
     ) -> None:
         """``defines_badges``: whether this worker defines the badge catalogue on chain on
-        recovery. With several signer lanes only one does (see :mod:`gateway.lanes`); the
+        recovery. With several signer lanes only one does (see :mod:`gateway.runtime.lanes`); the
         others award no badge until the catalogue is on chain."""
         self.link = link
         self.defines_badges = defines_badges
