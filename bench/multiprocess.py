@@ -86,19 +86,19 @@ class Stack(GatewayStack):
         super().__init__(config, setup.label.replace(" ", "-"), lambda _m: None)
         self.setup = setup
         self.signers = max(1, setup.worker_processes)
-        self.stack.env["POINTSNET_SIGNERS"] = str(self.signers)
+        self.env["POINTSNET_SIGNERS"] = str(self.signers)
 
     def _start_server(self) -> None:
         if self.signers > 1:  # give the extra signer keys the issuer role and gas
-            deploy(self.stack.settings.model_copy(update={"signers": self.signers}))
+            deploy(self.settings.model_copy(update={"signers": self.signers}))
         if self.setup.worker_processes == 0:
-            self.stack.spawn("all", "--role", "all", "--in-process")
+            self.spawn("all", "--role", "all", "--in-process")
         else:
-            self.stack.spawn("api", "--role", "api", "--workers", str(self.setup.api_workers))
+            self.spawn("api", "--role", "api", "--workers", str(self.setup.api_workers))
             for i in range(self.setup.worker_processes):
-                self.stack.spawn(f"worker-{i}", "--role", "worker", f"--signer-index={i}")
-            self.stack.spawn("indexer", "--role", "indexer")
-        self.stack.wait_healthy(timeout=90)
+                self.spawn(f"worker-{i}", "--role", "worker", f"--signer-index={i}")
+            self.spawn("indexer", "--role", "indexer")
+        self.wait_healthy(timeout=90)
 
 
 async def send_all(stack: Stack, requests: list[Request], clients: int) -> Counter[str]:
@@ -134,7 +134,7 @@ def run(
     config = E2EConfig(events=events, database_url=setup.database_url, gas_limit=10**9, keep=keep)
     stack = Stack(config, setup)
     with stack:
-        say(f"{setup.label}: stack up in {stack.tmp}")
+        say(f"{setup.label}: stack up in {stack.data_dir}")
         planned = Workload(seed=20261123, tag=stack.label, refund_lag=200).take(events, "sat")
         requests = build_requests(planned, "batch", batch)
         started = time.monotonic()

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from sqlalchemy import Engine, func, select
@@ -184,7 +184,7 @@ class Stack:
 
     # ------------------------------------------------------------ start / stop
 
-    def __enter__(self) -> Stack:
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:
@@ -193,7 +193,7 @@ class Stack:
             raise
         return self
 
-    def start(self) -> Stack:
+    def start(self) -> Self:
         """anvil, the contracts, the database and the merchants."""
         self.start_anvil()
         self.context, self.merchants = open_network(self.settings, self.merchant_specs)
@@ -224,6 +224,10 @@ class Stack:
     @property
     def api_keys(self) -> list[str]:
         return [merchant.api_key for merchant in self.merchants]
+
+    def headers(self, merchant: int) -> dict[str, str]:
+        """The bearer token of merchant number ``merchant``."""
+        return {"Authorization": f"Bearer {self.merchants[merchant].api_key}"}
 
     def start_anvil(self) -> Devnet:
         """Start anvil (again: with ``persist_state`` it reloads its state)."""

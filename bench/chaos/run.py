@@ -127,7 +127,7 @@ def chaos_loop(
             if target == "anvil":
                 stack.start_anvil()
             else:
-                stack.spawn(target, fault)
+                stack.spawn_role(target, fault)
         if target == "api":
             stack.wait_api()
         kills[target] += 1
@@ -158,8 +158,8 @@ def run_chaos(config: ChaosConfig, progress: Progress | None = None) -> ChaosRep
     report.events_planned = len(events)
     t0 = time.monotonic()
     with ChaosStack(config, say) as stack:
-        report.data_dir = str(stack.tmp)
-        say(f"stack up in {time.monotonic() - t0:.1f} s ({stack.tmp}); chaos starts")
+        report.data_dir = str(stack.data_dir)
+        say(f"stack up in {time.monotonic() - t0:.1f} s ({stack.data_dir}); chaos starts")
         mean_cycle = sum(config.pause) / 2 + sum(config.down) / 2 + 1.5
         rate = config.rate or max(2.0, len(events) / max(1.0, config.cycles * mean_cycle))
         answers = Answers()

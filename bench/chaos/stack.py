@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import Self
 
 from sqlalchemy import Engine
 
@@ -14,13 +15,11 @@ from bench.stack import Stack, wait_drained
 from chain.devnet import free_port, rpc_call
 
 
-class ChaosStack:
+class ChaosStack(Stack):
     """anvil (state persisted) + contracts + merchants + the gateway's three roles."""
 
     def __init__(self, config: ChaosConfig, progress: Progress) -> None:
-        self.config = config
-        self.progress = progress
-        self.stack = Stack(
+        super().__init__(
             config.data_dir,
             merchants=[(name, currency) for name, currency, _low, _high in MERCHANTS],
             block_time=config.block_time,
@@ -36,7 +35,7 @@ class ChaosStack:
             prefix="pointsnet-chaos-",
             progress=progress,
         )
-        self.tmp = self.stack.data_dir
+        self.config = config
         self.planned_down: set[str] = set()
         self.unplanned_exits = 0
         self.merchant_ids: list[int] = []
@@ -47,64 +46,28 @@ class ChaosStack:
         self.engine: Engine | None = None
         self.lock = threading.RLock()
 
-    @property
-    def url(self) -> str:
-        return self.stack.url
-
-    @property
-    def rpc_url(self) -> str:
-        return self.stack.rpc_url
-
-    @property
-    def keep(self) -> bool:
-        return self.stack.keep
-
-    @keep.setter
-    def keep(self, value: bool) -> None:
-        self.stack.keep = value
-
-    # ------------------------------------------------------------ start / stop
-
-    def __enter__(self) -> ChaosStack:
-        try:
-            self._start()
-        except BaseException:
-            self.keep = True
-            self.__exit__()
-            raise
-        return self
-
-    def _start(self) -> None:
+    def start(self) -> Self:
+        """The stack, the gateway's three roles, the merchants' limits lifted."""
         from gateway.db import make_engine
 
-        self.stack.start()
-        context = self.stack.context
-        assert context is not None
-        self.merchant_ids = [merchant.id for merchant in self.stack.merchants]
-        self.operator = context.link.new_sender().address
-        self.hub = context.link.network.hub.address
-        self.token = context.link.network.token.address
+        super().start()
+        assert self.context is not None
+        self.merchant_ids = [merchant.id for merchant in self.merchants]
+        self.operator = self.context.link.new_sender().address
+        self.hub = self.context.link.network.hub.address
+        self.token = self.context.link.network.token.address
         self.start_block = int(rpc_call(self.rpc_url, "eth_blockNumber"), 16)
-        self.stack.close_context()
-        self.engine = make_engine(self.stack.settings.effective_database_url)
+        self.close_context()
+        self.engine = make_engine(self.settings.effective_database_url)
         for role in ROLES:
-            self.spawn(role)
+            self.spawn_role(role)
         self.wait_api()
-        self.stack.lift_merchant_limits(timeout=120)
+        self.lift_merchant_limits(timeout=120)
+        return self
 
-    def start_anvil(self) -> None:
-        self.stack.start_anvil()
-
-    def stop_anvil(self) -> None:
-        """SIGTERM: anvil writes its state and exits (its mempool is lost)."""
-        self.stack.stop_anvil(timeout=30)
-
-    def spawn(self, role: str, fault: str | None = None) -> None:
-        self.stack.spawn(role, "--role", role, fault=fault)
-
-    def kill(self, role: str) -> None:
-        """SIGKILL one gateway role: no cleanup, no flush."""
-        self.stack.kill(role)
+    def spawn_role(self, role: str, fault: str | None = None) -> None:
+        """``pointsnet serve --role ROLE`` (with a fault point where it dies, if given)."""
+        self.spawn(role, "--role", role, fault=fault)
 
     def supervise(self) -> None:
         """Restart every role that is not running (a crash, or a fault point it reached)."""
@@ -112,20 +75,17 @@ class ChaosStack:
             for role in ROLES:
                 if role in self.planned_down:
                     continue
-                proc = self.stack.processes.get(role)
+                proc = self.processes.get(role)
                 if proc is None or proc.poll() is not None:
                     if proc is not None and proc.returncode != -signal.SIGKILL:
                         self.unplanned_exits += 1
                         self.progress(f"{role} exited with {proc.returncode}; restarting it")
-                    self.spawn(role)
-            if self.stack.node is None and "anvil" not in self.planned_down:
+                    self.spawn_role(role)
+            if self.node is None and "anvil" not in self.planned_down:
                 self.start_anvil()
 
     def wait_api(self, timeout: float = 90.0) -> None:
-        self.stack.wait_healthy(timeout, while_waiting=self.supervise)
-
-    def headers(self, merchant: int) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.stack.merchants[merchant].api_key}"}
+        self.wait_healthy(timeout, while_waiting=self.supervise)
 
     def wait_drained(self, timeout: float) -> bool:
         """Supervise until no event, op or stored transaction is in flight; False on timeout."""
@@ -133,7 +93,7 @@ class ChaosStack:
         return wait_drained(self.engine, timeout, poll=0.3, between=self.supervise)
 
     def __exit__(self, *_exc: object) -> None:
-        self.stack.stop_processes(signal.SIGTERM, timeout=20)
+        self.stop_processes(signal.SIGTERM, timeout=20)
         if self.engine is not None:
             self.engine.dispose()
-        self.stack.__exit__()
+        super().__exit__()

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -27,19 +27,17 @@ from sqlalchemy.engine import make_url
 from bench.e2e.config import MERCHANTS, E2EConfig, Progress
 from bench.e2e.procstats import child_roles
 from bench.stack import SERVE, Stack, wait_drained
-from chain.devnet import Devnet, free_port
+from chain.devnet import free_port
 
 #: ``--instrument``: serve through the instrumented wrapper.
 INSTRUMENTED = (sys.executable, "-m", "bench.instrumented_serve")
 
 
-class GatewayStack:
+class GatewayStack(Stack):
     """anvil + contracts + merchants + ``pointsnet serve`` in subprocesses, on a fresh DB."""
 
     def __init__(self, config: E2EConfig, label: str, progress: Progress) -> None:
-        self.config = config
-        self.label = label
-        self.stack = Stack(
+        super().__init__(
             merchants=[(name, currency) for name, currency, _low, _high in MERCHANTS],
             block_time=config.block_time,
             gas_limit=config.gas_limit,
@@ -52,6 +50,8 @@ class GatewayStack:
             prefix=f"pointsnet-e2e-{label}-",
             progress=progress,
         )
+        self.config = config
+        self.label = label
         #: Every process of the gateway by role, its supervised children included.
         self.pids: dict[str, int] = {}
         #: What bench/instrumented_serve.py wrote, by role (with --instrument).
@@ -60,40 +60,21 @@ class GatewayStack:
         self.database_url = ""
         self._drop_database: Callable[[], None] | None = None
 
-    @property
-    def tmp(self) -> Path:
-        return self.stack.data_dir
-
-    @property
-    def url(self) -> str:
-        return self.stack.url
-
-    @property
-    def node(self) -> Devnet | None:
-        return self.stack.node
-
-    def __enter__(self) -> GatewayStack:
-        try:
-            self._start()
-        except BaseException:
-            self.stack.keep = True
-            self.__exit__()
-            raise
-        return self
-
-    def _start(self) -> None:
+    def start(self) -> Self:
+        """The stack on a fresh database, the gateway serving, the merchants' limits lifted."""
         self.database_url = self._fresh_database()
-        self.stack.overrides["database_url"] = self.database_url
-        self.stack.start()
-        self.stack.close_context()
+        self.overrides["database_url"] = self.database_url
+        super().start()
+        self.close_context()
         self.engine = engine_for(self.database_url)
         self._start_server()
-        self.stack.lift_merchant_limits(timeout=60)
+        self.lift_merchant_limits(timeout=60)
+        return self
 
     def _fresh_database(self) -> str:
         url = self.config.database_url
         if not url:
-            return f"sqlite:///{self.tmp / 'gateway.db'}"
+            return f"sqlite:///{self.data_dir / 'gateway.db'}"
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             path = Path(parsed.database or "gateway.db")
@@ -115,19 +96,19 @@ class GatewayStack:
 
     def _start_server(self) -> None:
         if self.config.in_process:
-            self.stack.spawn("all", "--in-process")
+            self.spawn("all", "--in-process")
         elif self.config.instrument:
             # The supervisor's children would run plain gateway.cli: each role is started
             # through the instrumented wrapper instead (the same three processes).
             for role in ("api", "worker", "indexer"):
-                self.stack.spawn(role, "--role", role)
+                self.spawn(role, "--role", role)
         else:
-            self.stack.spawn("api")  # role all: the API here, worker and indexer its children
+            self.spawn("api")  # role all: the API here, worker and indexer its children
         deadline = time.monotonic() + 60
-        self.stack.wait_healthy(timeout=60)
-        self.pids = {role: proc.pid for role, proc in self.stack.processes.items()}
-        if set(self.stack.processes) == {"api"}:
-            self.pids.update(self._supervised_children(self.stack.processes["api"].pid, deadline))
+        self.wait_healthy(timeout=60)
+        self.pids = {role: proc.pid for role, proc in self.processes.items()}
+        if set(self.processes) == {"api"}:
+            self.pids.update(self._supervised_children(self.processes["api"].pid, deadline))
 
     def _supervised_children(self, pid: int, deadline: float) -> dict[str, int]:
         """The worker and indexer processes the role-all supervisor ``pid`` started."""
@@ -137,10 +118,7 @@ class GatewayStack:
             if {"worker", "indexer"} <= set(children):
                 return children
             time.sleep(0.1)
-        raise RuntimeError(f"gateway children not found (saw {children}); see {self.tmp}")
-
-    def headers(self, merchant: int) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.stack.merchants[merchant].api_key}"}
+        raise RuntimeError(f"gateway children not found (saw {children}); see {self.data_dir}")
 
     def wait_drained(self, timeout: float) -> bool:
         """Wait until no event is accepted or submitted; False on timeout."""
@@ -170,8 +148,8 @@ class GatewayStack:
     def stop_gateway(self) -> None:
         """Stop the gateway's processes (SIGINT, then SIGKILL after 20 s; a supervisor stops
         its children itself); idempotent."""
-        self.stack.stop_processes(signal.SIGINT, timeout=20)
-        spawned = {proc.pid for proc in self.stack.processes.values()}
+        self.stop_processes(signal.SIGINT, timeout=20)
+        spawned = {proc.pid for proc in self.processes.values()}
         for pid in set(self.pids.values()) - spawned:  # what a killed supervisor left behind
             with contextlib.suppress(OSError):
                 if b"--supervised-by" in Path(f"/proc/{pid}/cmdline").read_bytes():
@@ -180,7 +158,7 @@ class GatewayStack:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop_gateway()
-        for path in self.tmp.glob("instrument-*.json"):
+        for path in self.data_dir.glob("instrument-*.json"):
             with contextlib.suppress(OSError, ValueError):
                 self.instrument[path.stem.removeprefix("instrument-")] = json.loads(
                     path.read_text()
@@ -190,7 +168,7 @@ class GatewayStack:
         if self._drop_database is not None:
             with contextlib.suppress(Exception):
                 self._drop_database()
-        self.stack.__exit__()
+        super().__exit__()
 
 
 def engine_for(url: str, **kwargs: Any) -> Engine:
