@@ -5,13 +5,12 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-Progress = Callable[[str], None]
+from bench.stack import Progress as Progress  # the harnesses' progress callback
 
 #: What a kill cycle can hit.
 TARGETS = ("api", "worker", "indexer", "anvil")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.stack import Progress as Progress  # the harnesses' progress callback
 
 #: The event mix (fractions of all events). Refunds are full refunds of an
 #: earlier purchase of the same customer; check-ins and reviews earn fixed bonuses.
@@ -35,8 +36,6 @@ TARGETS = {
 
 FINAL = ("confirmed", "failed", "rejected", "held")
 IN_FLIGHT = ("accepted", "submitted")
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
