@@ -163,7 +163,7 @@ class SessionRequired(Unauthorized):
 
 
 class WrongSessionKind(Forbidden):
-    """The action needs the other kind of session (custodial or self-custody); ``code`` says which."""
+    """The action needs the other kind of session (custodial or self-custody): ``code``."""
 
     def __init__(self, code: str, message: str, **details: Any) -> None:
         super().__init__(message, **details)
@@ -171,7 +171,7 @@ class WrongSessionKind(Forbidden):
 
 
 class SignatureExpired(SignatureRejected):
-    """The signed action's ``deadline`` has passed (the hub's ``LoyaltyNetworkSignatureExpired``)."""
+    """The signed action's ``deadline`` has passed (the hub: ``SignatureExpired(deadline)``)."""
 
     code = "signature_expired"
 
