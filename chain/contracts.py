@@ -333,4 +333,4 @@ def _timelock_of(w3: Web3, hub: LoyaltyNetworkClient) -> str:
     ]
     if not grants:
         raise ContractRevert("NoAdmin", {"hub": hub.address})
-    return grants[-1].account
+    return to_checksum_address(grants[-1].account)

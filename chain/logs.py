@@ -38,10 +38,16 @@ _LIMIT_FRAGMENTS = (
 _SUGGESTED_RANGE_RE = re.compile(r"\[\s*(0x[0-9a-fA-F]+)\s*,\s*(0x[0-9a-fA-F]+)\s*\]")
 
 
-def is_limit_error(exc: Exception) -> bool:
-    """Whether a failed ``eth_getLogs`` should be retried over a smaller block range."""
+def is_limit_error(exc: Exception, *, transport_errors: bool = True) -> bool:
+    """Whether a failed ``eth_getLogs`` should be retried over a smaller block range.
+
+    With ``transport_errors`` a transport failure counts too: oversized responses
+    show up as timeouts, 413s and dropped connections. A reader that polls a node
+    it expects to answer (the indexer) passes False, so a node that is down fails
+    the page at once instead of halving it to a single block first.
+    """
     if isinstance(exc, RpcTransportError):
-        return True  # oversized responses show up as timeouts, 413s, dropped connections
+        return transport_errors
     if isinstance(exc, RpcError):
         message = exc.rpc_message.lower()
         return exc.code == -32005 or any(f in message for f in _LIMIT_FRAGMENTS)
@@ -92,8 +98,10 @@ class LogPager:
         target_logs: int = 25_000,
         initial_span: int = 32,
         max_span: int = 500_000,
+        shrink_on_transport_error: bool = True,
     ) -> None:
         self.rpc = rpc
+        self.shrink_on_transport_error = shrink_on_transport_error
         self.target_logs = target_logs
         self.initial_span = initial_span
         self.max_span = max_span
@@ -122,7 +130,8 @@ class LogPager:
                 self.requests += 1
                 logs = self.rpc.call("eth_getLogs", [query])
             except (RpcError, RpcTransportError) as exc:
-                if not is_limit_error(exc) or end == block:
+                limit = is_limit_error(exc, transport_errors=self.shrink_on_transport_error)
+                if not limit or end == block:
                     raise
                 hint = (
                     suggested_range_end(exc.rpc_message, block)

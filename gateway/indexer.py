@@ -78,7 +78,7 @@ class Indexer:
         if start > head:
             return False
         end = min(head, start + self.page_blocks - 1)
-        pager = LogPager(self.rpc, initial_span=self.page_blocks)
+        pager = LogPager(self.rpc, initial_span=self.page_blocks, shrink_on_transport_error=False)
         logs = pager.read(contracts.addresses(), start, end)
         blocks = sorted({int(entry["blockNumber"], 16) for entry in logs} | {end})
         headers = self.rpc.batch([("eth_getBlockByNumber", [hex(b), False]) for b in blocks])

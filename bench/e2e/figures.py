@@ -7,7 +7,6 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -15,6 +14,7 @@ from sqlalchemy import select
 from bench.e2e.config import IN_FLIGHT
 from bench.e2e.load import LoadResult
 from bench.e2e.stack import GatewayStack
+from gateway.timeutil import aware
 
 
 def pct(values: list[float], q: float) -> float:
@@ -71,10 +71,6 @@ def nan_sum(a: float, b: float) -> float:
 
 def quantiles_s(values: list[float]) -> dict[str, float]:
     return {f"p{q}": pct(values, q) for q in (50, 95, 99)}
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def per_second(t0: float, moments: list[float]) -> list[int]:
@@ -155,7 +151,7 @@ def read_phase(stack: GatewayStack, figures: PhaseFigures, load: LoadResult, pre
         if row.status == "confirmed":
             figures.confirmed += 1
             figures.on_chain += 1 if row.tx_hash else 0
-            moment = _aware(row.updated_at).timestamp()
+            moment = aware(row.updated_at).timestamp()
             confirm_moments.append(moment)
             if row.idempotency_key in send_wall:
                 confirm_latency.append(moment - send_wall[row.idempotency_key])

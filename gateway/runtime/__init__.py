@@ -6,7 +6,7 @@ Modules, in the order a deployment starts them:
   the outbox workers and the indexer as supervised children;
 - :mod:`~gateway.runtime.lanes` -- one outbox worker per signer key, never two
   for the same key;
-- :mod:`~gateway.runtime.health` -- readiness (``/health/ready``): can this
+- :mod:`~gateway.runtime.health` -- readiness (``/readyz``): can this
   deployment take events and get them on chain?
 - :mod:`~gateway.runtime.metrics` -- ``/metrics`` (Prometheus), computed from the
   database when scraped.
