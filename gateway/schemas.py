@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.webhooks import check_postable
+from gateway.webhooks.destinations import check_postable
 
 EventType = Literal["purchase", "refund", "signup", "review", "share", "referral", "check_in"]
 EventStatus = Literal["accepted", "submitted", "confirmed", "held", "failed", "rejected"]

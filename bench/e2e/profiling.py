@@ -56,7 +56,7 @@ class Profiler:
 #: Where a sampled stack's time goes, by the first matching frame (most specific first).
 PROFILE_BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("indexer", ("indexer.py",)),
-    ("webhook dispatcher", ("webhooks.py",)),
+    ("webhook dispatcher", ("webhooks/",)),
     (
         "worker: RPC (estimate_gas, fees, send, receipts)",
         ("sender.py", "web3/", "requests/", "urllib3/"),
