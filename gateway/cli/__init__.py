@@ -3,7 +3,8 @@
 The console entry point (``pointsnet = "gateway.cli:app"``, or ``python -m
 gateway.cli``). Each module adds its commands to the root ``app``:
 
-- :mod:`gateway.cli.serve`: ``serve`` (the process roles) and ``demo`` (make run);
+- :mod:`gateway.cli.serve`: ``serve`` (the process roles) and ``demo`` (make run), whose
+  partners :mod:`gateway.cli.demo` registers;
 - :mod:`gateway.cli.merchants`: ``merchant …`` and ``member …``;
 - :mod:`gateway.cli.audit`: ``audit reconcile`` (the chain against the database);
 - :mod:`gateway.cli.harness`: ``bench …`` and ``chaos``, the one module that loads

@@ -133,7 +133,7 @@ def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
 ) -> None:
     """Devnet + contracts + gateway with a demo network of three partners (make run)."""
-    from gateway.demo import ensure_demo
+    from gateway.cli.demo import ensure_demo
 
     settings = get_settings()
     if settings.is_devnet and not devnet.status(settings)["running"]:

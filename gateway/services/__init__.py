@@ -13,7 +13,7 @@ Modules, one domain each:
 - the member wallet: :mod:`~gateway.services.sessions` (SIWE, login links, sessions),
   :mod:`~gateway.services.member_view` (what ``/v1/wallet/me`` shows, history),
   :mod:`~gateway.services.accounts` (link codes, claims), :mod:`~gateway.services.badges`
-  (badge metadata);
+  (badge metadata), :mod:`~gateway.services.badge_art` (the badge images);
 - the auditor's side: :mod:`~gateway.services.audit` (the audit page, from the chain
   alone) and :mod:`~gateway.services.reconcile` (database against chain).
 """

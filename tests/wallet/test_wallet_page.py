@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from gateway import errors as gateway_errors
-from gateway.badge_art import badge_svg
 from gateway.rules.badges import BADGES
 from gateway.services import accounts, badges, consent, member_view, sessions, transfers
+from gateway.services.badge_art import badge_svg
 
 #: The services behind the wallet's endpoints.
 WALLET_SERVICES = (sessions, member_view, consent, transfers, accounts, badges)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path, Response
 
 from gateway.api.deps import ContextDep
 from gateway.api.errors import WALLET_ERRORS as ERRORS
-from gateway.badge_art import badge_svg
 from gateway.schemas import BadgeMetadataPublic
+from gateway.services.badge_art import badge_svg
 from gateway.services.badges import badge_metadata
 
 router = APIRouter(prefix="/v1/badges", tags=["wallet"])
