@@ -134,7 +134,7 @@ class Stack:
     """anvil + contracts + merchants + gateway processes in one data directory.
 
     ``settings`` override the stack's gateway settings (data dir, RPC URL, devnet
-    port, no timelock delay, no ``.env`` file); ``env`` adds ``POINTSNET_*``
+    port, a free API port, no timelock delay, no ``.env`` file); ``env`` adds ``POINTSNET_*``
     variables to every process spawned. Without ``data_dir`` a temporary
     directory is made, and removed on exit unless ``keep``.
     """
@@ -209,6 +209,8 @@ class Stack:
                 "timelock_delay": 0,
                 "_env_file": None,
             }
+            if "port" not in self.overrides:  # a free one: never a dev server's 8000
+                values["port"] = free_port()
             self._settings = Settings(**{**values, **self.overrides})
         return self._settings
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from bench.chaos.config import MERCHANTS, ROLES, ChaosConfig, Progress
 from bench.stack import Stack, wait_drained
-from chain.devnet import free_port, rpc_call
+from chain.devnet import rpc_call
 
 
 class ChaosStack(Stack):
@@ -26,7 +26,6 @@ class ChaosStack(Stack):
             gas_limit=1_000_000_000,
             persist_state=True,
             anvil_timeout=60,
-            settings={"port": free_port()},
             env={
                 "POINTSNET_TX_STUCK_AFTER": str(config.tx_stuck_after),
                 "POINTSNET_RATE_LIMIT_PER_MINUTE": str(10**9),

@@ -27,7 +27,6 @@ from sqlalchemy.engine import make_url
 from bench.e2e.config import MERCHANTS, E2EConfig, Progress
 from bench.e2e.procstats import child_roles
 from bench.stack import SERVE, Stack, wait_drained
-from chain.devnet import free_port
 
 #: ``--instrument``: serve through the instrumented wrapper.
 INSTRUMENTED = (sys.executable, "-m", "bench.instrumented_serve")
@@ -41,7 +40,6 @@ class GatewayStack(Stack):
             merchants=[(name, currency) for name, currency, _low, _high in MERCHANTS],
             block_time=config.block_time,
             gas_limit=config.gas_limit,
-            settings={"port": free_port()},
             # The default limiter holds one API key to 1,000 requests/s; the
             # bench measures the gateway, not the limiter.
             env={"POINTSNET_RATE_LIMIT_PER_MINUTE": str(10**9)},
