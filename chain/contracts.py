@@ -23,12 +23,19 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import BlockIdentifier
 
-from chain.abi import ROLE_GRANTED, ZERO_WORD, error_table
+from chain.abi import (
+    POINTS_CLAWED_BACK,
+    POINTS_ISSUED,
+    ROLE_GRANTED,
+    TRANSFER,
+    ZERO_WORD,
+    error_table,
+)
 from chain.artifacts import load_artifact
 from chain.decode import HubAndToken, decode_logs
 from chain.errors import ContractRevert
 from chain.logs import read_logs
-from chain.records import RoleChange
+from chain.records import Clawback, Issuance, Record, RoleChange
 
 TIER_NAMES = ("Bronze", "Silver", "Gold", "Platinum", "Black")
 
@@ -321,6 +328,24 @@ class Network:
     def emitters(self) -> HubAndToken:
         """The hub's and the token's addresses, as :mod:`chain.decode` takes them."""
         return HubAndToken(self.hub.address.lower(), self.token.address.lower())
+
+    def records(self, topics: list[str], first: int = 0) -> list[Record]:
+        """The hub's and the token's logs with one of ``topics`` from block ``first`` to the
+        latest, read by :func:`chain.logs.read_logs` and decoded by :mod:`chain.decode`."""
+        addresses = [self.hub.address, self.token.address]
+        return decode_logs(
+            self.emitters(), read_logs(self.hub.w3, addresses, first, topics=[topics])
+        )
+
+    def issuances(self, first: int = 0) -> list[Issuance]:
+        """Every event issued on chain from block ``first``: one per ``PointsIssued`` item,
+        zipped with its mint."""
+        records = self.records([POINTS_ISSUED, TRANSFER], first)
+        return [r for r in records if isinstance(r, Issuance)]
+
+    def clawbacks(self, first: int = 0) -> list[Clawback]:
+        """Every ``PointsClawedBack`` on chain from block ``first``."""
+        return [r for r in self.records([POINTS_CLAWED_BACK], first) if isinstance(r, Clawback)]
 
 
 def _timelock_of(w3: Web3, hub: LoyaltyNetworkClient) -> str:

@@ -32,11 +32,8 @@ from hexbytes import HexBytes
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from chain.abi import POINTS_CLAWED_BACK, POINTS_ISSUED, TRANSFER
 from chain.contracts import Network
-from chain.decode import decode_logs
-from chain.logs import read_logs
-from chain.records import Clawback, Issuance, Record, checksum
+from chain.records import checksum
 from gateway.db import NO_KEY_UPDATE, transaction
 from gateway.models import ChainOp, ChainTx, Merchant
 
@@ -128,36 +125,23 @@ class ChainRecovery:
         )  # fmt: skip
         return report
 
-    def _records(self, addresses: list[str], topics: list[str]) -> list[Record]:
-        """The decoded logs of ``addresses`` with one of ``topics``, from block 0."""
-        network = self.network
-        logs = read_logs(network.hub.w3, addresses, topics=[topics])
-        return decode_logs(network.emitters(), logs)
-
     def issuances(self) -> list[OnChainIssuance]:
-        network = self.network
-        records = self._records(
-            [network.hub.address, network.token.address], [POINTS_ISSUED, TRANSFER]
-        )
-        found: list[OnChainIssuance] = []
-        for r in records:
-            if isinstance(r, Issuance):
-                found.append(OnChainIssuance(
-                    r.merchant, r.seq, r.ref, checksum(r.member), r.amount, r.rule_version,
-                    r.tx_hash, r.block,
-                ))  # fmt: skip
-        return found
+        return [
+            OnChainIssuance(
+                r.merchant, r.seq, r.ref, checksum(r.member), r.amount, r.rule_version,
+                r.tx_hash, r.block,
+            )
+            for r in self.network.issuances()
+        ]  # fmt: skip
 
     def clawbacks(self) -> list[OnChainClawback]:
-        records = self._records([self.network.hub.address], [POINTS_CLAWED_BACK])
-        found: list[OnChainClawback] = []
-        for r in records:
-            if isinstance(r, Clawback):
-                found.append(OnChainClawback(
-                    r.merchant, r.seq, r.original_seq, r.ref, checksum(r.member), r.requested,
-                    r.amount, r.tx_hash, r.block,
-                ))  # fmt: skip
-        return found
+        return [
+            OnChainClawback(
+                r.merchant, r.seq, r.original_seq, r.ref, checksum(r.member), r.requested,
+                r.amount, r.tx_hash, r.block,
+            )
+            for r in self.network.clawbacks()
+        ]  # fmt: skip
 
     def sweep(self) -> RecoveryReport:
         report = RecoveryReport()

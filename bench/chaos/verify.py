@@ -29,14 +29,11 @@ def verify(stack: ChaosStack, answers: Answers, report: ChaosReport) -> None:
     # -- exactly once: every accepted event's reference on chain once
     on_chain: Counter[str] = Counter()
     seqs: dict[int, Counter[int]] = defaultdict(Counter)
-    for entry in network.hub.contract.events.PointsIssued().get_logs(from_block=0):
-        merchant = int(entry["args"]["merchantId"])
-        first = int(entry["args"]["firstSeq"])
-        for i, ref in enumerate(entry["args"]["eventRefs"]):
-            on_chain["0x" + bytes(ref).hex()] += 1
-            seqs[merchant][first + i] += 1
-    for entry in network.hub.contract.events.PointsClawedBack().get_logs(from_block=0):
-        seqs[int(entry["args"]["merchantId"])][int(entry["args"]["seq"])] += 1
+    for issued in network.issuances():
+        on_chain[issued.ref] += 1
+        seqs[issued.merchant][issued.seq] += 1
+    for clawback in network.clawbacks():
+        seqs[clawback.merchant][clawback.seq] += 1
     report.seq_reused = sum(n - 1 for counts in seqs.values() for n in counts.values() if n > 1)
 
     expected: Counter[str] = Counter()

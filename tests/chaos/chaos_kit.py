@@ -184,21 +184,12 @@ class Stack:
     def issued_refs(self) -> Counter[str]:
         """How many times each eventRef was issued on chain."""
         assert self.running is not None
-        hub = self.running.context.link.network.hub.contract
-        counts: Counter[str] = Counter()
-        for entry in hub.events.PointsIssued().get_logs(from_block=0):
-            for ref in entry["args"]["eventRefs"]:
-                counts["0x" + bytes(ref).hex()] += 1
-        return counts
+        return Counter(r.ref for r in self.running.context.link.network.issuances())
 
     def clawed_back_refs(self) -> Counter[str]:
         """How many times each refund's eventRef was clawed back on chain."""
         assert self.running is not None
-        hub = self.running.context.link.network.hub.contract
-        counts: Counter[str] = Counter()
-        for entry in hub.events.PointsClawedBack().get_logs(from_block=0):
-            counts["0x" + bytes(entry["args"]["eventRef"]).hex()] += 1
-        return counts
+        return Counter(r.ref for r in self.running.context.link.network.clawbacks())
 
     def ref(self, key: str, part: str = "points") -> str:
         return event_ref(self.merchants[0].id, key, part)

@@ -13,8 +13,9 @@ from typing import Any
 
 from gateway_kit import Gateway, purchase, redeem
 from sqlalchemy import select, update
-from web3.logs import DISCARD
 
+from chain.decode import decode_logs, receipt_logs
+from chain.records import Clawback
 from chain.sender import GWEI, TransactionSender
 from chain.signers import resolve_key
 from gateway.models import ChainOp, ChainTx, Event, Merchant
@@ -68,10 +69,14 @@ def clawback_ops(gateway: Gateway, event_ids: list[str]) -> list[ChainOp]:
 
 
 def clawed_back_logs(gateway: Gateway, tx_hash: str) -> list[dict[str, Any]]:
-    hub = gateway.context.link.network.hub
+    """The transaction's ``PointsClawedBack`` logs, decoded (``burned``: what was burned)."""
     receipt = gateway.context.link.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-    logs = hub.contract.events.PointsClawedBack().process_receipt(receipt, errors=DISCARD)
-    return [dict(entry["args"]) for entry in logs]
+    records = decode_logs(gateway.context.link.network.emitters(), receipt_logs(receipt))
+    return [
+        {"seq": r.seq, "requested": r.requested, "burned": r.amount}
+        for r in records
+        if isinstance(r, Clawback)
+    ]
 
 
 def spend(gateway: Gateway, address: str, points: int) -> None:
