@@ -37,10 +37,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
+
+from chain.devnet import StartStop
 
 #: Faults that can hit any request.
 ANY_FAULTS = ("timeout", "drop", "rate_limit")
@@ -88,7 +89,7 @@ class FaultStats:
             self.counts[name] += 1
 
 
-class FaultProxy:
+class FaultProxy(StartStop):
     """A fault-injecting HTTP JSON-RPC proxy in front of ``upstream``."""
 
     def __init__(
@@ -118,7 +119,7 @@ class FaultProxy:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> FaultProxy:
+    def start(self) -> Self:
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="faultproxy", daemon=True
         )
@@ -131,17 +132,6 @@ class FaultProxy:
         self._client.close()
         if self._thread is not None:
             self._thread.join(5)
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------ faults
 

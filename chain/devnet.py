@@ -6,7 +6,8 @@ on start and dumps it on SIGTERM/SIGINT; ``--state-interval 1`` also dumps it
 every second so a SIGKILL loses at most a second), logs to
 ``<data_dir>/devnet/anvil.log`` and writes ``<data_dir>/devnet/anvil.pid`` so
 that another process can find and stop it (:func:`stop_background`,
-:func:`status`).
+:func:`status`).  :class:`StartStop` is the ``with`` protocol it shares with the
+harnesses' fault proxy (``bench.faultproxy``).
 
 Mining is automatic (one block per transaction) unless ``block_time`` is set:
 interval mining avoids anvil stalling on bursts of thousands of transactions
@@ -28,10 +29,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, Self
 
 import httpx
 
@@ -113,7 +115,28 @@ def _tail(output: IO[bytes], size: int = 2000) -> str:
         return ""
 
 
-class Devnet:
+class StartStop(ABC):
+    """Something started and stopped: ``with`` starts it, and stops it on the way out."""
+
+    @abstractmethod
+    def start(self) -> Self: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class Devnet(StartStop):
     """One anvil process.
 
     With ``settings`` every option defaults to the ``devnet_*`` settings and the
@@ -184,7 +207,7 @@ class Devnet:
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout: float = 30.0, *, detach: bool = False) -> Devnet:
+    def start(self, timeout: float = 30.0, *, detach: bool = False) -> Self:
         """Launch anvil and wait until it answers ``eth_chainId``.
 
         ``detach`` puts anvil in its own session so it outlives this process.
@@ -255,17 +278,6 @@ class Devnet:
         if self._output is not None:
             self._output.close()
             self._output = None
-
-    def __enter__(self) -> Devnet:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # -- background devnet, found through its pid file ----------------------------
