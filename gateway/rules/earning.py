@@ -31,7 +31,7 @@ from gateway.rules.decision import (
 from gateway.rules.fx import PRECISION, FxTable
 from gateway.rules.inputs import EventInput, MemberSnapshot
 from gateway.rules.model import RuleSet
-from gateway.rules.multipliers import amount_lines
+from gateway.rules.multipliers import Pricing, amount_lines
 from gateway.rules.tiers import Purchase, compute_tier
 
 
@@ -73,7 +73,8 @@ def evaluate_purchase(
     with decimal.localcontext(prec=PRECISION):
         network_amount = order.amount * rate.rate
     birthday = member.birth_month == programme_day(rules, at).month
-    lines = amount_lines(rules, order, at, network_amount, rate, fx.unit, tier, birthday)
+    pricing = Pricing(order, at, network_amount, rate, fx.unit, tier, birthday)
+    lines = amount_lines(rules, pricing)
     candidates: list[str | None] = []
     if member.is_first_purchase_at_merchant:
         candidates.append(FIRST_ORDER)

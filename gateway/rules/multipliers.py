@@ -75,19 +75,25 @@ def campaign_extras(
     return denominator, [(c, extras[c.key]) for c in active if extras.get(c.key)]
 
 
-def amount_lines(
-    rules: RuleSet,
-    order: OrderInput,
-    at: datetime,
-    network_amount: Decimal,
-    fx_rate: FxRate,
-    fx_unit: str,
-    tier: int,
-    birthday: bool,
-) -> list[BreakdownLine]:
+@dataclass(frozen=True)
+class Pricing:
+    """What prices one purchase: its order at ``at``, the order amount in the network's
+    unit ``fx_unit`` (at ``fx_rate``), the tier the member held before it, and whether
+    it falls in the member's birthday month."""
+
+    order: OrderInput
+    at: datetime
+    network_amount: Decimal
+    fx_rate: FxRate
+    fx_unit: str
+    tier: int
+    birthday: bool
+
+
+def amount_lines(rules: RuleSet, pricing: Pricing) -> list[BreakdownLine]:
     """The amount-based breakdown lines of one purchase (base first, then multipliers)."""
     with decimal.localcontext(prec=PRECISION):
-        stages = _stages(rules, order, at, network_amount, fx_rate, fx_unit, tier, birthday)
+        stages = _stages(rules, pricing)
         lines: list[BreakdownLine] = []
         previous = 0
         for stage in stages:
@@ -97,16 +103,9 @@ def amount_lines(
         return lines
 
 
-def _stages(
-    rules: RuleSet,
-    order: OrderInput,
-    at: datetime,
-    network_amount: Decimal,
-    fx_rate: FxRate,
-    fx_unit: str,
-    tier: int,
-    birthday: bool,
-) -> list[Stage]:
+def _stages(rules: RuleSet, pricing: Pricing) -> list[Stage]:
+    order, at, network_amount = pricing.order, pricing.at, pricing.network_amount
+    fx_rate, fx_unit, tier = pricing.fx_rate, pricing.fx_unit, pricing.tier
     shown = network_amount.quantize(CENT)
     unit_points = "point" if rules.earn_rate == 1 else "points"
     base = f"{rules.earn_rate} {unit_points} per {fx_unit} on {shown} {fx_unit}"
@@ -121,7 +120,7 @@ def _stages(
         value = stages[-1].value * level.multiplier
         stages.append(Stage(RULE_TIER, f"{tier_name(tier)} tier x{level.multiplier}", value))
     factor = rules.bonuses.birthday_multiplier
-    if birthday and factor != 1:
+    if pricing.birthday and factor != 1:
         stages.append(Stage(RULE_BIRTHDAY, f"birthday month x{factor}", stages[-1].value * factor))
     active = [c for c in rules.campaigns if c.is_active(at)]
     denominator, extras = campaign_extras(order, active)
