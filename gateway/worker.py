@@ -36,10 +36,10 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import to_checksum_address
@@ -71,6 +71,8 @@ from gateway.timeutil import aware as _aware
 from gateway.webhooks import queue_webhook
 
 log = logging.getLogger("pointsnet.worker")
+#: What a planner returns for one batch (``_next_plan``).
+PlanT = TypeVar("PlanT")
 
 #: Ops of these kinds go one per transaction.
 #: Each group is relayed in queue order; redemptions and transfers share one group
@@ -281,11 +283,7 @@ class OutboxWorker:
         did = False
         deadline = time.monotonic() + PACK_SECONDS
         for _ in range(200):  # bounded per cycle; contention with other workers re-plans
-            if self._held_while_paused("issue"):
-                return did
-            if did and time.monotonic() > deadline:
-                return did  # follow the receipts of what went out before packing more
-            plan = self._plan_issue_batch()
+            plan = self._next_plan("issue", did, deadline, self._plan_issue_batch)
             if plan is None:
                 return did
             merchant_id, first_seq, op_ids, call = plan
@@ -410,11 +408,7 @@ class OutboxWorker:
         did = False
         deadline = time.monotonic() + PACK_SECONDS
         for _ in range(50):  # bounded per cycle; contention with other workers re-plans
-            if self._held_while_paused("clawback"):
-                return did
-            if did and time.monotonic() > deadline:
-                return did
-            plan = self._plan_clawback_batch()
+            plan = self._next_plan("clawback", did, deadline, self._plan_clawback_batch)
             if plan is None:
                 return did
             did = True
@@ -739,6 +733,18 @@ class OutboxWorker:
     def _held_while_paused(self, kind: str) -> bool:
         """Whether ops of ``kind`` wait now: the hub was paused when last tried."""
         return kind in PAUSABLE_KINDS and time.monotonic() < self._paused_until
+
+    def _next_plan(
+        self, kind: str, did: bool, deadline: float, plan: Callable[[], PlanT | None]
+    ) -> PlanT | None:
+        """The next batch of ``kind`` to pack, planned by ``plan``; None when there is none,
+        ops of ``kind`` are held while paused, or some batch went out (``did``) and the
+        cycle's ``deadline`` passed (the receipts of what went out come before packing more)."""
+        if self._held_while_paused(kind):
+            return None
+        if did and time.monotonic() > deadline:
+            return None
+        return plan()
 
     def _next_free_seq(self, merchant_id: int, start: int) -> int:
         """The first sequence number at or after ``start`` above every used one nearby."""
