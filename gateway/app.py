@@ -43,7 +43,7 @@ from gateway.indexer import Indexer
 from gateway.runtime.health import ReadinessProbe
 from gateway.runtime.lanes import SignerLane, lane_senders
 from gateway.runtime.metrics import GatewayMetrics
-from gateway.webhooks import WebhookDispatcher
+from gateway.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("pointsnet.gateway")
 

@@ -68,7 +68,7 @@ from gateway.models import ChainOp, ChainTx, Event, Merchant, Redemption, RuleSe
 from gateway.recovery import ChainRecovery
 from gateway.rules.badges import BADGES
 from gateway.timeutil import aware as _aware
-from gateway.webhooks import queue_webhook
+from gateway.webhooks.dispatcher import queue_webhook
 
 log = logging.getLogger("pointsnet.worker")
 #: What a planner returns for one batch (``_next_plan``).

@@ -57,7 +57,7 @@ from gateway.schemas import EventCreate, EventPublic
 from gateway.services import members as member_service
 from gateway.services.merchants import latest_rule_set, load_rules
 from gateway.timeutil import aware as _aware
-from gateway.webhooks import queue_webhook
+from gateway.webhooks.dispatcher import queue_webhook
 
 #: The breakdown line of points withheld to cover an earlier refund's shortfall.
 SHORTFALL_LINE = "netted against points an earlier refund could not claw back"

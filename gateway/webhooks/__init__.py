@@ -7,16 +7,7 @@
   ``destination_refusal`` / ``check_destination`` (public addresses only outside
   the devnet) and ``public_only_transport`` (checked again at connect time).
   No database: ``gateway.schemas`` imports it alone.
+
+Import from the module itself; this package re-exports nothing, so importing
+``destinations`` never loads the database layer.
 """
-
-from gateway.webhooks.destinations import check_destination, check_postable, destination_refusal
-from gateway.webhooks.dispatcher import EVENT_TYPES, WebhookDispatcher, queue_webhook
-
-__all__ = [
-    "EVENT_TYPES",
-    "WebhookDispatcher",
-    "check_destination",
-    "check_postable",
-    "destination_refusal",
-    "queue_webhook",
-]

@@ -49,7 +49,7 @@ from gateway.services.members import custodial_key, get_link, set_frozen
 from gateway.services.merchants import NewMerchant, register, rotate_key, suspend
 from gateway.services.rewards import redemption_message
 from gateway.settings import resolve_secret_key
-from gateway.webhooks import WebhookDispatcher
+from gateway.webhooks.dispatcher import WebhookDispatcher
 
 
 def bearer(merchant: NewMerchant) -> dict[str, str]:

@@ -17,7 +17,7 @@ from chain.devnet import free_port
 from gateway.crypto import verify_webhook
 from gateway.models import Event, IdempotencyRecord, Merchant
 from gateway.settings import Settings
-from gateway.webhooks import WebhookDispatcher
+from gateway.webhooks.dispatcher import WebhookDispatcher
 
 
 def post(gateway: Gateway, body: Any, key: str | None = None, merchant: int = 0) -> Any:

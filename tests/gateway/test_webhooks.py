@@ -25,7 +25,8 @@ from gateway.db import make_engine, make_session_factory, transaction
 from gateway.migrate import upgrade
 from gateway.models import Merchant, WebhookDelivery
 from gateway.settings import Settings
-from gateway.webhooks import WebhookDispatcher, destination_refusal, queue_webhook
+from gateway.webhooks.destinations import destination_refusal
+from gateway.webhooks.dispatcher import WebhookDispatcher, queue_webhook
 
 MERCHANT = 7
 

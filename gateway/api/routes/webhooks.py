@@ -11,7 +11,8 @@ from gateway.errors import WebhookUrlNotAllowed
 from gateway.models import Merchant
 from gateway.schemas import WebhookConfigIn, WebhookConfigPublic
 from gateway.services.merchants import new_webhook_secret
-from gateway.webhooks import EVENT_TYPES, destination_refusal
+from gateway.webhooks.destinations import destination_refusal
+from gateway.webhooks.dispatcher import EVENT_TYPES
 
 router = APIRouter(prefix="/v1/webhook", tags=["webhooks"])
 
