@@ -326,7 +326,11 @@ def _accept(
         network_amount = ctx.fx.convert(body.order.amount, body.order.currency, body.occurred_at)
     breakdown = [line_dict(line) for line in decision.breakdown]
     points, clawback = decision.points, decision.clawback
-    netted = min(shortfall_owed(session, member.address), points) if body.type != "refund" else 0
+    netted = (
+        min(member_service.shortfall_owed(session, member.address), points)
+        if body.type != "refund"
+        else 0
+    )
     if netted:
         # An earlier refund could not claw back points already spent: net them here.
         points, clawback = points - netted, netted
@@ -463,30 +467,6 @@ def _create_ops(
     event.ops.extend(ops)
     if not ops:
         event.status = "confirmed"  # nothing to put on chain
-
-
-def shortfall_owed(session: Session, address: str) -> int:
-    """Points refunds could not claw back (already spent), less what purchases since netted."""
-    unburned = session.scalar(_UNBURNED, {"address": address})
-    if not unburned:
-        return 0  # the common case: every clawback burned in full
-    netted = session.scalar(_NETTED, {"address": address})
-    return max(0, int(unburned or 0) - int(netted or 0))
-
-
-# Statements of the accept path, built once (building one per event costs more than
-# running it).
-_UNBURNED = select(func.coalesce(func.sum(ChainOp.amount - ChainOp.burned), 0)).where(
-    ChainOp.member_address == bindparam("address"),
-    ChainOp.kind == "clawback",
-    ChainOp.status == "confirmed",
-    ChainOp.burned.is_not(None),
-)
-_NETTED = (
-    select(func.coalesce(func.sum(Event.clawback), 0))
-    .join(Member, Member.id == Event.member_id)
-    .where(Member.address == bindparam("address"), Event.type != "refund", Event.status != "failed")
-)
 
 
 # ------------------------------------------------------------------ snapshots for the engine

@@ -8,13 +8,15 @@ is private to that merchant: lookups always go through the merchant's own id.
 from __future__ import annotations
 
 from eth_account import Account
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.crypto import SecretBox
 from gateway.errors import NotFound
-from gateway.models import CustomerLink, Member
+from gateway.models import ChainOp, CustomerLink, Event, Member
+from gateway.rules.badges import BADGES
+from gateway.rules.engine import TIER_NAMES
 
 #: A merchant's customer (statements built once: building one per call costs more
 #: than running it on the accept path).
@@ -94,13 +96,6 @@ def member_view(
     session: Session, token_balance: int, link: CustomerLink, member: Member
 ) -> dict[str, object]:
     """What a merchant may see of its customer: address, balance, tier, badges, pending."""
-    from sqlalchemy import func
-
-    from gateway.models import ChainOp
-    from gateway.rules.badges import BADGES
-    from gateway.rules.engine import TIER_NAMES
-    from gateway.services.events import shortfall_owed
-
     pending = session.scalar(
         select(func.coalesce(func.sum(ChainOp.amount), 0)).where(
             ChainOp.member_address == member.address,
@@ -144,3 +139,27 @@ def set_frozen(session: Session, merchant_id: int, customer_id: str, frozen: boo
     assert member is not None
     member.frozen = frozen
     return member
+
+
+def shortfall_owed(session: Session, address: str) -> int:
+    """Points refunds could not claw back (already spent), less what purchases since netted."""
+    unburned = session.scalar(_UNBURNED, {"address": address})
+    if not unburned:
+        return 0  # the common case: every clawback burned in full
+    netted = session.scalar(_NETTED, {"address": address})
+    return max(0, int(unburned or 0) - int(netted or 0))
+
+
+# Statements of the accept path, built once (building one per event costs more than
+# running it).
+_UNBURNED = select(func.coalesce(func.sum(ChainOp.amount - ChainOp.burned), 0)).where(
+    ChainOp.member_address == bindparam("address"),
+    ChainOp.kind == "clawback",
+    ChainOp.status == "confirmed",
+    ChainOp.burned.is_not(None),
+)
+_NETTED = (
+    select(func.coalesce(func.sum(Event.clawback), 0))
+    .join(Member, Member.id == Event.member_id)
+    .where(Member.address == bindparam("address"), Event.type != "refund", Event.status != "failed")
+)
