@@ -214,6 +214,9 @@ class ChainOp(Base):
     burned: Mapped[int | None] = mapped_column(BigInteger, default=None)
     tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"), default=None, index=True)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    #: The block that included the op's transaction (set when it is confirmed), so what
+    #: was still queued at block B is the ops whose block_number is null or above B.
+    block_number: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
 
     event: Mapped[Event | None] = relationship(back_populates="ops")
 
