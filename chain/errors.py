@@ -106,7 +106,7 @@ class AuditError(ChainError):
     """The audit could not be carried out (unreachable node, bad answer, no network)."""
 
 
-class RpcError(AuditError):
+class RpcError(ChainError):
     """A JSON-RPC call answered with an error object (``code``, ``rpc_message``, ``data``)."""
 
     def __init__(self, method: str, code: int | None, message: str, data: Any = None) -> None:
@@ -117,8 +117,10 @@ class RpcError(AuditError):
         self.data = data
 
 
-class RpcTransportError(AuditError):
+class RpcTransportError(ChainError):
     """A JSON-RPC call failed in transport (connection, timeout, HTTP status) after retries."""
+
+    transient = True
 
 
 class AuditUsageError(ChainError, ValueError):

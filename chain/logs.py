@@ -8,7 +8,7 @@ block-range caps, oversized responses). Logs stay the node's raw JSON, ready for
 :mod:`chain.decode`.
 
 The client is anything with ``call(method, params)``: the audit's own
-:class:`chain.audit.rpc.Rpc`, or a web3 connection through :class:`Web3Rpc`.
+:class:`chain.jsonrpc.Rpc`, or a web3 connection through :class:`Web3Rpc`.
 """
 
 from __future__ import annotations

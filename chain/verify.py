@@ -23,9 +23,9 @@ from typing import Any
 from chain.abi import ROLE_ARTIFACTS
 from chain.artifacts import load_artifact
 from chain.audit.reader import AuditLog, Contracts
-from chain.audit.rpc import Rpc
 from chain.compile import compile_contracts, compiler_version
 from chain.config import PROJECT_ROOT
+from chain.jsonrpc import Rpc
 from chain.records import checksum
 
 #: Bytes shown on each side of the first difference.

@@ -2,7 +2,7 @@
 
 Modules, in the order data flows through them:
 
-- :mod:`chain.audit.rpc`: a minimal JSON-RPC client (calls, batches, raw JSON);
+- the one JSON-RPC client is :mod:`chain.jsonrpc` (calls, batches, raw JSON);
 - :mod:`chain.audit.reader`: discovery of the network from the hub, then every log
   of its contracts through the paged reader (:mod:`chain.logs`), with block times,
   decoded by the one decoder (:mod:`chain.decode`) into typed records
@@ -35,7 +35,6 @@ from chain.audit.anomalies import (
 )
 from chain.audit.reader import AuditLog, Contracts, History, ProgressCallback
 from chain.audit.report import AuditReport, build_report, csv_columns, of_kind, write_csv
-from chain.audit.rpc import Rpc, block_at_time
 from chain.audit.settlement import (
     MerchantSettlement,
     SettlementReport,
@@ -54,6 +53,7 @@ from chain.audit.supply import (
 from chain.audit.timeline import TimelineEntry, rule_timeline
 from chain.decode import decode_logs
 from chain.errors import AuditError, AuditUsageError, RpcError, RpcTransportError
+from chain.jsonrpc import Rpc, block_at_time
 from chain.logs import is_limit_error, suggested_range_end
 from chain.records import (
     RECORD_TYPES,

@@ -28,11 +28,11 @@ from rich.table import Table
 
 from chain.audit.reader import AuditLog, History
 from chain.audit.report import AuditReport, build_report, write_csv
-from chain.audit.rpc import Rpc, block_at_time
 from chain.audit.settlement import format_money
 from chain.audit.supply import chain_state_at
 from chain.config import PROJECT_ROOT, get_chain_settings
 from chain.errors import AuditUsageError, ChainError
+from chain.jsonrpc import Rpc, block_at_time
 from chain.records import checksum, iso_time, parse_time
 
 audit_app = typer.Typer(

@@ -20,9 +20,9 @@ from typing import Any
 
 from chain.abi import ROLE_GRANTED, ROLE_REVOKED, ZERO_WORD
 from chain.abi import selector as abi_selector
-from chain.audit.rpc import Rpc
 from chain.decode import LogDecoder
 from chain.errors import AuditError
+from chain.jsonrpc import Rpc
 from chain.logs import LogPager
 from chain.records import Address, Record, checksum
 

@@ -17,7 +17,7 @@ from eth_abi import decode as abi_decode
 
 from chain.abi import MERCHANT_STATUS, ZERO_ADDRESS, selector
 from chain.audit.reader import Contracts
-from chain.audit.rpc import Rpc
+from chain.jsonrpc import Rpc
 from chain.records import (
     Address,
     Clawback,

@@ -1,9 +1,11 @@
-"""The audit's JSON-RPC client: single calls and batches over HTTP, raw JSON results.
+"""One JSON-RPC client for the whole project: single calls and batches over HTTP, raw JSON.
 
-Raw results (hex strings, plain dicts) are what makes replaying a million logs fast:
-nothing is converted that the decoder does not need. Transport failures (connection,
-timeout, 429 and 5xx) are retried with backoff, then raised as
-:class:`~chain.errors.RpcTransportError`; error objects as :class:`~chain.errors.RpcError`.
+Raw results (hex strings, plain dicts) are what makes replaying a million logs (the
+audit) and following thousands of receipts (the outbox) fast: nothing is converted
+that the caller does not need, and no web3 middleware runs on the way. Transport
+failures (connection, timeout, 429 and 5xx) are retried with backoff, then raised as
+:class:`~chain.errors.RpcTransportError`; error objects as :class:`~chain.errors.RpcError`
+with the node's ``code``, so callers classify errors by code, not by message text.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import requests
 
-from chain.errors import AuditError, RpcError, RpcTransportError
+from chain.errors import RpcError, RpcTransportError
 
 
 class Rpc:
@@ -68,7 +70,7 @@ class Rpc:
             method,
         )
         if not isinstance(body, dict):
-            raise AuditError(f"{method}: unexpected answer {str(body)[:200]}")
+            raise RpcError(method, None, f"unexpected answer {str(body)[:200]}")
         if "error" in body:
             error = body["error"] or {}
             raise RpcError(method, error.get("code"), str(error.get("message")), error.get("data"))
@@ -94,17 +96,19 @@ class Rpc:
             body = self._post(payload, f"batch of {len(chunk)} {chunk[0][0]}")
             if not isinstance(body, list):  # batch refused (or too large)
                 if size == 1:
-                    raise AuditError(f"{chunk[0][0]}: unexpected answer {str(body)[:200]}")
+                    raise RpcError(chunk[0][0], None, f"unexpected answer {str(body)[:200]}")
                 size = max(1, size // 4)
                 continue
             by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
             for i, (method, _params) in enumerate(chunk):
                 item = by_id.get(first_id + i)
                 if item is None:
-                    raise AuditError(f"{method}: missing from the batch answer")
+                    raise RpcError(method, None, "missing from the batch answer")
                 if "error" in item:
                     error = item["error"] or {}
-                    raise RpcError(method, error.get("code"), str(error.get("message")))
+                    raise RpcError(
+                        method, error.get("code"), str(error.get("message")), error.get("data")
+                    )
                 results.append(item.get("result"))
             start += len(chunk)
         return results
@@ -115,7 +119,7 @@ class Rpc:
     def block_timestamp(self, block: int) -> int:
         found = self.call("eth_getBlockByNumber", [hex(block), False])
         if found is None:
-            raise AuditError(f"block {block} not found")
+            raise RpcError("eth_getBlockByNumber", None, f"block {block} not found")
         return int(found["timestamp"], 16)
 
     def eth_call(self, to: str, data: bytes, block: int | str = "latest") -> bytes:
