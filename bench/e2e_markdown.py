@@ -1,4 +1,6 @@
-"""Render a ``pointsnet bench e2e`` JSON report as the Markdown table of docs/BENCHMARKS.md.
+"""Render a ``pointsnet bench e2e`` JSON report as the Markdown of docs/BENCHMARKS.md: the
+table (gateway phases, the pipelined relayer, the naive variants) and the ratios of each
+gateway phase to each baseline of the same run.
 
 Usage: ``.venv/bin/python -m bench.e2e_markdown docs/bench/e2e-automine.json``
 """
@@ -20,8 +22,17 @@ def _f(value: Any, digits: int = 0) -> str:
 
 def table(report: dict[str, Any]) -> str:
     phases = [(m, p) for m in report["modes"] for p in m["phases"]]
-    naive = [(None, p) for p in report["naive"]]
-    columns = phases + naive
+    baselines = [(None, p) for p in report.get("relayer", []) + report["naive"]]
+    columns = phases + baselines
+    gas_limit = int(report["config"].get("gas_limit") or 0)
+    block_time = report["config"].get("block_time")
+
+    def ceiling(p: dict[str, Any]) -> float | None:
+        gas = p["gas"].get("all_in_per_event")
+        if not block_time or not gas or gas != gas:
+            return None
+        return float(gas_limit / gas / float(block_time))
+
     head = ["figure"] + [p["name"] + (" *" if p.get("extrapolated") else "") for _m, p in columns]
     rows: list[list[str]] = []
 
@@ -45,12 +56,15 @@ def table(report: dict[str, Any]) -> str:
     row("gas/issuance new / existing", lambda m, p: (
         f"{_f(p['gas'].get('new_member'))} / {_f(p['gas'].get('existing_member'))}"))  # fmt: skip
     row("issuances per issueBatch", lambda m, p: _f(p["gas"].get("issue_ops_per_tx"), 1))
+    row("chain ceiling events/s (block gas ÷ gas/event ÷ block time)",
+        lambda m, p: _f(ceiling(p)))  # fmt: skip
     row("txs", lambda m, p: ", ".join(f"{k} {v:,}" for k, v in sorted(p["txs"].items())))
     row("gateway CPU ms/event", lambda m, p: _f(1000 * p["server_cpu_s"] / max(1, p["events"]), 1)
         if p["server_cpu_s"] == p["server_cpu_s"] else "—")  # fmt: skip
     row("gateway peak RSS (MiB)", lambda m, p: _f(p["server_peak_rss_mib"]))
     row("anvil CPU (s)", lambda m, p: _f(p["anvil_cpu_s"], 1))
     row("client CPU (s)", lambda m, p: _f(p["client_cpu_s"], 1))
+    row("base fee of the last block (wei)", lambda m, p: _f(p.get("last_base_fee_wei")))
     row("DB MiB per 10k events", lambda m, p: _f(
         m["db_bytes"] / max(1, m["db_events"]) * 10_000 / 2**20, 1) if m else "—")  # fmt: skip
     row("SQLite WAL peak (MiB)", lambda m, p: _f(m.get("wal_peak_bytes", 0) / 2**20) if m else "—")
@@ -60,7 +74,26 @@ def table(report: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     notes = [f"* {p['name']}: {p['note']}" for _m, p in columns if p.get("note")]
+    ratios = ratio_rows(report)
+    if ratios:
+        notes += ["", "| gateway ÷ baseline (same run) | confirmed/s | gas (baseline ÷ ours) |",
+                  "|---|---:|---:|", *ratios]  # fmt: skip
     return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def ratio_rows(report: dict[str, Any]) -> list[str]:
+    """Markdown rows: each gateway phase's confirmed/s and gas against each baseline."""
+    rows = []
+    for mode in report["modes"]:
+        for p in mode["phases"]:
+            for base in report.get("relayer", []) + report["naive"]:
+                if not base["confirmed_per_s"]:
+                    continue
+                ours, theirs = p["gas"].get("all_in_per_event"), base["gas"].get("all_in_per_event")
+                gas = f"{theirs / ours:,.2f}x" if ours and theirs and ours == ours else "—"
+                speed = p["confirmed_per_s"] / base["confirmed_per_s"]
+                rows.append(f"| {p['name']} ÷ {base['name']} | {speed:,.2f}x | {gas} |")
+    return rows
 
 
 def main(argv: list[str]) -> int:

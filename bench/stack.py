@@ -134,7 +134,8 @@ class Stack:
     """anvil + contracts + merchants + gateway processes in one data directory.
 
     ``settings`` override the stack's gateway settings (data dir, RPC URL, devnet
-    port, a free API port, no timelock delay, no ``.env`` file); ``env`` adds ``POINTSNET_*``
+    port, a free API port, no timelock delay, no ``.env`` file); ``anvil_args`` are added to
+    anvil's command line (e.g. its base fee); ``env`` adds ``POINTSNET_*``
     variables to every process spawned. Without ``data_dir`` a temporary
     directory is made, and removed on exit unless ``keep``.
     """
@@ -146,6 +147,7 @@ class Stack:
         merchants: Sequence[tuple[str, str]] = TWO_MERCHANTS,
         block_time: float | None = None,
         gas_limit: int | None = None,
+        anvil_args: Sequence[str] = (),
         persist_state: bool = False,
         anvil_timeout: float = 30.0,
         settings: Mapping[str, Any] | None = None,
@@ -165,6 +167,7 @@ class Stack:
         self.merchant_specs = tuple(merchants)
         self.block_time = block_time
         self.gas_limit = gas_limit
+        self.anvil_args = tuple(anvil_args)
         self.persist_state = persist_state
         self.anvil_timeout = anvil_timeout
         #: Settings overrides; may be changed until the stack starts.
@@ -240,6 +243,7 @@ class Stack:
             block_time=self.block_time,
             gas_limit=self.gas_limit,
             log_file=devnet_dir / "anvil.log",
+            extra_args=self.anvil_args,
         ).start(timeout=self.anvil_timeout)
         return self.node
 

@@ -1,10 +1,12 @@
-"""``pointsnet bench e2e``: the gateway end to end, beside a naive mint-per-event integration.
+"""``pointsnet bench e2e``: the gateway end to end, beside two mint-per-event integrations.
 
 A benchmark, not a test: every figure comes from the run that prints it.
 
 1. For each mode (``single``: one event per ``POST /v1/events``; ``batch``:
-   ``POST /v1/events/batch`` with ``batch_size`` events per request) a fresh
-   stack: its own anvil (automine, or interval mining with ``--block-time``),
+   ``POST /v1/events/batch`` with ``batch_size`` events per request; ``none``: the
+   baselines only) a fresh stack: its own anvil (automine, or interval mining with
+   ``--block-time``; ``--gas-limit`` gas per block, 30M by default; base fee 0 so that
+   EIP-1559 fee growth under full blocks does not decide the comparison),
    the contracts deployed, four merchants admitted, and the gateway as a real
    ``pointsnet serve`` process (role ``all``: the API in that process, the outbox
    worker with the webhook dispatcher and the indexer as its child processes; with
@@ -21,10 +23,14 @@ A benchmark, not a test: every figure comes from the run that prints it.
    confirmed event is the worker's confirming commit) against each event's
    client send time, for every event; a sample of events is also polled through
    ``GET /v1/events/{id}`` as a client would.
-5. The naive baseline on its own anvil (same mining): a plain OpenZeppelin
-   ERC-20 ``mint`` transaction per event with web3.py (build, sign, send, wait
-   for the receipt), sequential, then with several threads each with its own
-   key and token. Time-boxed; the measured rate is applied to the full count.
+5. The baselines, each on its own anvil with the same chain settings, time-boxed:
+   the pipelined relayer (:mod:`~bench.e2e.relayer`: a plain OpenZeppelin ERC-20
+   ``mint`` per event, signed locally with consecutive nonces, sent in JSON-RPC
+   batches without waiting, receipts collected in batches) and the naive
+   integration (the same mint with web3.py: build, sign, send, wait for the
+   receipt; sequential, then several threads each with its own key and token).
+   Every ratio is printed against both, with the chain's ceiling (block gas ÷ gas
+   per event ÷ block time) and the base fee of the last block.
 
 Gateway CPU and peak RSS are read from ``/proc`` (or psutil) for each of the
 gateway's processes (the API and the children it supervises, found by their
@@ -36,7 +42,8 @@ options, the event mix), :mod:`~bench.e2e.workload` (the events),
 :mod:`~bench.e2e.stack` (the gateway under test, on :mod:`bench.stack`),
 :mod:`~bench.e2e.load` (sending), :mod:`~bench.e2e.procstats` and
 :mod:`~bench.e2e.profiling` (what the processes spend), :mod:`~bench.e2e.figures`
-(reading the results back), :mod:`~bench.e2e.naive` (the baseline),
+(reading the results back), :mod:`~bench.e2e.relayer` and :mod:`~bench.e2e.naive`
+(the baselines),
 :mod:`~bench.e2e.run` (the whole run) and :mod:`~bench.e2e.report` (the output).
 """
 

@@ -25,14 +25,23 @@ MERCHANTS: tuple[tuple[str, str, int, int], ...] = (
     ("Thames Outfitters", "GBP", 15, 250),
 )
 
-#: Targets the run is compared against (reported, never adjusted).
+#: Targets the run is compared against (reported, never adjusted; issue 14).
 TARGETS = {
     "batch_confirmed_per_s": 1_500.0,
     "single_confirmed_per_s": 500.0,
     "ratio_to_naive": 15.0,
+    "ratio_to_relayer_100m": 1.5,  # batch confirmed/s ÷ relayer, 100M gas per block
+    "ratio_to_relayer_30m": 1.6,  # batch confirmed/s ÷ relayer, 30M gas per block
+    "share_of_ceiling_30m": 0.9,  # batch confirmed/s ÷ (block gas ÷ our gas/event ÷ block time)
     "accept_p99_ms_at_500": 25.0,
     "confirm_p50_s_1s_blocks": 1.5,
+    "cpu_ms_per_event_batch": 0.6,
+    "peak_rss_mib": 300.0,
 }
+
+#: Every devnet of the bench (gateway, naive, relayer) starts at base fee 0, so EIP-1559
+#: fee growth under full blocks (12.5% a block) does not decide the comparison.
+ANVIL_ARGS = ("--block-base-fee-per-gas", "0")
 
 FINAL = ("confirmed", "failed", "rejected", "held")
 IN_FLIGHT = ("accepted", "submitted")
@@ -47,14 +56,17 @@ class E2EConfig:
     rate: float = 500.0
     block_time: float | None = None
     database_url: str | None = None
-    mode: str = "both"  # single | batch | both
+    mode: str = "both"  # single | batch | both | none (the baselines only)
     batch_size: int = 100
     rate_share: float = 0.4  # fraction of each mode's events sent in the rate phase
     naive_threads: int = 4
-    naive_seconds: float = 20.0  # time box of each naive variant
+    naive_seconds: float = 20.0  # time box of each naive variant (0: no naive column)
+    relayer_seconds: float = 30.0  # time box of the pipelined relayer's sending (0: none)
+    relayer_signers: int = 1  # signing threads beside the sending one (0: sign inline)
+    relayer_sign: str = "rlp"  # rlp (payload hash signed) | dict (Account.sign_transaction)
     rate_seconds: float = 60.0  # time box of the rate phase (sending)
     saturation_seconds: float = 120.0  # time box of the saturation phase (sending)
-    gas_limit: int = 1_000_000_000
+    gas_limit: int = 30_000_000  # block gas limit of every devnet (anvil's default)
     drain_timeout: float = 240.0
     poll_samples: int = 200  # events polled through GET /v1/events/{id} per phase
     profile: bool = False  # py-spy record the server during each saturation phase
@@ -75,4 +87,6 @@ class E2EConfig:
             return ("single", "batch")
         if self.mode in ("single", "batch"):
             return (self.mode,)
-        raise ValueError(f"mode must be single, batch or both, not {self.mode!r}")
+        if self.mode == "none":
+            return ()
+        raise ValueError(f"mode must be single, batch, both or none, not {self.mode!r}")

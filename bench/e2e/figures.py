@@ -57,6 +57,7 @@ class PhaseFigures:
     database_cpu_s: float = math.nan  # a local PostgreSQL server's processes, if used
     client_cpu_s: float = math.nan
     cpu_by_role: dict[str, float] = field(default_factory=dict)  # gateway processes
+    last_base_fee_wei: float = math.nan  # the chain's latest block at the end of the phase
     timeline: list[int] = field(default_factory=list)  # confirmed per second from phase start
     note: str = ""
     extrapolated: bool = False
@@ -258,6 +259,12 @@ class E2EReport:
     naive: list[PhaseFigures]
     started: str
     seconds: float
+    relayer: list[PhaseFigures] = field(default_factory=list)
+
+    @property
+    def baselines(self) -> list[PhaseFigures]:
+        """The baseline columns: the pipelined relayer, then the naive variants."""
+        return self.relayer + self.naive
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)

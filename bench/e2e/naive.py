@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.e2e.config import E2EConfig, Progress
+from bench.e2e.config import ANVIL_ARGS, E2EConfig, Progress
 from bench.e2e.figures import PhaseFigures, best_window, per_second, quantiles_s
 from bench.e2e.procstats import cpu_seconds
 from bench.e2e.workload import Workload
 from chain.config import anvil_dev_key
-from chain.devnet import Devnet, free_port
+from chain.devnet import Devnet, free_port, rpc_call
 
 
 class NaiveIntegration:
@@ -47,16 +47,8 @@ class NaiveIntegration:
         return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 60}))
 
     def deploy_token(self, key: str) -> Any:
-        from eth_account import Account
-
-        w3 = self._w3()
-        account = Account.from_key(key)
-        factory = w3.eth.contract(abi=self.artifact["abi"], bytecode=self.artifact["bytecode"])
-        nonce = w3.eth.get_transaction_count(account.address)
-        tx = factory.constructor().build_transaction({"from": account.address, "nonce": nonce})
-        tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
-        return w3.eth.contract(address=receipt["contractAddress"], abi=self.artifact["abi"])
+        address = deploy_token(self.url, key)
+        return self._w3().eth.contract(address=address, abi=self.artifact["abi"])
 
     def _next_recipient(self, token: str) -> tuple[str, bool] | None:
         """The next event's member, and whether it is new to ``token``."""
@@ -118,35 +110,66 @@ class NaiveIntegration:
         return t0, time.time()
 
 
+def deploy_token(url: str, key: str) -> str:
+    """Deploy a NaiveERC20 owned by ``key`` (its minter) with web3.py; returns its address."""
+    from eth_account import Account
+    from web3 import Web3
+
+    from chain.artifacts import load_artifact
+
+    artifact = load_artifact("NaiveERC20")
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60}))
+    account = Account.from_key(key)
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    nonce = w3.eth.get_transaction_count(account.address)
+    tx = factory.constructor().build_transaction({"from": account.address, "nonce": nonce})
+    tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+    return str(w3.eth.wait_for_transaction_receipt(tx_hash)["contractAddress"])
+
+
+def devnet_for(config: E2EConfig, tmp: Path) -> Devnet:
+    """A baseline's own anvil, on the gateway's chain settings (mining, gas limit, base fee)."""
+    return Devnet(
+        port=free_port(),
+        block_time=config.block_time,
+        gas_limit=config.gas_limit,
+        log_file=tmp / "anvil.log",
+        extra_args=ANVIL_ARGS,
+    )
+
+
+def last_base_fee(url: str) -> float:
+    """The base fee of the chain's latest block, in wei (it should stay ~0: see ANVIL_ARGS)."""
+    latest = rpc_call(url, "eth_getBlockByNumber", ["latest", False])
+    return float(int(latest.get("baseFeePerGas") or "0x0", 16))
+
+
 def run_naive(config: E2EConfig, progress: Progress) -> list[PhaseFigures]:
-    """The naive baseline on its own anvil: sequential, then ``naive_threads`` threads."""
+    """The naive baseline on its own anvil: sequential, then ``naive_threads`` threads
+    (none with ``naive_seconds`` 0)."""
     results: list[PhaseFigures] = []
+    if config.naive_seconds <= 0:
+        return results
     variants = [("naive sequential", 1)]
     if config.naive_threads > 1:
         variants.append((f"naive {config.naive_threads} threads", config.naive_threads))
-    with tempfile.TemporaryDirectory(prefix="pointsnet-e2e-naive-") as tmp:
-        port = free_port()
-        node = Devnet(
-            port=port,
-            block_time=config.block_time,
-            gas_limit=config.gas_limit,
-            log_file=Path(tmp) / "anvil.log",
-        )
-        with node:
-            anvil_pid = node.pid or 0
-            workload = Workload(config.seed, "naive", refund_lag=1_000)
-            for name, threads in variants:
-                progress(
-                    f"{name}: a mint transaction per event, time box {config.naive_seconds:.0f} s"
-                )
-                naive = NaiveIntegration(node.url, workload, config.events, config.naive_seconds)
-                keys = [anvil_dev_key(3 + i) for i in range(threads)]
-                cpu0, anvil0 = time.process_time(), cpu_seconds(anvil_pid)
-                t0, t1 = naive.run(keys)
-                figures = _naive_figures(name, naive.records, t0, t1, config.events)
-                figures.client_cpu_s = time.process_time() - cpu0
-                figures.anvil_cpu_s = cpu_seconds(anvil_pid) - anvil0
-                results.append(figures)
+    with (
+        tempfile.TemporaryDirectory(prefix="pointsnet-e2e-naive-") as tmp,
+        devnet_for(config, Path(tmp)) as node,
+    ):
+        anvil_pid = node.pid or 0
+        workload = Workload(config.seed, "naive", refund_lag=1_000)
+        for name, threads in variants:
+            progress(f"{name}: a mint transaction per event, time box {config.naive_seconds:.0f} s")
+            naive = NaiveIntegration(node.url, workload, config.events, config.naive_seconds)
+            keys = [anvil_dev_key(3 + i) for i in range(threads)]
+            cpu0, anvil0 = time.process_time(), cpu_seconds(anvil_pid)
+            t0, t1 = naive.run(keys)
+            figures = _naive_figures(name, naive.records, t0, t1, config.events)
+            figures.client_cpu_s = time.process_time() - cpu0
+            figures.anvil_cpu_s = cpu_seconds(anvil_pid) - anvil0
+            figures.last_base_fee_wei = last_base_fee(node.url)
+            results.append(figures)
     return results
 
 

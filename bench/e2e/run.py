@@ -1,4 +1,5 @@
-"""Running the e2e bench: one stack per mode, its two phases, then the naive baseline."""
+"""Running the e2e bench: one stack per mode, its two phases, then the baselines (the
+pipelined relayer, the naive integration), each on its own anvil with the same settings."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from sqlalchemy import func, select
 from bench.e2e.config import MERCHANTS, E2EConfig, Progress
 from bench.e2e.figures import E2EReport, ModeResult, PhaseFigures, nan_sum, read_phase
 from bench.e2e.load import build_requests, drive
-from bench.e2e.naive import run_naive
+from bench.e2e.naive import last_base_fee, run_naive
 from bench.e2e.procstats import Monitor, memory_kib
 from bench.e2e.profiling import Profiler, summarize_profile
+from bench.e2e.relayer import run_relayer
 from bench.e2e.report import write_chart
 from bench.e2e.stack import GatewayStack
 from bench.e2e.workload import Workload
@@ -141,6 +143,7 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
                 figures.server_peak_rss_mib = nan_sum(figures.server_peak_rss_mib, peak / 1024)
                 figures.cpu_by_role[role] = cpu
             figures.anvil_cpu_s = monitor.window("anvil", t0, t1)[0]
+            figures.last_base_fee_wei = last_base_fee(stack.node.url)
             if monitor.postgres:
                 figures.database_cpu_s = monitor.window("postgres", t0, t1)[0]
             if not drained:
@@ -171,12 +174,14 @@ def run_e2e_bench(config: E2EConfig, progress: Progress | None = None) -> E2ERep
     started = datetime.now(UTC)
     t0 = time.monotonic()
     modes = [run_mode(config, mode, say) for mode in config.modes]
+    relayer = [run_relayer(config, say)] if config.relayer_seconds > 0 else []
     naive = run_naive(config, say)
     report = E2EReport(
         config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         machine=machine_info(),
         modes=modes,
         naive=naive,
+        relayer=relayer,
         started=started.isoformat(timespec="seconds"),
         seconds=time.monotonic() - t0,
     )

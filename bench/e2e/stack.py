@@ -24,7 +24,7 @@ from typing import Any, Self
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.e2e.config import MERCHANTS, E2EConfig, Progress
+from bench.e2e.config import ANVIL_ARGS, MERCHANTS, E2EConfig, Progress
 from bench.e2e.procstats import child_roles
 from bench.stack import SERVE, Stack, wait_drained
 
@@ -40,6 +40,7 @@ class GatewayStack(Stack):
             merchants=[(name, currency) for name, currency, _low, _high in MERCHANTS],
             block_time=config.block_time,
             gas_limit=config.gas_limit,
+            anvil_args=ANVIL_ARGS,
             # The default limiter holds one API key to 1,000 requests/s; the
             # bench measures the gateway, not the limiter.
             env={"POINTSNET_RATE_LIMIT_PER_MINUTE": str(10**9)},

@@ -51,10 +51,26 @@ def bench_e2e(
     database_url: Annotated[
         str | None, typer.Option(help="PostgreSQL server URL (a fresh database is made on it)")
     ] = None,
-    mode: Annotated[str, typer.Option(help="single | batch | both")] = "both",
+    mode: Annotated[
+        str, typer.Option(help="single | batch | both | none (the baselines only)")
+    ] = "both",
+    gas_limit: Annotated[
+        int, typer.Option(help="block gas limit of every devnet (all start at base fee 0)")
+    ] = 30_000_000,
     batch_size: Annotated[int, typer.Option(help="events per batch request")] = 100,
     naive_threads: Annotated[int, typer.Option(help="threads of the naive variant")] = 4,
-    naive_seconds: Annotated[float, typer.Option(help="time box of each naive variant")] = 20.0,
+    naive_seconds: Annotated[
+        float, typer.Option(help="time box of each naive variant (0: no naive column)")
+    ] = 20.0,
+    relayer_seconds: Annotated[
+        float, typer.Option(help="time box of the pipelined relayer's sending (0: none)")
+    ] = 30.0,
+    relayer_signers: Annotated[
+        int, typer.Option(help="relayer signing threads beside the sending one (0 or 1)")
+    ] = 1,
+    relayer_sign: Annotated[
+        str, typer.Option(help="relayer signing: rlp (hash signed) | dict (sign_transaction)")
+    ] = "rlp",
     rate_share: Annotated[
         float, typer.Option(help="share of the events sent in the rate phase (0: saturation only)")
     ] = 0.4,
@@ -76,13 +92,16 @@ def bench_e2e(
     out: Annotated[str, typer.Option(help="directory for JSON, chart, profiles")] = "docs/bench",
     json_out: Annotated[bool, typer.Option("--json", help="print the JSON report")] = False,
 ) -> None:
-    """End to end: HTTP in, events confirmed on chain out, beside a naive mint per event."""
+    """End to end: HTTP in, events confirmed on chain out, beside a pipelined relayer and a
+    naive integration (an ERC-20 mint per event), every devnet on the same chain settings."""
     from bench.e2e import E2EConfig, print_report, run_e2e_bench
 
     config = E2EConfig(
         events=events, clients=clients, rate=rate, block_time=block_time,
         database_url=database_url, mode=mode, batch_size=batch_size,
         naive_threads=naive_threads, naive_seconds=naive_seconds, profile=profile,
+        gas_limit=gas_limit, relayer_seconds=relayer_seconds, relayer_signers=relayer_signers,
+        relayer_sign=relayer_sign,
         in_process=in_process, keep=keep, instrument=instrument,
         rate_share=rate_share, rate_seconds=rate_seconds, saturation_seconds=saturation_seconds,
         out_dir=Path(out) if out else None,
@@ -91,6 +110,8 @@ def bench_e2e(
         config.modes  # noqa: B018  (validates --mode)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if relayer_sign not in ("rlp", "dict") or relayer_signers not in (0, 1):
+        raise typer.BadParameter("--relayer-sign is rlp or dict; --relayer-signers is 0 or 1")
     report = run_e2e_bench(config, progress=None if json_out else console.log)
     if json_out:
         sys.stdout.write(report.to_json() + "\n")
