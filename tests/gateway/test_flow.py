@@ -8,8 +8,8 @@ import pytest
 from gateway_kit import Gateway, purchase, redeem
 from sqlalchemy import func, select
 
-from gateway import worker as worker_module
 from gateway.models import ChainTx
+from gateway.outbox import packing as packing_module
 
 
 def test_purchase_is_confirmed_on_chain_with_its_tx_hash(gateway: Gateway) -> None:
@@ -151,7 +151,7 @@ def test_a_worker_cycle_packs_for_a_bounded_time_then_follows_receipts(
         response = gateway.client.post("/v1/events", json=body, headers=gateway.headers(merchant))
         assert response.status_code == 202, response.text
     time.sleep(gateway.context.settings.batch_max_wait + 0.1)  # both batches are due
-    monkeypatch.setattr(worker_module, "PACK_SECONDS", 0.0)
+    monkeypatch.setattr(packing_module, "PACK_SECONDS", 0.0)
     before = issue_txs(gateway)
     assert gateway.worker._pack_issues()
     assert issue_txs(gateway) == before + 1  # one batch, then back to the receipts

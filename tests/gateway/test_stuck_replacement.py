@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from gateway.db import transaction
 from gateway.models import ChainOp, ChainTx
-from gateway.worker import OutboxWorker, _chain_tx, _signed
+from gateway.outbox.base import chain_tx_row, signed_of
+from gateway.outbox.worker import OutboxWorker
 
 
 def _stuck(gateway: Gateway, worker: OutboxWorker, with_op: bool) -> tuple[int, str]:
@@ -28,11 +29,13 @@ def _stuck(gateway: Gateway, worker: OutboxWorker, with_op: bool) -> tuple[int, 
     nonce = sender.w3.eth.get_transaction_count(sender.address, "pending") + ahead
     signed = sender.sign(sender.address, b"", gas=21_000, nonce=nonce)
     with transaction(gateway.context.sessions) as session:
-        original = _chain_tx("badge", gateway.merchants[0].id, signed)
+        original = chain_tx_row("badge", gateway.merchants[0].id, signed)
         original.status, original.sent_at = "sent", datetime.now(UTC) - timedelta(hours=1)
         session.add(original)
         session.flush()
-        dropped = _chain_tx("badge", gateway.merchants[0].id, sender.replacement(_signed(original)))
+        dropped = chain_tx_row(
+            "badge", gateway.merchants[0].id, sender.replacement(signed_of(original))
+        )
         dropped.status, dropped.replaces, dropped.error = "failed", original.id, "nonce consumed"
         session.add(dropped)
         if with_op:

@@ -19,7 +19,7 @@ from chain.records import Clawback
 from chain.sender import GWEI, TransactionSender
 from chain.signers import resolve_key
 from gateway.models import ChainOp, ChainTx, Event, Merchant
-from gateway.recovery import ChainRecovery
+from gateway.outbox.recovery import ChainRecovery
 
 
 def refund(customer: str, order: str, amount: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,143 @@
+"""The outbox worker's state, shared by every layer of :mod:`gateway.outbox`.
+
+Responsibilities:
+
+- what one worker holds between cycles (its chain link, sender, database sessions, the
+  hold-backs while the hub is paused or a merchant is at its mint cap, the issue batches
+  kept for clawback proofs, the chain recovery) and the constants every layer uses;
+- a stored ``chain_txs`` row made from a signed transaction, and back.
+
+The worker is one class built in layers, each module one layer on the one below:
+``status`` (event statuses) < ``sending`` (broadcasts, nonces) < ``receipts`` <
+``replacement`` < ``packing`` (claiming, storing, issue batches) < ``clawbacks`` <
+``singles`` (badges, tiers, one-op transactions) < ``worker`` (the loop, recovery on start).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from eth_account.typed_transactions import TypedTransaction
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from sqlalchemy.orm import Session, sessionmaker
+
+from chain.contracts import LoyaltyNetworkClient
+from chain.sender import SignedTx, TransactionSender
+from gateway.chainlink import ChainLink
+from gateway.models import ChainTx
+from gateway.outbox.recovery import ChainRecovery
+
+log = logging.getLogger("pointsnet.worker")
+#: Ops that move points: if one fails, its event fails.
+VALUE_KINDS = ("issue", "clawback")
+#: Ops whose hub functions refuse while the network is paused: they wait for the unpause.
+PAUSABLE_KINDS = ("issue", "clawback", "badge", "redeem", "transfer")
+#: Seconds between two attempts at ops held back (network paused, merchant at its cap).
+HOLD_RECHECK = 2.0
+
+
+@dataclass(frozen=True)
+class IssuedBatch:
+    """A confirmed issue batch as its refunds prove it: first sequence number, members,
+    amounts and the Merkle tree's levels (built once for all its refunds)."""
+
+    first_seq: int
+    members: list[str]
+    amounts: list[int]
+    tree: list[list[bytes]]
+
+
+@dataclass
+class CapHold:
+    """A merchant that reached its mint cap in cap period ``period``.
+
+    Until that period ends its issuances go one per batch, each minted if it fits
+    under the cap and otherwise waiting; none is tried before ``retry_at``
+    (``time.monotonic()``).
+    """
+
+    period: int
+    retry_at: float
+
+
+class OutboxState:
+    """What every layer of the worker reads and writes; one instance owns one key's nonces."""
+
+    def __init__(
+        self,
+        link: ChainLink,
+        sessions: sessionmaker[Session],
+        *,
+        sender: TransactionSender | None = None,
+        defines_badges: bool = True,
+    ) -> None:
+        """``defines_badges``: whether this worker defines the badge catalogue on chain on
+        recovery. With several signer lanes only one does (see :mod:`gateway.runtime.lanes`); the
+        others award no badge until the catalogue is on chain."""
+        self.link = link
+        self.defines_badges = defines_badges
+        self._badges_defined = False
+        self.sessions = sessions
+        self.sender = sender or link.new_sender()
+        self.hub: LoyaltyNetworkClient = link.network.hub
+        self.settings = link.settings
+        self._recovered = False
+        self._issued_batches: dict[int, IssuedBatch] = {}
+        self._paused_until = 0.0  # time.monotonic() before which pausable ops wait for an unpause
+        self._cap_holds: dict[int, CapHold] = {}
+        #: merchant -> id of the last clawback op that goes alone (after a batch would revert)
+        self._clawbacks_alone: dict[int, int] = {}
+        self.chain_recovery: ChainRecovery | None = None
+
+    def _hold_while_paused(self, kind: str) -> None:
+        if time.monotonic() >= self._paused_until:
+            log.warning("%s ops held back while the network is paused", kind)
+        self._paused_until = time.monotonic() + HOLD_RECHECK
+
+    def _held_while_paused(self, kind: str) -> bool:
+        """Whether ops of ``kind`` wait now: the hub was paused when last tried."""
+        return kind in PAUSABLE_KINDS and time.monotonic() < self._paused_until
+
+    def _clawbacks_one_at_a_time(self, merchant_id: int, op_ids: list[int], reason: str) -> None:
+        """A batch of the pending clawbacks ``op_ids`` would revert (or did, on chain):
+        the merchant's clawbacks up to the last of them go one per batch."""
+        self._clawbacks_alone[merchant_id] = max(op_ids)
+        log.warning(
+            "a clawback batch of merchant %s reverts (%s): its %d clawbacks go one at a time",
+            merchant_id, reason, len(op_ids),
+        )  # fmt: skip
+
+
+def chain_tx_row(kind: str, merchant_id: int | None, signed: SignedTx) -> ChainTx:
+    return ChainTx(
+        kind=kind,
+        merchant_id=merchant_id,
+        sender=signed.sender,
+        nonce=signed.nonce,
+        tx_hash=signed.hash,
+        raw=signed.raw,
+        max_fee_per_gas=signed.max_fee_per_gas,
+        max_priority_fee_per_gas=signed.max_priority_fee_per_gas,
+        gas=signed.gas,
+        status="signed",
+    )
+
+
+def signed_of(tx: ChainTx) -> SignedTx:
+    """The stored transaction as the sender's SignedTx (to resend or replace it)."""
+    decoded = TypedTransaction.from_bytes(HexBytes(tx.raw)).as_dict()
+    return SignedTx(
+        raw=bytes(tx.raw),
+        hash=tx.tx_hash,
+        sender=to_checksum_address(tx.sender),
+        nonce=int(tx.nonce),
+        to=to_checksum_address(decoded["to"]) if decoded.get("to") else None,
+        data=bytes(HexBytes(decoded.get("data", b""))),
+        gas=int(tx.gas),
+        max_fee_per_gas=int(tx.max_fee_per_gas),
+        max_priority_fee_per_gas=int(tx.max_priority_fee_per_gas),
+        value=int(decoded.get("value", 0)),
+    )

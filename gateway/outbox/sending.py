@@ -1,0 +1,198 @@
+"""Broadcasting stored transactions, and the sender's nonces.
+
+Responsibilities:
+
+- broadcast every stored transaction not sent yet, outside the write lock, and record
+  the outcome (``after_broadcast`` fault point once the node has it);
+- act on a refusal: a nonce taken elsewhere requeues the ops (unless the chain shows
+  their sequence numbers used), a permanent refusal fails them and hands the nonce out
+  again or fills it with a no-op; a transient one leaves the transaction stored;
+- resynchronise the next nonce with the chain and the stored transactions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hexbytes import HexBytes
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from web3.exceptions import TransactionNotFound
+
+from chain.errors import (
+    ChainError,
+    TransientTransactionError,
+)
+from chain.sender import SignedTx
+from gateway.db import transaction
+from gateway.faults import fault_point
+from gateway.models import ChainOp, ChainTx
+from gateway.outbox.base import VALUE_KINDS, chain_tx_row, log, signed_of
+from gateway.outbox.status import EventStatus
+
+
+class Broadcasting(EventStatus):
+    """Broadcasts and nonces."""
+
+    def _broadcast_new(self) -> None:
+        """Broadcast stored transactions not sent yet; the RPCs run outside the write lock.
+
+        A crash between broadcast and the status update only means the same raw
+        transaction is broadcast again on recovery, which the node accepts or
+        recognises.
+        """
+        with self.sessions() as session:
+            stored = [
+                (tx.id, signed_of(tx))
+                for tx in session.scalars(
+                    select(ChainTx)
+                    .where(ChainTx.sender == self.sender.address, ChainTx.status == "signed")
+                    .order_by(ChainTx.nonce)
+                )
+            ]
+        if not stored:
+            return
+        outcomes = [(tx_id, self._send(signed)) for tx_id, signed in stored]
+        with transaction(self.sessions) as session:
+            for tx_id, error in outcomes:
+                tx = session.get(ChainTx, tx_id)
+                assert tx is not None
+                self._record_broadcast(session, tx, error)
+
+    def _broadcast(self, session: Session, tx: ChainTx) -> None:
+        self._record_broadcast(session, tx, self._send(signed_of(tx)))
+
+    def _send(self, signed: SignedTx) -> ChainError | None:
+        """Broadcast; the error, if any, is returned for ``_record_broadcast`` to act on."""
+        try:
+            self.sender.broadcast(signed)
+        except ChainError as exc:
+            return exc
+        fault_point("after_broadcast")
+        return None
+
+    def _record_broadcast(self, session: Session, tx: ChainTx, error: ChainError | None) -> None:
+        tx.attempts += 1
+        if isinstance(error, TransientTransactionError):
+            message = str(error).lower()
+            if "nonce too low" in message:
+                # The sender checked the chain (NonceConsumed): another transaction took
+                # this nonce, ours will never be mined.
+                if not self._nonce_taken_by_sibling(session, tx):
+                    self._requeue(session, tx, "nonce consumed elsewhere")
+                self._resync_nonce(session)
+                return
+            tx.error = str(error)[:500]
+            log.warning("broadcast of %s deferred: %s", tx.tx_hash, error)
+            return
+        if error is not None:
+            self._refused(session, tx, str(error))
+            return
+        if tx.status == "signed":
+            tx.status = "sent"
+            tx.sent_at = datetime.now(UTC)
+
+    def _refused(self, session: Session, tx: ChainTx, reason: str) -> None:
+        """The node refused ``tx`` for good (not a nonce or fee race): resending its ops would
+        be refused too, so they fail with the node's reason; its nonce, never used, is handed
+        out again, or filled with a no-op when later transactions wait behind it."""
+        if self._node_has(tx) or self._sequences_used(session, tx):
+            # A refusal that is not one: the node has the transaction (or the chain shows
+            # its effect), so it is sent, and its receipt will settle it.
+            log.warning("%s kept: the node refused it (%s) but has it", tx.tx_hash, reason)
+            if tx.status == "signed":
+                tx.status, tx.sent_at = "sent", datetime.now(UTC)
+            return
+        tx.status, tx.error = "failed", reason[:500]
+        sibling = session.scalars(
+            select(ChainTx)
+            .where(
+                ChainTx.sender == tx.sender,
+                ChainTx.nonce == tx.nonce,
+                ChainTx.id != tx.id,
+                ChainTx.status.in_(("signed", "sent")),
+            )
+            .order_by(ChainTx.id.desc())
+        ).first()
+        ops = list(session.scalars(select(ChainOp).where(ChainOp.tx_id == tx.id)))
+        if sibling is not None:  # a replacement was refused: the original may still be mined
+            for op in ops:
+                op.tx_id = sibling.id
+            return
+        sent = [op for op in ops if op.status == "sent"]
+        self._fail_ops(session, sent, f"node refused the tx: {reason}")
+        log.warning("transaction %s refused (%s); its ops failed", tx.tx_hash, reason)
+        later = session.scalar(
+            select(func.count(ChainTx.id)).where(
+                ChainTx.sender == tx.sender,
+                ChainTx.nonce > tx.nonce,
+                ChainTx.status.in_(("signed", "sent")),
+            )
+        )
+        if not later:
+            self.sender.set_next_nonce(tx.nonce)
+        elif tx.kind != "noop":
+            filler = self.sender.sign(self.sender.address, b"", gas=21_000, nonce=tx.nonce)
+            noop = chain_tx_row("noop", None, filler)
+            session.add(noop)
+            session.flush()  # stored now, broadcast once committed (by _broadcast_new)
+
+    def _resync_nonce(self, session: Session) -> None:
+        """Continue after both the chain's pending count and every stored transaction not
+        final yet: a node that lost transactions reports a count below them, and handing
+        their nonces out again would give two different calls one nonce."""
+        highest = session.scalar(
+            select(func.max(ChainTx.nonce)).where(
+                ChainTx.sender == self.sender.address, ChainTx.status.in_(("signed", "sent"))
+            )
+        )
+        chain_next = self.sender.reconcile_nonce()
+        self.sender.set_next_nonce(max(chain_next, -1 if highest is None else int(highest) + 1))
+
+    def _nonce_taken_by_sibling(self, session: Session, tx: ChainTx) -> bool:
+        siblings = session.scalars(
+            select(ChainTx).where(
+                ChainTx.sender == tx.sender, ChainTx.nonce == tx.nonce, ChainTx.id != tx.id
+            )
+        ).all()
+        return any(self.sender.receipt(s.tx_hash) is not None for s in siblings)
+
+    def _requeue(self, session: Session, tx: ChainTx, reason: str) -> None:
+        """A transaction that can never be mined: its ops go back to pending.
+
+        Unless the chain says otherwise: an issuance or clawback whose sequence
+        numbers are already used on chain was executed (a node that misreported
+        it, a receipt not visible yet), and queuing it again would issue twice.
+        The transaction stays sent; its receipt will settle it.
+        """
+        if self._sequences_used(session, tx):
+            log.warning("%s kept (%s): its sequences are used on chain", tx.tx_hash, reason)
+            if tx.status == "signed":
+                tx.status, tx.sent_at = "sent", datetime.now(UTC)
+            return
+        tx.status = "failed"
+        tx.error = reason[:500]
+        for op in session.scalars(select(ChainOp).where(ChainOp.tx_id == tx.id)):
+            if op.status == "sent":
+                op.status, op.tx_id, op.seq = "pending", None, None
+        log.warning("transaction %s dropped (%s); its ops are queued again", tx.tx_hash, reason)
+
+    def _node_has(self, tx: ChainTx) -> bool:
+        """Whether the node knows ``tx`` (in its pool or mined)."""
+        try:
+            self.link.w3.eth.get_transaction(HexBytes(tx.tx_hash))
+        except TransactionNotFound:
+            return False
+        return True
+
+    def _sequences_used(self, session: Session, tx: ChainTx) -> bool:
+        ops = session.scalars(
+            select(ChainOp).where(
+                ChainOp.tx_id == tx.id,
+                ChainOp.kind.in_(VALUE_KINDS),
+                ChainOp.seq.is_not(None),
+                ChainOp.merchant_id.is_not(None),
+            )
+        ).all()
+        hub = self.hub
+        return any(hub.is_sequence_used(int(op.merchant_id or 0), int(op.seq or 0)) for op in ops)

@@ -1,0 +1,117 @@
+"""Packing badge awards, tier changes and one-op transactions.
+
+Responsibilities:
+
+- badge awards (one merchant per call) and tier changes in batches of ``SMALL_BATCH``;
+- rule-set publications, redemptions and transfers one per transaction, a member's
+  signed actions in the order the member signed them.
+"""
+
+from __future__ import annotations
+
+from hexbytes import HexBytes
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from web3.contract.contract import ContractFunction
+
+from chain.errors import (
+    ContractRevert,
+)
+from gateway.db import transaction
+from gateway.models import ChainOp
+from gateway.outbox.clawbacks import Clawbacks
+
+#: Ops of these kinds go one per transaction.
+#: Each group is relayed in queue order; redemptions and transfers share one group
+#: because both consume the member's hub nonce in the order the member signed them.
+SINGLE_KINDS: tuple[tuple[str, ...], ...] = (("rule",), ("redeem", "transfer"))
+#: How many badge awards or tier changes share one transaction.
+SMALL_BATCH = 200
+
+
+class Singles(Clawbacks):
+    """Badge, tier and single-op transactions."""
+
+    def _pack_small_batches(self, kind: str) -> bool:
+        """Badge awards (one merchant per call) or tier changes, simulated outside the lock."""
+        if self._held_while_paused(kind):
+            return False
+        with self.sessions() as session:
+            ops = self._pending(session, kind, SMALL_BATCH, lock=False)
+            if kind == "badge":
+                ops = [op for op in ops if op.merchant_id == ops[0].merchant_id] if ops else []
+            if not ops:
+                return False
+            merchant_id, op_ids = ops[0].merchant_id, [op.id for op in ops]
+            members = [op.member_address for op in ops]
+            if kind == "badge":
+                assert merchant_id is not None
+                call = self.hub.award_badges(
+                    merchant_id, members, [int(op.badge_id or 0) for op in ops]
+                )
+            else:
+                call = self.hub.set_tiers(members, [int(op.tier or 0) for op in ops])
+        try:
+            prepared: tuple[int, tuple[int, int]] | None = self._simulate(call)
+        except ContractRevert:
+            prepared = None  # _store simulates again and handles the revert
+        with transaction(self.sessions) as session:
+            claimed = self._claim(session, op_ids)
+            if len(claimed) != len(op_ids):
+                return True  # another worker took some: look again next cycle
+            if not self._store(session, kind, merchant_id, call, claimed, prepared):
+                return False
+        self._broadcast_new()
+        return True
+
+    def _pack_singles(self, kinds: tuple[str, ...]) -> bool:
+        did = False
+        for _ in range(50):  # bounded per cycle
+            with transaction(self.sessions) as session:
+                ops = self._pending(session, kinds, 20)
+                op = next(
+                    (
+                        o
+                        for o in ops
+                        if not self._held_while_paused(o.kind) and self._ready(session, o)
+                    ),
+                    None,
+                )
+                if op is None:
+                    return did
+                call = self._single_call(op)
+                if not self._store(session, op.kind, op.merchant_id, call, [op]):
+                    continue
+            did = True
+            self._broadcast_new()
+        return did
+
+    def _ready(self, session: Session, op: ChainOp) -> bool:
+        """A member's signed action waits until the member's earlier ones are final (they
+        use nonces in order, and several workers may be running)."""
+        if op.kind in ("redeem", "transfer"):
+            earlier = session.scalar(
+                select(func.count(ChainOp.id)).where(
+                    ChainOp.member_address == op.member_address,
+                    ChainOp.kind.in_(("redeem", "transfer")),
+                    ChainOp.id < op.id,
+                    ChainOp.status.in_(("pending", "sent")),
+                )
+            )
+            return not earlier
+        return True
+
+    def _single_call(self, op: ChainOp) -> ContractFunction:
+        hub = self.hub
+        if op.kind == "rule":
+            assert op.merchant_id is not None
+            return hub.publish_rule_set(op.merchant_id, HexBytes(op.payload["hash"]))
+        if op.kind == "redeem":
+            r = dict(op.payload["redemption"])
+            r["ref"] = HexBytes(r["ref"])
+            return hub.redeem(r, HexBytes(op.payload["signature"]))
+        if op.kind == "transfer":
+            return hub.transfer_with_signature(
+                dict(op.payload["request"]), HexBytes(op.payload["signature"])
+            )
+        raise ValueError(f"unknown op kind {op.kind}")

@@ -1,0 +1,123 @@
+"""The outbox worker: pending chain ops become on-chain transactions, exactly once.
+
+Responsibilities:
+
+- the loop: follow receipts, pack and send, replace stuck transactions; transient
+  failures are logged and retried, nothing a cycle did is lost (it is in the database);
+- on start, catch up with the chain if the database is behind it (a restored backup,
+  :mod:`gateway.outbox.recovery`), re-broadcast every stored transaction that is not
+  final (same raw bytes, hence the same hash), set the next nonce, and define the badge
+  catalogue on chain.
+
+Whatever happens between two steps, the database says what to do next, and the hub's
+sequence bitmap makes a double mint impossible regardless.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import select
+from web3.exceptions import ContractLogicError
+
+from chain.errors import (
+    ChainError,
+)
+from gateway.db import transaction
+from gateway.models import ChainTx
+from gateway.outbox.base import log
+from gateway.outbox.recovery import ChainRecovery
+from gateway.outbox.singles import SINGLE_KINDS, Singles
+from gateway.rules.badges import BADGES
+
+
+class OutboxWorker(Singles):
+    """Consumes ``chain_ops``; one instance owns the operator key's nonces."""
+
+    def run(self, stop: threading.Event, idle_sleep: float = 0.05) -> None:
+        """Work until ``stop`` is set; transient failures are logged and retried."""
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except (ChainError, OSError) as exc:
+                log.warning("worker cycle failed (will retry): %s", exc)
+                busy = False
+                stop.wait(1.0)
+            except Exception:
+                # A database timeout or a bug in one cycle must not end the thread:
+                # everything it did is in the database, so the next cycle resumes.
+                log.exception("worker cycle crashed (will retry)")
+                busy = False
+                stop.wait(1.0)
+            if not busy:
+                stop.wait(idle_sleep)
+
+    def run_once(self) -> bool:
+        """One pass over everything; True when something was done."""
+        if not self._recovered:
+            self.recover()
+        did = self.follow_receipts()
+        did |= self.pack_and_send()
+        did |= self.replace_stuck()
+        return did
+
+    def recover(self) -> None:
+        """Re-broadcast stored, unfinished transactions and set the next nonce."""
+        # First catch up with the chain if the database is behind it (a restored backup).
+        self.chain_recovery = ChainRecovery(self.link.network, self.sessions, self._update_events)
+        self.chain_recovery.recover_if_behind()
+        with transaction(self.sessions) as session:
+            pending = session.scalars(
+                select(ChainTx)
+                .where(
+                    ChainTx.sender == self.sender.address, ChainTx.status.in_(("signed", "sent"))
+                )
+                .order_by(ChainTx.nonce, ChainTx.id)
+            ).all()
+            highest = max((tx.nonce for tx in pending), default=-1)
+            for tx in pending:
+                self._broadcast(session, tx)
+        chain_next = self.sender.reconcile_nonce()
+        self.sender.set_next_nonce(max(chain_next, highest + 1))
+        if self.defines_badges:
+            self.define_badges()
+        self._recovered = True
+        if pending:
+            log.info("recovered %d stored transaction(s)", len(pending))
+
+    def define_badges(self) -> None:
+        """Define on chain every badge of the catalogue that is not defined yet."""
+        for badge in BADGES:
+            if self._badge_defined(badge.id):
+                continue
+            uri = f"{self.settings.base_url}/v1/badges/{badge.id}.json"
+            self.sender.transact(
+                self.hub.define_badge(badge.id, badge.name, uri, badge.max_supply, badge.soulbound)
+            )
+            log.info("defined badge %s (%s)", badge.id, badge.name)
+        self._badges_defined = True
+
+    def badges_defined(self) -> bool:
+        """Whether the whole badge catalogue is on chain (checked until it is)."""
+        if not self._badges_defined:
+            self._badges_defined = all(self._badge_defined(badge.id) for badge in BADGES)
+        return self._badges_defined
+
+    def _badge_defined(self, badge_id: int) -> bool:
+        try:
+            self.link.network.badges.badge_type(badge_id)
+        except ContractLogicError:
+            return False
+        return True
+
+    def pack_and_send(self) -> bool:
+        """Pack pending ops into transactions (stored, then broadcast)."""
+        did = False
+        for kinds in SINGLE_KINDS:
+            did |= self._pack_singles(kinds)
+        did |= self._pack_clawbacks()
+        did |= self._pack_issues()
+        if self.badges_defined():
+            did |= self._pack_small_batches("badge")
+        did |= self._pack_small_batches("tier")
+        return did
