@@ -113,9 +113,12 @@ class LogPager:
         first: int,
         last: int,
         topics: list[Any] | None = None,
+        *,
+        span: int | None = None,
     ) -> Iterator[tuple[int, int, list[dict[str, Any]]]]:
-        """``(from, to, logs)`` for consecutive block ranges covering ``first .. last``."""
-        span = self.initial_span
+        """``(from, to, logs)`` for consecutive block ranges covering ``first .. last``,
+        the first one ``span`` blocks wide (default ``initial_span``)."""
+        span = self.initial_span if span is None else span
         block = first
         while block <= last:
             end = min(last, block + span - 1)
@@ -145,16 +148,18 @@ class LogPager:
             if not isinstance(logs, list):
                 raise AuditError(f"eth_getLogs {block}..{end}: unexpected answer {str(logs)[:200]}")
             yield block, end, logs
-            covered = end - block + 1
+            span = self.next_span(end - block + 1, len(logs))
             block = end + 1
-            n = len(logs)
-            if n > self.target_logs:
-                span = max(1, covered * self.target_logs // n)
-            elif n < self.target_logs // 2:
-                grown = covered * 8 if n == 0 else covered * self.target_logs // n
-                span = max(1, min(self.max_span, covered * 8, grown))
-            else:
-                span = covered
+
+    def next_span(self, covered: int, n: int) -> int:
+        """The block span to ask for next, after ``covered`` blocks held ``n`` logs:
+        scaled towards ``target_logs``, growing at most eightfold, within ``max_span``."""
+        if n > self.target_logs:
+            return max(1, covered * self.target_logs // n)
+        if n < self.target_logs // 2:
+            grown = covered * 8 if n == 0 else covered * self.target_logs // n
+            return max(1, min(self.max_span, covered * 8, grown))
+        return covered
 
     def read(
         self, addresses: list[str], first: int, last: int, topics: list[Any] | None = None
