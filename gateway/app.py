@@ -25,6 +25,7 @@ from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.api.errors import install_error_handlers
+from gateway.api.group_commit import GroupCommitter
 from gateway.api.limits import BodyGuard
 from gateway.api.routes import (
     audit,
@@ -111,12 +112,17 @@ def create_app(
     """The gateway's HTTP API; with ``run_background`` also its background roles as threads
     of this process for the app's lifespan (tests and ``serve --in-process``)."""
 
+    max_group = context.settings.group_commit_max_events
+    committer = GroupCommitter(context, max_group) if max_group > 0 else None
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         roles = start_background(context, signer_indexes=signer_indexes) if run_background else None
         try:
             yield
         finally:
+            if committer is not None:
+                committer.close()
             if roles is not None:
                 roles.shutdown()
 
@@ -127,6 +133,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.context = context
+    app.state.group_commit = committer
     install_error_handlers(app)
     app.add_middleware(BodyGuard)
     for module in (events, members, rules, rewards, webhooks, wallet, catalog, badges):

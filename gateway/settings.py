@@ -41,6 +41,12 @@ class Settings(ChainSettings):
         "default: yes on the devnet profile, no elsewhere",
     )
     rate_limit_per_minute: int = 60_000  # per API key
+    group_commit_max_events: int = Field(
+        default=64,
+        ge=0,
+        description="most POST /v1/events requests of one API process accepted together "
+        "(gateway.api.group_commit); 0: each request in a transaction of its own",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="bearer token GET /metrics requires (unset: open to whoever reaches it)",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Header, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from gateway.api.deps import ContextDep, CurrentMerchant, SessionDep
+from gateway.api.group_commit import GroupCommitter
+from gateway.api.responses import FastJSONResponse
 from gateway.schemas import (
     RESOURCE_ID_PATTERN,
     ErrorResponse,
@@ -36,7 +39,8 @@ IdempotencyKey = Annotated[
 
 
 @router.post("", status_code=202, response_model=EventPublic, responses=ERRORS)
-def post_event(
+async def post_event(
+    request: Request,
     body: EventCreate,
     merchant: CurrentMerchant,
     context: ContextDep,
@@ -44,9 +48,20 @@ def post_event(
 ) -> JSONResponse:
     """Accept one event. Same key + same body → the stored answer (a request racing the
     first one waits for it and gets its answer); same key + another body → 422
-    ``idempotency_key_reused``."""
-    status, answer = event_service.submit(context, merchant, idempotency_key, body)
-    return JSONResponse(status_code=status, content=answer)
+    ``idempotency_key_reused``.
+
+    Concurrent requests of this process are accepted together, a transaction for
+    many (:mod:`gateway.api.group_commit`), each answered on its own.
+    """
+    committer: GroupCommitter | None = getattr(request.app.state, "group_commit", None)
+    if committer is None:  # group commit off: a transaction of its own, in a thread
+        status, answer = await run_in_threadpool(
+            event_service.submit, context, merchant, idempotency_key, body
+        )
+    else:
+        # A refusal stored under the key is an answer like any other: sent as stored.
+        status, answer = await committer.submit(merchant, idempotency_key, body)
+    return FastJSONResponse(status_code=status, content=answer)
 
 
 @router.post("/batch", response_model=EventBatchPublic, responses=ERRORS)
@@ -73,7 +88,7 @@ def post_events_batch(
         }
         for item, (status, answer) in zip(body.events, answers, strict=True)
     ]
-    return JSONResponse(content={"data": results, "count": len(results)})
+    return FastJSONResponse(content={"data": results, "count": len(results)})
 
 
 @router.get("/{event_id}", response_model=EventPublic, responses=ERRORS)

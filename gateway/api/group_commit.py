@@ -1,0 +1,179 @@
+"""Group commit: concurrent ``POST /v1/events`` requests of a process share transactions.
+
+One event per request used to mean one write transaction per request, each in a
+threadpool thread of its own, all of them queueing for SQLite's one writer (or
+PostgreSQL's commit flush): the commit, not the event, was the cost.  Here the
+requests' coroutines hand their event to one committer thread per process and
+await its answer.  The committer takes every event waiting at that moment (up
+to ``max_events``), splits them by merchant and accepts each merchant's group
+with one :func:`gateway.services.events.submit_many` call, which keeps every
+per-item guarantee: its own answer, a replay or a 422 on a reused key (also when
+two requests of one group carry the same key), refusals stored under their keys,
+exactly once under concurrency.
+
+The window is the commit itself, not a timer: an event arriving while the
+process is idle is committed at once, alone; events arriving while a group is
+being committed wait for that commit and go together in the next one.  So the
+group grows with the load (arrival rate times commit time) and a lone request never
+waits for company it will not get.  A timer would add its delay to every request
+at low load and buy little at high load, where the previous commit already
+gathered the next group.
+
+A group that fails as a whole (an unexpected error, contention after the
+service's retries) wrote nothing: each of its events is then accepted again on
+its own, so a failure is answered to the request it belongs to and no other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.context import GatewayContext
+from gateway.models import Merchant
+from gateway.schemas import EventCreate
+from gateway.services import events as event_service
+
+log = logging.getLogger("pointsnet.api.group_commit")
+
+#: (HTTP status, JSON answer) as :func:`gateway.services.events.submit_many` gives them.
+Answer = tuple[int, dict[str, Any]]
+#: What accepts one merchant's events (``submit_many``'s signature).
+SubmitMany = Callable[[GatewayContext, Merchant, list[tuple[str, EventCreate]]], list[Answer]]
+
+
+@dataclass
+class _Waiting:
+    """One request's event and the future its coroutine awaits."""
+
+    merchant: Merchant
+    key: str
+    body: EventCreate
+    future: asyncio.Future[Answer]
+    outcome: Answer | BaseException | None = field(default=None)
+
+    def resolve(self) -> None:
+        """Hand the outcome to the request's event loop (called from the committer)."""
+        loop = self.future.get_loop()
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(self._set)
+
+    def _set(self) -> None:
+        if self.future.done():  # the client went away: its event is accepted all the same
+            return
+        if isinstance(self.outcome, BaseException):
+            self.future.set_exception(self.outcome)
+        elif self.outcome is None:  # the committer itself failed: nothing was answered
+            self.future.set_exception(RuntimeError("the event was not accepted"))
+        else:
+            self.future.set_result(self.outcome)
+
+
+class GroupCommitter:
+    """Accepts the events of concurrent requests in shared ``submit_many`` calls.
+
+    One daemon thread, started with the first event and stopped by :meth:`close`
+    (the app's lifespan closes it).
+    ``max_events`` bounds a group (the service chunks it into transactions).
+    """
+
+    def __init__(
+        self,
+        context: GatewayContext,
+        max_events: int = 64,
+        submit_many: SubmitMany = event_service.submit_many,
+    ) -> None:
+        self.context = context
+        self.max_events = max(1, max_events)
+        self._submit_many = submit_many
+        self._waiting: list[_Waiting] = []
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        #: Groups committed and events in them (for tests and measurements).
+        self.groups = 0
+        self.events = 0
+
+    async def submit(self, merchant: Merchant, key: str, body: EventCreate) -> Answer:
+        """Accept one event exactly once: (HTTP status, JSON answer), refusals included;
+        an error no answer was stored for is raised, as ``submit`` raises it."""
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        with self._ready:
+            self._waiting.append(_Waiting(merchant, key, body, future))
+            if self._thread is None:
+                self._start()
+            self._ready.notify()
+        return await future
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what is waiting, then stop the thread (the next event starts another:
+        an app's lifespan may be entered again)."""
+        with self._ready:
+            self._stopping = True
+            self._ready.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        with self._ready:
+            self._stopping, self._thread = False, None
+            if self._waiting:  # sent while the thread was ending
+                self._start()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._waiting and not self._stopping:
+                    self._ready.wait()
+                if not self._waiting:
+                    return
+                group = self._waiting[: self.max_events]
+                del self._waiting[: self.max_events]
+            self.commit(group)
+
+    def commit(self, group: list[_Waiting]) -> None:
+        """Accept ``group`` (one ``submit_many`` per merchant) and answer each request."""
+        by_merchant: dict[int, list[_Waiting]] = {}
+        for waiting in group:
+            by_merchant.setdefault(waiting.merchant.id, []).append(waiting)
+        try:
+            for items in by_merchant.values():
+                self._commit_merchant(items)
+            self.groups += 1
+            self.events += len(group)
+        finally:
+            for waiting in group:
+                waiting.resolve()
+
+    def _commit_merchant(self, items: list[_Waiting]) -> None:
+        try:
+            answers = self._accept(items)
+        except Exception as exc:
+            if len(items) == 1:
+                items[0].outcome = exc
+                return
+            log.warning("a group of %d events failed (%r); accepting them one by one",
+                        len(items), exc)  # fmt: skip
+            for waiting in items:
+                try:
+                    waiting.outcome = self._accept([waiting])[0]
+                except Exception as alone:
+                    waiting.outcome = alone
+            return
+        for waiting, answer in zip(items, answers, strict=True):
+            waiting.outcome = answer
+
+    def _accept(self, items: list[_Waiting]) -> list[Answer]:
+        answers = self._submit_many(
+            self.context, items[0].merchant, [(w.key, w.body) for w in items]
+        )
+        if len(answers) != len(items):
+            raise RuntimeError(f"{len(answers)} answers for {len(items)} events")
+        return answers
