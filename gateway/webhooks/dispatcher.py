@@ -6,13 +6,20 @@ merchant's webhook secret.  A non-2xx answer or a network error is retried with
 exponential backoff (2, 4, 8 ... seconds) up to ``webhook_max_attempts``; every
 attempt's outcome is kept on the delivery row.
 
+Queueing is part of the caller's transaction: ``queue_webhook`` adds one,
+``queue_webhooks`` many in one multi-row INSERT (the outbox confirms events by
+the hundred).
+
 No database transaction is open while a merchant's endpoint is called: a
-dispatcher claims a few due deliveries in one short transaction (leasing them
-for ``LEASE_SECONDS``), then posts each and records its outcome in a short
-transaction of its own.  A slow or silent endpoint therefore never holds
-SQLite's write lock (which every accepted event needs).  A dispatcher that dies
-mid-request leaves its deliveries due again when the lease runs out: delivery
-is at least once, and the ``id`` lets a merchant drop a repeat.
+dispatcher claims up to ``CLAIM_LIMIT`` due deliveries in one UPDATE ... RETURNING
+(leasing them for ``LEASE_SECONDS``), posts them concurrently (at most
+``CONCURRENCY`` requests in flight), then records every outcome in one short
+transaction (one executemany UPDATE for the finished ones, one for the retries).
+A slow or silent endpoint therefore never holds SQLite's write lock (which every
+accepted event needs).  A dispatcher that dies mid-request leaves its deliveries
+due again when the lease runs out: delivery is at least once, and the ``id`` lets
+a merchant drop a repeat.  Deliveries are claimed oldest first, but neither
+retries nor concurrent posts keep their order: a merchant orders by the payload.
 
 Every attempt goes through :mod:`gateway.webhooks.destinations` first (outside
 the devnet: public addresses only, checked again at connect time).
@@ -24,12 +31,14 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.crypto import SecretBox, sign_webhook
@@ -45,10 +54,16 @@ EVENT_TYPES = ("event.confirmed", "event.failed", "redemption.confirmed", "tier.
 #: Seconds a merchant's endpoint has to answer one delivery.
 REQUEST_TIMEOUT = 10.0
 #: Deliveries one dispatcher claims at a time.
-CLAIM_LIMIT = 10
-#: Seconds a claimed delivery belongs to its dispatcher (well past its claim's requests);
-#: one not posted by then is left alone, another dispatcher may have taken it.
+CLAIM_LIMIT = 100
+#: Requests one dispatcher has in flight at most.
+CONCURRENCY = 16
+#: Seconds a claimed delivery belongs to its dispatcher (well past its claim's requests:
+#: ``CLAIM_LIMIT / CONCURRENCY`` rounds of ``REQUEST_TIMEOUT``); one not posted by then
+#: is left alone, another dispatcher may have taken it.
 LEASE_SECONDS = 300.0
+
+#: A webhook to queue: (merchant id, event type, data).
+Webhook = tuple[int, str, dict[str, Any]]
 
 
 def queue_webhook(
@@ -59,6 +74,41 @@ def queue_webhook(
     if merchant is None or not merchant.webhook_url:
         return
     session.add(WebhookDelivery(merchant_id=merchant_id, event_type=event_type, payload=data))
+
+
+def queue_webhooks(session: Session, items: Iterable[Webhook]) -> int:
+    """Queue many webhooks in the caller's transaction: one SELECT of the merchants with
+    a webhook, one multi-row INSERT (in ``items``' order). Returns how many were queued."""
+    items = list(items)
+    merchant_ids = {merchant_id for merchant_id, _type, _data in items}
+    if not merchant_ids:
+        return 0
+    hooked = set(
+        session.scalars(
+            select(Merchant.id).where(
+                Merchant.id.in_(merchant_ids),
+                Merchant.webhook_url.is_not(None),
+                Merchant.webhook_url != "",
+            )
+        )
+    )
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "merchant_id": merchant_id,
+            "event_type": event_type,
+            "payload": data,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for merchant_id, event_type, data in items
+        if merchant_id in hooked
+    ]
+    if rows:
+        session.execute(insert(WebhookDelivery), rows)
+    return len(rows)
 
 
 @dataclass(frozen=True)
@@ -95,6 +145,7 @@ class WebhookDispatcher:
         *,
         allow_private: bool,
         timeout: float = REQUEST_TIMEOUT,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self.sessions = sessions
         self.box = box
@@ -104,8 +155,10 @@ class WebhookDispatcher:
             timeout=timeout,
             follow_redirects=False,
             trust_env=False,
+            limits=httpx.Limits(max_connections=concurrency),
             transport=None if allow_private else public_only_transport(),
         )
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="webhook-post")
 
     def run(self, stop: threading.Event, idle_sleep: float = 0.5) -> None:
         while not stop.is_set():
@@ -118,60 +171,100 @@ class WebhookDispatcher:
                 stop.wait(idle_sleep)
 
     def deliver_due(self, limit: int = CLAIM_LIMIT) -> bool:
-        """Claim up to ``limit`` due deliveries, then post each and record how it went."""
+        """Claim up to ``limit`` due deliveries, post them concurrently, record how they went."""
         claimed = self._claim(limit)
-        for delivery in claimed:
-            if time.monotonic() - delivery.claimed_at > LEASE_SECONDS - REQUEST_TIMEOUT:
-                break  # the lease is running out: the rest may be another dispatcher's
-            self._record(self._post(delivery))
+        outcomes = [o for o in self.pool.map(self._post_leased, claimed) if o is not None]
+        self._record_all(outcomes)
         return bool(claimed)
 
     def _claim(self, limit: int) -> list[_Claimed]:
+        """Lease up to ``limit`` due deliveries: one UPDATE ... RETURNING, one SELECT of
+        their merchants; the ones that cannot be sent are failed here."""
         now = datetime.now(UTC)
-        claimed = []
+        due = (
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+            .order_by(WebhookDelivery.id)
+            .limit(limit)
+        )
         with transaction(self.sessions) as session:
-            query = (
-                select(WebhookDelivery)
-                .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
-                .order_by(WebhookDelivery.id)
-                .limit(limit)
-            )
             if is_postgres(session):
-                query = query.with_for_update(skip_locked=True)
-            for delivery in session.scalars(query).all():
-                merchant = session.get(Merchant, delivery.merchant_id)
-                if merchant is None or not merchant.webhook_url or not merchant.webhook_secret_enc:
-                    delivery.status = "failed"
-                    delivery.last_error = "no webhook configured"
+                due = due.with_for_update(skip_locked=True)
+            out_of_attempts = WebhookDelivery.attempts >= self.max_attempts
+            leased = session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(due.scalar_subquery()))
+                .values(
+                    # Its dispatchers died mid-request each time: not tried forever.
+                    status=case((out_of_attempts, "failed"), else_=WebhookDelivery.status),
+                    attempts=case(
+                        (out_of_attempts, WebhookDelivery.attempts),
+                        else_=WebhookDelivery.attempts + 1,
+                    ),
+                    next_attempt_at=now + timedelta(seconds=LEASE_SECONDS),
+                )
+                .returning(
+                    WebhookDelivery.id,
+                    WebhookDelivery.status,
+                    WebhookDelivery.attempts,
+                    WebhookDelivery.merchant_id,
+                    WebhookDelivery.event_type,
+                    WebhookDelivery.payload,
+                    WebhookDelivery.created_at,
+                )
+                .execution_options(synchronize_session=False)
+            ).all()
+            leased = sorted((row for row in leased if row.status == "pending"), key=_row_id)
+            merchant_ids = {row.merchant_id for row in leased}
+            merchants = {
+                m.id: (m.webhook_url, m.webhook_secret_enc)
+                for m in session.execute(
+                    select(Merchant.id, Merchant.webhook_url, Merchant.webhook_secret_enc).where(
+                        Merchant.id.in_(merchant_ids)
+                    )
+                )
+            }
+            secrets: dict[int, bytes] = {}
+            unconfigured: list[int] = []
+            claimed: list[_Claimed] = []
+            for row in leased:
+                url, secret_enc = merchants.get(row.merchant_id, (None, None))
+                if not url or not secret_enc:
+                    unconfigured.append(row.id)
                     continue
-                if delivery.attempts >= self.max_attempts:  # its dispatchers died each time
-                    delivery.status = "failed"
-                    continue
-                delivery.attempts += 1
-                delivery.next_attempt_at = now + timedelta(seconds=LEASE_SECONDS)
-                body = json.dumps(
-                    {
-                        "id": f"whd_{delivery.id}",
-                        "type": delivery.event_type,
-                        "created_at": delivery.created_at.isoformat(),
-                        "data": delivery.payload,
-                    },
-                    separators=(",", ":"),
-                    sort_keys=True,
-                ).encode()
-                secret = self.box.decrypt(merchant.webhook_secret_enc)
+                secret = secrets.get(row.merchant_id)
+                if secret is None:
+                    secret = secrets[row.merchant_id] = self.box.decrypt(secret_enc)
                 claimed.append(
                     _Claimed(
-                        id=delivery.id,
-                        attempts=delivery.attempts,
-                        url=merchant.webhook_url,
+                        id=row.id,
+                        attempts=row.attempts,
+                        url=url,
                         secret=secret,
-                        event_type=delivery.event_type,
-                        body=body,
+                        event_type=row.event_type,
+                        body=_body(row.id, row.event_type, row.created_at, row.payload),
                         claimed_at=time.monotonic(),
                     )
                 )
+            if unconfigured:
+                session.execute(
+                    update(WebhookDelivery)
+                    .where(WebhookDelivery.id.in_(unconfigured))
+                    .values(  # failed unsent: no attempt was made
+                        status="failed",
+                        attempts=WebhookDelivery.attempts - 1,
+                        last_error="no webhook configured",
+                    )
+                    .execution_options(synchronize_session=False)
+                )
         return claimed
+
+    def _post_leased(self, delivery: _Claimed) -> _Outcome | None:
+        """:meth:`_post`, unless the lease is running out (the delivery may be another
+        dispatcher's by the time the request would end): None then."""
+        if time.monotonic() - delivery.claimed_at > LEASE_SECONDS - REQUEST_TIMEOUT:
+            return None
+        return self._post(delivery)
 
     def _post(self, delivery: _Claimed) -> _Outcome:
         """One attempt, outside any database transaction."""
@@ -203,17 +296,69 @@ class WebhookDispatcher:
         return _Outcome(delivery.id, delivery.attempts, ok, response.status_code, error)
 
     def _record(self, outcome: _Outcome) -> None:
-        with transaction(self.sessions) as session:
-            delivery = session.get(WebhookDelivery, outcome.id, with_for_update=True)
-            if delivery is None or delivery.attempts != outcome.attempts:
-                return  # the lease ran out and another dispatcher took it on
-            delivery.last_status_code = outcome.status_code
-            delivery.last_error = outcome.error
+        self._record_all([outcome])
+
+    def _record_all(self, outcomes: list[_Outcome]) -> None:
+        """Every outcome in one transaction: one UPDATE for the finished deliveries, one
+        for those tried again later. A delivery whose ``attempts`` moved on is left
+        alone: its lease ran out and another dispatcher took it on."""
+        if not outcomes:
+            return
+        now = datetime.now(UTC)
+        finished: list[dict[str, Any]] = []
+        retried: list[dict[str, Any]] = []
+        for outcome in outcomes:
+            row = {
+                "b_id": outcome.id,
+                "b_attempts": outcome.attempts,
+                "b_code": outcome.status_code,
+                "b_error": outcome.error,
+            }
             if outcome.ok:
-                delivery.status = "delivered"
-            elif outcome.final or delivery.attempts >= self.max_attempts:
-                delivery.status = "failed"
+                finished.append({**row, "b_status": "delivered"})
+            elif outcome.final or outcome.attempts >= self.max_attempts:
+                finished.append({**row, "b_status": "failed"})
             else:
-                delivery.next_attempt_at = datetime.now(UTC) + timedelta(
-                    seconds=2**delivery.attempts
+                at = now + timedelta(seconds=2**outcome.attempts)
+                retried.append({**row, "b_next": at})
+        mine = (WebhookDelivery.id == bindparam("b_id")) & (
+            WebhookDelivery.attempts == bindparam("b_attempts")
+        )
+        outcome_values: dict[str, Any] = {
+            "last_status_code": bindparam("b_code"),
+            "last_error": bindparam("b_error"),
+        }
+        with transaction(self.sessions) as session:
+            connection = session.connection()
+            if finished:
+                connection.execute(
+                    update(WebhookDelivery)
+                    .where(mine)
+                    .values(status=bindparam("b_status"), **outcome_values),
+                    finished,
                 )
+            if retried:
+                connection.execute(
+                    update(WebhookDelivery)
+                    .where(mine)
+                    .values(next_attempt_at=bindparam("b_next"), **outcome_values),
+                    retried,
+                )
+
+
+def _row_id(row: Any) -> int:
+    return int(row.id)
+
+
+def _body(delivery_id: int, event_type: str, created_at: datetime, payload: Any) -> bytes:
+    """The signed JSON body of one delivery."""
+    return json.dumps(
+        {
+            "id": f"whd_{delivery_id}",
+            "type": event_type,
+            "created_at": created_at.isoformat(),
+            "data": payload,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()

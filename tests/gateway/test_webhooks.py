@@ -11,12 +11,13 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from factories import database_for
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from chain.devnet import free_port
@@ -26,7 +27,7 @@ from gateway.migrate import upgrade
 from gateway.models import Merchant, WebhookDelivery
 from gateway.settings import Settings
 from gateway.webhooks.destinations import destination_refusal
-from gateway.webhooks.dispatcher import WebhookDispatcher, queue_webhook
+from gateway.webhooks.dispatcher import WebhookDispatcher, queue_webhook, queue_webhooks
 
 MERCHANT = 7
 
@@ -62,6 +63,18 @@ def queue(sessions: sessionmaker[Session], n: int = 1) -> list[int]:
             queue_webhook(session, MERCHANT, "event.confirmed", {"event_id": f"e{i}"})
     with sessions() as session:
         return [d.id for d in session.query(WebhookDelivery).filter_by(status="pending")]
+
+
+def counting(sessions: sessionmaker[Session]) -> list[str]:
+    """The SQL statements run on ``sessions``' engine from now on (this test's)."""
+    statements: list[str] = []
+    engine = sessions.kw["bind"]
+
+    def count(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        statements.append(sql)
+
+    event.listen(engine, "before_cursor_execute", count)
+    return statements
 
 
 def dispatcher(
@@ -291,3 +304,147 @@ def test_a_delivery_out_of_attempts_is_failed_when_claimed(
     dispatcher(sessions).deliver_due()
     assert delivery(sessions, doomed).status == "failed"
     assert _Receiver.paths == []
+
+
+# ------------------------------------------------------------------ in bulk
+
+
+class _Slow(BaseHTTPRequestHandler):
+    """Answers after ``delay`` seconds: 204 on ``/ok``, 500 elsewhere."""
+
+    delay: ClassVar[float] = 0.0
+    paths: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(_Slow.delay)
+        _Slow.paths.append(self.path)
+        self.send_response(204 if self.path == "/ok" else 500)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        return
+
+
+@pytest.fixture
+def slow() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Slow.paths.clear()
+    _Slow.delay = 0.0
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def add_merchant(sessions: sessionmaker[Session], merchant_id: int, url: str | None) -> None:
+    with transaction(sessions) as session:
+        session.add(Merchant(
+            id=merchant_id, name=f"M{merchant_id}", currency="EUR",
+            api_key_hash=f"{merchant_id:064}",
+            api_key_prefix="pn_test", cap_per_period=1, signer_address="0x" + "3" * 40,
+            webhook_url=url, webhook_secret_enc=BOX.encrypt(b"t" * 32) if url else None,
+        ))  # fmt: skip
+
+
+def rows(sessions: sessionmaker[Session]) -> list[WebhookDelivery]:
+    with sessions() as session:
+        return list(session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)))
+
+
+def test_queue_webhooks_queues_many_in_one_insert_in_order_for_hooked_merchants_only(
+    sessions: sessionmaker[Session], receiver: str
+) -> None:
+    configure(sessions, receiver)
+    add_merchant(sessions, MERCHANT + 1, None)  # no webhook: nothing queued for it
+    statements = counting(sessions)
+    items = [
+        (MERCHANT if i % 3 else MERCHANT + 1, "event.confirmed", {"event_id": f"b{i}"})
+        for i in range(30)
+    ]
+    with transaction(sessions) as session:
+        queue_webhook(session, MERCHANT, "event.failed", {"event_id": "single"})
+        session.flush()
+        statements.clear()
+        assert queue_webhooks(session, items) == 20
+        inserts = [s for s in statements if s.startswith("INSERT")]
+    assert len(inserts) == 1
+    queued = rows(sessions)
+    assert [(d.merchant_id, d.event_type, d.payload) for d in queued] == [
+        (MERCHANT, "event.failed", {"event_id": "single"}),
+        *[(m, t, d) for m, t, d in items if m == MERCHANT],
+    ]
+    assert {(d.status, d.attempts) for d in queued} == {("pending", 0)}
+    with transaction(sessions) as session:
+        assert queue_webhooks(session, []) == 0
+    assert dispatcher(sessions).deliver_due()
+    assert {d.status for d in rows(sessions)} == {"delivered"}
+    assert len(_Receiver.paths) == 21
+
+
+def test_a_claim_is_posted_concurrently_and_its_outcomes_recorded_together(
+    sessions: sessionmaker[Session], slow: str
+) -> None:
+    configure(sessions, f"{slow}/ok")
+    add_merchant(sessions, MERCHANT + 1, f"{slow}/fail")
+    add_merchant(sessions, MERCHANT + 2, "http://127.0.0.1:9/gone")  # configured, then cleared
+    with transaction(sessions) as session:
+        queue_webhooks(
+            session, [(MERCHANT + i % 3, "event.confirmed", {"n": i}) for i in range(24)]
+        )
+        gone = session.get(Merchant, MERCHANT + 2)
+        assert gone is not None
+        gone.webhook_url = None
+    _Slow.delay = 0.25
+    statements = counting(sessions)
+    started = time.monotonic()
+    assert dispatcher(sessions).deliver_due()
+    took = time.monotonic() - started
+    assert len(_Slow.paths) == 16
+    assert took < 16 * 0.25 / 2, f"16 posts of 0.25 s took {took:.2f} s: not concurrent"
+    writes = [s for s in statements if s.startswith(("UPDATE", "SELECT"))]
+    # the claim, its merchants, the unconfigured ones, the finished ones, the retried ones
+    assert len(writes) == 5, writes
+    by_merchant: dict[int, set[tuple[str, int, int | None]]] = {}
+    for d in rows(sessions):
+        by_merchant.setdefault(d.merchant_id, set()).add((d.status, d.attempts, d.last_status_code))
+    assert by_merchant[MERCHANT] == {("delivered", 1, 204)}
+    assert by_merchant[MERCHANT + 1] == {("pending", 1, 500)}  # backing off 2 s
+    assert by_merchant[MERCHANT + 2] == {("failed", 0, None)}
+    for d in rows(sessions):
+        if d.merchant_id == MERCHANT + 1:
+            assert d.last_error == "HTTP 500"
+            wait = d.next_attempt_at.replace(tzinfo=UTC) - datetime.now(UTC)
+            assert 0 < wait.total_seconds() <= 2
+    assert not dispatcher(sessions).deliver_due()  # nothing due before the backoff ends
+
+
+def test_an_outcome_whose_lease_another_dispatcher_took_over_is_not_recorded(
+    sessions: sessionmaker[Session], receiver: str
+) -> None:
+    configure(sessions, receiver)
+    first_id, second_id = queue(sessions, 2)
+    first = dispatcher(sessions)
+    claimed = first._claim(10)
+    assert [c.id for c in claimed] == [first_id, second_id]
+    with transaction(sessions) as session:  # the lease ran out; another dispatcher claimed it
+        row = session.get(WebhookDelivery, first_id)
+        assert row is not None
+        row.attempts += 1
+    first._record_all([first._post(c) for c in claimed])
+    assert delivery(sessions, first_id).status == "pending"
+    assert delivery(sessions, second_id).status == "delivered"
+
+
+def test_the_last_attempt_fails_a_delivery_for_good(
+    sessions: sessionmaker[Session], slow: str
+) -> None:
+    configure(sessions, f"{slow}/fail")
+    (doomed,) = queue(sessions)
+    with transaction(sessions) as session:
+        row = session.get(WebhookDelivery, doomed)
+        assert row is not None
+        row.attempts = 7
+    assert dispatcher(sessions).deliver_due()
+    row = delivery(sessions, doomed)
+    assert (row.status, row.attempts, row.last_status_code) == ("failed", 8, 500)
