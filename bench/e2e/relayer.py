@@ -11,10 +11,10 @@ with the gateway's chain settings (block time, block gas limit, base fee 0):
   limit is one ``eth_estimateGas`` of a mint to a fresh address, the dearer case);
   nonces are consecutive from one ``eth_getTransactionCount``;
 - each mint is signed locally: the EIP-1559 payload RLP-encoded and its hash signed
-  by eth-account (``unsafe_sign_hash``, coincurve underneath) — the same bytes
-  ``Account.sign_transaction`` gives, without its per-call dict validation
-  (``--relayer-sign dict`` uses ``sign_transaction`` itself);
-- raw JSON-RPC over one keep-alive HTTP connection per thread (``http.client``, no
+  with coincurve (eth-account's own backend), ~65 µs a mint here — the same bytes
+  ``Account.sign_transaction`` gives (a test checks it), without its ~600 µs of
+  per-call dict validation (``--relayer-sign dict`` uses ``sign_transaction``);
+- raw JSON-RPC (:mod:`~bench.e2e.rawrpc`) over one keep-alive HTTP connection per thread (no
   web3): ``eth_sendRawTransaction`` in batches of 100, nothing waited for, signing
   in its own thread so it overlaps the sending (``--relayer-signers 0`` signs in the
   sending thread);
@@ -27,8 +27,7 @@ with the gateway's chain settings (block time, block gas limit, base fee 0):
 
 from __future__ import annotations
 
-import http.client
-import json
+import itertools
 import math
 import os
 import queue
@@ -36,18 +35,22 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+import coincurve
 import rlp
 from eth_account import Account
 from eth_hash.auto import keccak
+from rlp.sedes import CountableList, List
+from rlp.sedes import big_endian_int as INT
+from rlp.sedes import binary as BYTES
 
 from bench.e2e.config import E2EConfig, Progress
 from bench.e2e.figures import PhaseFigures, best_window, per_second, quantiles_s
 from bench.e2e.procstats import cpu_seconds
+from bench.e2e.rawrpc import Connection
 from bench.e2e.workload import Workload
 from chain.config import anvil_dev_key
 
@@ -66,33 +69,6 @@ def mint_calldata(to: bytes, amount: int) -> bytes:
     return MINT_SELECTOR + bytes(12) + to + amount.to_bytes(32, "big")
 
 
-def batch_body(method: str, params: Sequence[Sequence[Any]], first_id: int) -> bytes:
-    """One JSON-RPC batch request: ``method`` once per ``params`` entry, ids from ``first_id``."""
-    return json.dumps(
-        [
-            {"jsonrpc": "2.0", "id": first_id + i, "method": method, "params": list(p)}
-            for i, p in enumerate(params)
-        ],
-        separators=(",", ":"),
-    ).encode()
-
-
-def batch_results(body: Any, first_id: int, count: int) -> list[Any]:
-    """The results of a batch answer in request order; raises on any error object."""
-    if not isinstance(body, list):
-        raise RuntimeError(f"not a batch answer: {str(body)[:200]}")
-    by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
-    results = []
-    for i in range(count):
-        item = by_id.get(first_id + i)
-        if item is None:
-            raise RuntimeError(f"id {first_id + i} missing from the batch answer")
-        if "error" in item:
-            raise RuntimeError(f"JSON-RPC error: {item['error']}")
-        results.append(item.get("result"))
-    return results
-
-
 def receipted_prefix(receipts: Sequence[dict[str, Any] | None]) -> list[dict[str, Any]]:
     """The receipts before the first missing one (one sender's txs are mined in nonce order)."""
     out: list[dict[str, Any]] = []
@@ -103,61 +79,38 @@ def receipted_prefix(receipts: Sequence[dict[str, Any] | None]) -> list[dict[str
     return out
 
 
-class Connection:
-    """Raw JSON-RPC over one keep-alive HTTP/1.1 connection (not thread-safe)."""
-
-    def __init__(self, url: str, timeout: float = 120.0) -> None:
-        parts = urlsplit(url)
-        self.path = parts.path or "/"
-        self.http = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80,
-                                               timeout=timeout)  # fmt: skip
-        self.ids = 0
-
-    def _post(self, body: bytes) -> Any:
-        self.http.request("POST", self.path, body, {"Content-Type": "application/json"})
-        response = self.http.getresponse()
-        data = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}: {data[:200]!r}")
-        return json.loads(data)
-
-    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
-        self.ids += 1
-        body = self._post(json.dumps({"jsonrpc": "2.0", "id": self.ids, "method": method,
-                                      "params": list(params)}).encode())  # fmt: skip
-        if "error" in body:
-            raise RuntimeError(f"{method}: {body['error']}")
-        return body.get("result")
-
-    def batch(self, method: str, params: Sequence[Sequence[Any]]) -> list[Any]:
-        first = self.ids + 1
-        self.ids += len(params)
-        return batch_results(self._post(batch_body(method, params, first)), first, len(params))
-
-    def close(self) -> None:
-        self.http.close()
+#: EIP-1559 transaction fields, unsigned and signed (explicit sedes: no type inference).
+_UNSIGNED = List([INT, INT, INT, INT, INT, BYTES, INT, BYTES, CountableList(BYTES)])
+_SIGNED = List([INT, INT, INT, INT, INT, BYTES, INT, BYTES, CountableList(BYTES), INT, INT, INT])
 
 
-@dataclass(frozen=True)
+@dataclass
 class MintSigner:
     """Signs ``mint`` transactions with fields fixed once (EIP-1559, empty access list)."""
 
-    key: str
+    key: str = field(repr=False)
     chain_id: int
     token: bytes
     gas: int
     max_fee: int
     max_priority_fee: int
+    _secret: coincurve.PrivateKey = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._secret = coincurve.PrivateKey(bytes.fromhex(self.key.removeprefix("0x")))
 
     def fields(self, nonce: int, data: bytes) -> list[Any]:
         return [self.chain_id, nonce, self.max_priority_fee, self.max_fee, self.gas,
                 self.token, 0, data, []]  # fmt: skip
 
     def sign(self, nonce: int, data: bytes) -> bytes:
-        """The raw signed transaction: RLP payload, its hash signed by eth-account."""
+        """The raw signed transaction: the RLP payload's hash signed with coincurve (the
+        backend eth-account uses) — byte for byte what ``Account.sign_transaction`` gives."""
         fields = self.fields(nonce, data)
-        signed = Account.unsafe_sign_hash(keccak(b"\x02" + rlp.encode(fields)), self.key)
-        return b"\x02" + rlp.encode([*fields, signed.v - 27, signed.r, signed.s])
+        digest = keccak(b"\x02" + rlp.encode(fields, _UNSIGNED))
+        sig = self._secret.sign_recoverable(digest, hasher=None)  # r (32) s (32) y-parity (1)
+        r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big")
+        return b"\x02" + rlp.encode([*fields, sig[64], r, s], _SIGNED)
 
     def sign_dict(self, nonce: int, data: bytes) -> bytes:
         """The same bytes through ``Account.sign_transaction`` (per-call dict validation)."""
@@ -226,7 +179,7 @@ class PipelinedRelayer:
         conn = Connection(self.url)
         signed: Iterator[Any]
         if self.signers:
-            ahead: queue.Queue[Any] = queue.Queue(maxsize=4)
+            ahead: queue.Queue[Any] = queue.Queue(maxsize=1)  # signed at most 2 batches ahead
             threading.Thread(target=self._sign_ahead, args=(nonce, stop_at, ahead),
                              name="relayer-sign", daemon=True).start()  # fmt: skip
             signed = iter(ahead.get, None)
@@ -262,7 +215,7 @@ class PipelinedRelayer:
                 if block == last_block:
                     time.sleep(0.02)
                     continue
-                oldest = list(self.outstanding)[:RECEIPT_BATCH]
+                oldest = list(itertools.islice(self.outstanding, RECEIPT_BATCH))
                 found = receipted_prefix(
                     conn.batch("eth_getTransactionReceipt", [[s.tx_hash] for s in oldest])
                 )

@@ -9,14 +9,13 @@ import pytest
 from eth_abi import encode
 from eth_account import Account
 
+from bench.e2e.rawrpc import batch_body, batch_results
 from bench.e2e.relayer import (
     MINT_SELECTOR,
     SEND_BATCH,
     MintSigner,
     PipelinedRelayer,
     Sent,
-    batch_body,
-    batch_results,
     in_flight_window,
     mint_calldata,
     receipted_prefix,
@@ -72,6 +71,10 @@ def test_receipts_are_taken_up_to_the_first_missing_one() -> None:
     a, b = {"status": "0x1"}, {"status": "0x1"}
     assert receipted_prefix([a, b, None, {"status": "0x1"}]) == [a, b]
     assert receipted_prefix([None, a]) == []
+
+
+def test_the_signer_never_shows_its_key() -> None:
+    assert KEY[2:] not in repr(signer()) and KEY not in repr(signer())
 
 
 def test_in_flight_window_is_three_blocks_of_gas() -> None:
