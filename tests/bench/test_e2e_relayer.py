@@ -99,3 +99,12 @@ def test_figures_run_from_the_first_send_to_the_last_receipt() -> None:
     assert figures.gas["existing_member"] == pytest.approx(30_500)
     assert figures.confirm_s["p50"] == pytest.approx(2.0)
     assert relayer_figures(relayer, wanted=10).extrapolated
+
+
+def test_sending_stops_when_the_receipt_collector_failed() -> None:
+    relayer = PipelinedRelayer("http://x", signer(), iter(()), seconds=10, window=0)
+    relayer.outstanding.append(Sent(0.0, 0, "0x0", True))
+    relayer.error = RuntimeError("mint 0x0 reverted")
+    assert relayer._room() is False  # a full window no longer waits forever
+    relayer.outstanding.clear()
+    assert relayer._room() is False
