@@ -173,6 +173,36 @@ class Stack:
         wait_until(lambda: (worker.run_once(), self.unfinished_ops() == 0)[1], timeout)
 
 
+def assert_exactly_once(stack: Stack, supply_before: int, first_block: int) -> None:
+    """Chain and database agree that every accepted event earned its points once."""
+    network = stack.context.link.network
+    token = network.token
+    assert stack.statuses() == Counter({"confirmed": len(stack.event_ids)})
+    for address, points in stack.expected.items():
+        assert token.balance_of(address) == points, address
+    assert token.total_supply() - supply_before == sum(stack.expected.values())
+    with stack.context.sessions() as session:
+        ops = (
+            session.query(ChainOp.merchant_id, ChainOp.seq, ChainOp.ref, ChainOp.status)
+            .filter(ChainOp.kind == "issue", ChainOp.event_id.in_(stack.event_ids))
+            .all()
+        )
+        all_seqs = (
+            session.query(ChainOp.merchant_id, ChainOp.seq).filter(ChainOp.seq.is_not(None)).all()
+        )
+    assert len(ops) == len(stack.event_ids)
+    assert {status for *_, status in ops} == {"confirmed"}
+    assert len(all_seqs) == len(set(all_seqs)), "a sequence number was used twice"
+    on_chain: Counter[str] = Counter()
+    for issued in network.issuances(first_block):
+        on_chain[issued.ref] += 1
+        # The i-th reference of a batch carries sequence number firstSeq + i (chain.decode).
+        assert (issued.merchant, issued.seq) in set(all_seqs)
+    refs = Counter(ref for _, _, ref, _ in ops)
+    assert max(refs.values()) == 1
+    assert {ref: on_chain[ref] for ref in refs} == dict.fromkeys(refs, 1), "issued twice or never"
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, poll: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
