@@ -11,13 +11,14 @@ before it is broadcast) → the receipt marks tx, ops and event confirmed.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -25,10 +26,16 @@ from sqlalchemy import (
     LargeBinary,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, typed as one (for Core statements on the hot path)."""
+    return cast(Table, model.__table__)
 
 
 def utcnow() -> datetime:
@@ -102,6 +109,10 @@ class Member(Base):
     address: Mapped[str] = mapped_column(String(42), unique=True)
     custodial: Mapped[bool] = mapped_column(Boolean, default=True)
     key_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    #: A derived custodial key's origin: the (merchant, customer) of the member's first
+    #: link (see ``SecretBox.custodial_key``); None for stored (``key_enc``) keys.
+    key_merchant_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    key_customer_id: Mapped[str | None] = mapped_column(String(200), default=None)
     claimed_by: Mapped[str | None] = mapped_column(String(42), default=None)
     birth_month: Mapped[int | None] = mapped_column(Integer, default=None)
     frozen: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -183,6 +194,33 @@ class Event(Base):
     )
 
     ops: Mapped[list[ChainOp]] = relationship(back_populates="event", lazy="selectin")
+
+
+class MemberCounter(Base):
+    """A member's activity at one merchant on one programme day, kept with each event.
+
+    The accept path reads the rules' windows (RFM, daily caps, check-in streaks,
+    first purchase here) as sums of these buckets instead of scanning events:
+    a bucket is never a running total, so a window, a merchant's UTC offset or
+    a rule version's RFM window may change and the sums stay right.  ``orders``
+    and ``spend`` (network units) count live purchases; ``orders_held`` the
+    purchases held for review (moved to ``orders`` when released).
+    """
+
+    __tablename__ = "member_counters"
+
+    member_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer, default=0)
+    orders_held: Mapped[int] = mapped_column(Integer, default=0)
+    spend: Mapped[Any] = mapped_column(Numeric(38, 6), default=0)
+    refunds: Mapped[int] = mapped_column(Integer, default=0)
+    check_ins: Mapped[int] = mapped_column(Integer, default=0)
+    shares: Mapped[int] = mapped_column(Integer, default=0)
+    reviews: Mapped[int] = mapped_column(Integer, default=0)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_order_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class ChainOp(Base):

@@ -1,13 +1,16 @@
 """Members: map a merchant's customer to a network member, custodial by default.
 
-A first event for an unknown customer creates a member whose key the gateway
-generates and keeps encrypted.  The mapping (merchant, customer_id) → member
-is private to that merchant: lookups always go through the merchant's own id.
+A first event for an unknown customer creates a custodial member whose key is
+derived from the gateway's secret and that first (merchant, customer_id)
+(:meth:`gateway.crypto.SecretBox.custodial_key`: nothing to store, the same
+address after a restore); members created before keep their encrypted keys.
+The mapping (merchant, customer_id) → member is private to that merchant:
+lookups always go through the merchant's own id.
 """
 
 from __future__ import annotations
 
-from eth_account import Account
+from eth_keys import keys
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -54,18 +57,19 @@ def resolve_customer(
     ).first()
     if known is not None:
         return known.CustomerLink, known.Member
-    account = Account.create()
     try:
         # A savepoint: when a concurrent request links the same customer first
         # (PostgreSQL lets both get this far), only this insert is undone.
         with session.begin_nested():
-            member = Member(
-                address=account.address,
-                custodial=True,
-                key_enc=box.encrypt(bytes(account.key)),
-            )
-            session.add(member)
-            session.flush()
+            address = derived_address(box, merchant_id, customer_id)
+            member = member_by_address(session, address)  # this customer's, unlinked since
+            if member is None:
+                member = Member(
+                    address=address, custodial=True,
+                    key_merchant_id=merchant_id, key_customer_id=customer_id,
+                )  # fmt: skip
+                session.add(member)
+                session.flush()
             link = CustomerLink(
                 merchant_id=merchant_id, customer_id=customer_id, member_id=member.id
             )
@@ -85,9 +89,23 @@ def member_by_address(session: Session, address: str) -> Member | None:
     return session.scalars(select(Member).where(Member.address == address)).first()
 
 
+def derived_address(box: SecretBox, merchant_id: int, customer_id: str) -> str:
+    """The address of the custodial member first linked as (merchant, customer)."""
+    key = keys.PrivateKey(box.custodial_key(merchant_id, customer_id))
+    return str(key.public_key.to_checksum_address())
+
+
 def custodial_key(box: SecretBox, member: Member) -> str:
-    """The custodial member's private key (hex), for signing on the member's behalf."""
-    if member.key_enc is None or not member.custodial:
+    """The custodial member's private key (hex), for signing on the member's behalf.
+
+    Derived from the member's first link (``key_merchant_id``, ``key_customer_id``),
+    or, for members created before keys were derived, decrypted from ``key_enc``.
+    """
+    if not member.custodial:
+        raise NotFound("member is not custodial")
+    if member.key_merchant_id is not None and member.key_customer_id is not None:
+        return "0x" + box.custodial_key(member.key_merchant_id, member.key_customer_id).hex()
+    if member.key_enc is None:
         raise NotFound("member is not custodial")
     return "0x" + box.decrypt(member.key_enc).hex()
 

@@ -1,0 +1,186 @@
+"""Per-member counter buckets: what one event adds, how they are stored and read.
+
+A bucket is a member's activity at one merchant on one programme day
+(:class:`gateway.models.MemberCounter`).  Every accepted event adds to its
+bucket in the transaction that stores it (one multi-row upsert per chunk, whose
+increments are atomic, so concurrent writers of one bucket add up); releasing a
+held event moves it into the counts, rejecting one takes its held order out.
+
+The rules' windows are sums of buckets, never running totals: the RFM window
+(network-wide: every merchant's buckets), the check-in days of the last month,
+the day's shares and reviews, whether the member ever ordered here.  The RFM
+window is day-granular: a bucket's orders all count at its last order's time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from gateway.db import is_postgres
+from gateway.models import MemberCounter, table_of
+
+#: The integer columns a delta adds to.
+COUNTS = ("orders", "orders_held", "refunds", "check_ins", "shares", "reviews", "points")
+#: Event types counted in a column of their own.
+TYPE_COLUMNS = {"check_in": "check_ins", "share": "shares", "review": "reviews"}
+#: Check-in days the engine is shown (a streak bonus comes every 7th day in a row).
+CHECK_IN_DAYS = 31
+#: Purchases older than this never reach a tier window (the ladder allows up to 3660 days,
+#: the default is 365; this bound is what the accept path has always read).
+TIER_HORIZON = timedelta(days=731)
+
+BucketKey = tuple[int, date]  # (merchant id, programme day)
+
+
+@dataclass
+class Bucket:
+    """One bucket's values (read, or added up in memory)."""
+
+    orders: int = 0
+    orders_held: int = 0
+    refunds: int = 0
+    check_ins: int = 0
+    shares: int = 0
+    reviews: int = 0
+    points: int = 0
+    spend: Decimal = field(default_factory=Decimal)
+    last_order_at: datetime | None = None
+
+    def add(self, other: Bucket) -> None:
+        for name in COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.spend += other.spend
+        if other.last_order_at is not None and (
+            self.last_order_at is None or other.last_order_at > self.last_order_at
+        ):
+            self.last_order_at = other.last_order_at
+
+
+def event_delta(
+    kind: str, status: str, points: int, network_amount: Decimal, occurred_at: datetime
+) -> Bucket:
+    """What a stored event adds to its bucket: ``status`` is ``accepted`` (or live) or ``held``."""
+    if status == "held":
+        return Bucket(orders_held=1 if kind == "purchase" else 0)
+    delta = Bucket(points=points)
+    if kind == "purchase":
+        delta.orders, delta.spend = 1, Decimal(network_amount)
+        delta.last_order_at = occurred_at.astimezone(UTC)
+    elif kind == "refund":
+        delta.refunds = 1
+    elif kind in TYPE_COLUMNS:
+        setattr(delta, TYPE_COLUMNS[kind], 1)
+    return delta
+
+
+def released_delta(kind: str, points: int, network_amount: Decimal, at: datetime) -> Bucket:
+    """A held event released: it counts now, and its held order no longer waits."""
+    delta = event_delta(kind, "accepted", points, network_amount, at)
+    delta.orders_held = -1 if kind == "purchase" else 0
+    return delta
+
+
+def rejected_delta(kind: str) -> Bucket:
+    """A held event rejected: its held order is gone."""
+    return Bucket(orders_held=-1 if kind == "purchase" else 0)
+
+
+def read_buckets(session: Session, member_ids: set[str]) -> dict[str, dict[BucketKey, Bucket]]:
+    """Every bucket of these members (all merchants, all days): one query."""
+    found: dict[str, dict[BucketKey, Bucket]] = {member: {} for member in member_ids}
+    if not member_ids:
+        return found
+    table = table_of(MemberCounter)
+    for row in session.execute(select(table).where(table.c.member_id.in_(member_ids))):
+        found[row.member_id][(row.merchant_id, _day(row.day))] = Bucket(
+            orders=row.orders, orders_held=row.orders_held, refunds=row.refunds,
+            check_ins=row.check_ins, shares=row.shares, reviews=row.reviews, points=row.points,
+            spend=Decimal(row.spend),
+            last_order_at=_utc(row.last_order_at) if row.last_order_at is not None else None,
+        )  # fmt: skip
+    return found
+
+
+def write_deltas(session: Session, deltas: dict[tuple[str, int, date], Bucket]) -> None:
+    """Add the deltas to their buckets: one multi-row upsert (atomic increments)."""
+    if not deltas:
+        return
+    rows: list[dict[str, Any]] = [
+        {
+            "member_id": member, "merchant_id": merchant, "day": day,
+            **{name: getattr(delta, name) for name in COUNTS},
+            "spend": delta.spend,
+            "last_order_at": delta.last_order_at,
+        }
+        for (member, merchant, day), delta in sorted(deltas.items())
+    ]  # fmt: skip
+    table = table_of(MemberCounter)
+    insert = pg_insert(table) if is_postgres(session) else sqlite_insert(table)
+    new = insert.excluded
+    last, new_last = table.c.last_order_at, new.last_order_at
+    statement = insert.values(rows).on_conflict_do_update(
+        index_elements=["member_id", "merchant_id", "day"],
+        set_={
+            **{name: table.c[name] + new[name] for name in (*COUNTS, "spend")},
+            "last_order_at": case(
+                (new_last.is_(None), last),
+                (last.is_(None) | (new_last > last), new_last),
+                else_=last,
+            ),
+        },
+    )
+    session.execute(statement)
+
+
+def tier_purchases(
+    buckets: dict[BucketKey, Bucket], at: datetime
+) -> list[tuple[datetime, Decimal]]:
+    """The purchases the RFM window sees, as the engine takes them (one per order)."""
+    horizon = at - TIER_HORIZON
+    purchases: list[tuple[datetime, Decimal]] = []
+    for bucket in buckets.values():
+        when = bucket.last_order_at
+        if bucket.orders <= 0 or when is None or when <= horizon:
+            continue
+        purchases.append((when, max(bucket.spend, Decimal(0))))
+        purchases.extend((when, Decimal(0)) for _ in range(bucket.orders - 1))
+    return purchases
+
+
+def check_in_days(buckets: dict[BucketKey, Bucket], merchant_id: int, today: date) -> list[date]:
+    """The days of the last month the member checked in here."""
+    since = today - timedelta(days=CHECK_IN_DAYS)
+    return sorted(
+        day
+        for (merchant, day), bucket in buckets.items()
+        if merchant == merchant_id and bucket.check_ins > 0 and day >= since
+    )
+
+
+def ordered_here(buckets: dict[BucketKey, Bucket], merchant_id: int) -> bool:
+    """Whether the member has a live or held purchase at this merchant, ever."""
+    return (
+        sum(
+            bucket.orders + bucket.orders_held
+            for (merchant, _day), bucket in buckets.items()
+            if merchant == merchant_id
+        )
+        > 0
+    )
+
+
+def _day(value: date | str) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _utc(value: datetime | str) -> datetime:
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
