@@ -179,7 +179,8 @@ class WebhookDispatcher:
 
     def _claim(self, limit: int) -> list[_Claimed]:
         """Lease up to ``limit`` due deliveries: one UPDATE ... RETURNING, one SELECT of
-        their merchants; the ones that cannot be sent are failed here."""
+        their merchants; the ones that cannot be sent are failed here. When nothing is
+        due (the usual poll) one read finds that, without taking SQLite's write lock."""
         now = datetime.now(UTC)
         due = (
             select(WebhookDelivery.id)
@@ -187,6 +188,9 @@ class WebhookDispatcher:
             .order_by(WebhookDelivery.id)
             .limit(limit)
         )
+        with self.sessions() as session:
+            if session.scalar(due.limit(1)) is None:
+                return []
         with transaction(self.sessions) as session:
             if is_postgres(session):
                 due = due.with_for_update(skip_locked=True)
