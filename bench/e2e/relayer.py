@@ -21,8 +21,9 @@ with the gateway's chain settings (block time, block gas limit, base fee 0):
 - receipts collected in batches of ``eth_getTransactionReceipt`` as blocks come: the
   minter's transactions are mined in nonce order, so each look asks for the oldest
   outstanding ones and stops at the first without a receipt;
-- at most three blocks' worth of gas in flight (a relayer does not flood a node's pool
-  with minutes of work), so event→confirmed measures the chain, not a queue.
+- at most three blocks' worth of gas in flight, and no more than two blocks of what the
+  last blocks took (a relayer does not flood a node's pool with minutes of work), so
+  event→confirmed measures the chain, not a queue.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class PipelinedRelayer:
     """Mints ``budget`` events (or until ``seconds`` run out) and collects their receipts."""
 
     def __init__(self, url: str, signer: MintSigner, recipients: Iterator[tuple[bytes, bool]],
-                 *, seconds: float, window: int, signers: int = 1,
+                 *, seconds: float, window: int, adaptive: bool = True, signers: int = 1,
                  sign: str = "rlp") -> None:  # fmt: skip
         self.url = url
         self.signer = signer
@@ -152,6 +153,9 @@ class PipelinedRelayer:
         self.done: list[tuple[Sent, float, int]] = []
         self.first_send = math.nan
         self.sending_done = threading.Event()
+        #: With interval mining: mints found mined at each of the last blocks looked at.
+        self.adaptive = adaptive
+        self.mined: deque[int] = deque(maxlen=5)
         #: What stopped the receipt collector, if it failed: the sending stops too.
         self.error: BaseException | None = None
 
@@ -177,9 +181,17 @@ class PipelinedRelayer:
             out.put(exc)
         out.put(None)
 
+    def limit(self) -> int:
+        """Mints allowed in flight: ``window`` (the chain's gas allows no more), and with
+        interval mining at most two blocks of what the last blocks actually took, so that
+        when the node rather than gas is the limit the pool holds seconds, not minutes."""
+        if not self.adaptive or not self.mined:
+            return self.window
+        return max(2 * SEND_BATCH, min(self.window, 2 * max(self.mined)))
+
     def _room(self) -> bool:
         """Wait until the in-flight window has room; False if the collector failed."""
-        while len(self.outstanding) > self.window:
+        while len(self.outstanding) > self.limit():
             if self.error is not None:
                 return False
             time.sleep(0.005)
@@ -219,7 +231,8 @@ class PipelinedRelayer:
 
     def _collect(self, deadline: float) -> None:
         conn = Connection(self.url)
-        last_block = -1
+        last_block = counting = -1
+        count = 0
         try:
             while time.monotonic() < deadline:
                 if not self.outstanding:
@@ -231,11 +244,16 @@ class PipelinedRelayer:
                 if block == last_block:
                     time.sleep(0.02)
                     continue
+                if block != counting:
+                    if counting >= 0:
+                        self.mined.append(count)
+                    counting, count = block, 0
                 oldest = list(itertools.islice(self.outstanding, RECEIPT_BATCH))
                 found = receipted_prefix(
                     conn.batch("eth_getTransactionReceipt", [[s.tx_hash] for s in oldest])
                 )
                 now = time.time()
+                count += len(found)
                 for sent, receipt in zip(oldest, found, strict=False):
                     if receipt["status"] != "0x1":
                         raise RuntimeError(f"mint {sent.tx_hash} reverted")
@@ -346,7 +364,8 @@ def run_relayer(config: E2EConfig, progress: Progress) -> PhaseFigures:
         )
         relayer = PipelinedRelayer(
             node.url, signer, recipients(Workload(config.seed, "relayer", 1_000), config.events),
-            seconds=config.relayer_seconds, window=window, signers=config.relayer_signers,
+            seconds=config.relayer_seconds, window=window,
+            adaptive=config.block_time is not None, signers=config.relayer_signers,
             sign=config.relayer_sign,
         )  # fmt: skip
         cpu0, anvil0 = time.process_time(), cpu_seconds(node.pid or 0)

@@ -108,3 +108,18 @@ def test_sending_stops_when_the_receipt_collector_failed() -> None:
     assert relayer._room() is False  # a full window no longer waits forever
     relayer.outstanding.clear()
     assert relayer._room() is False
+
+
+def test_in_flight_limit_follows_what_the_last_blocks_took() -> None:
+    relayer = PipelinedRelayer("http://x", signer(), iter(()), seconds=10, window=5_000)
+    assert relayer.limit() == 5_000  # nothing mined yet: the chain's gas bound
+    relayer.mined.extend([300, 700, 650])
+    assert relayer.limit() == 1_400  # two blocks of the most a recent block took
+    relayer.mined.extend([4_000] * 5)
+    assert relayer.limit() == 5_000  # never beyond what the gas allows
+    relayer.mined.extend([0] * 5)
+    assert relayer.limit() == 2 * SEND_BATCH  # an idle stretch does not stall the sending
+    automine = PipelinedRelayer("http://x", signer(), iter(()), seconds=1, window=1_000,
+                                adaptive=False)  # fmt: skip
+    automine.mined.append(1)
+    assert automine.limit() == 1_000
