@@ -64,7 +64,7 @@ def _mixed(run: str, n: int) -> list[tuple[str, EventCreate]]:
         kind = i % 6
         if kind in (0, 1):
             bodies.append({**purchase(customer, f"{run}-o{i}"), "occurred_at": at,
-                           "device_id": f"dev-{i % 7}", "ip": f"10.0.0.{i % 5}"})  # fmt: skip
+                           "device_id": f"{run}-dev{i % 7}", "ip": f"{run}-ip{i % 5}"})  # fmt: skip
         elif kind == 2:
             bodies.append({"type": "check_in", "customer_id": customer, "occurred_at": at})
         elif kind == 3:
@@ -73,8 +73,9 @@ def _mixed(run: str, n: int) -> list[tuple[str, EventCreate]]:
             bodies.append({"type": "review", "customer_id": customer, "occurred_at": at})
         else:
             earlier = i - 5  # a purchase of this request (same chunk or an earlier one)
+            refund = {"order_id": f"{run}-o{earlier}"}
             bodies.append({"type": "refund", "customer_id": f"{run}-c{earlier % (n // 3)}",
-                           "occurred_at": at, "refund": {"order_id": f"{run}-o{earlier}"}})  # fmt: skip
+                           "occurred_at": at, "refund": refund})  # fmt: skip
     return [(f"{run}-k{i}", EventCreate.model_validate(b)) for i, b in enumerate(bodies)]
 
 
@@ -158,7 +159,7 @@ def _buckets(gateway: Gateway) -> dict[tuple[str, int, Any], dict[str, Any]]:
                 "shares": row.shares,
                 "reviews": row.reviews,
                 "points": row.points,
-            }  # fmt: skip
+            }
             for row in session.scalars(select(MemberCounter))
         }
 
