@@ -63,3 +63,32 @@ def test_a_provider_limit_shrinks_the_range_whether_or_not_transport_errors_do()
         pages = list(pager.pages(["0x1"], 0, 999))
         assert pages[-1][1] == 999
         assert max(end - start + 1 for start, end, _ in pages) <= 100
+
+
+class CountingNode:
+    """A node with ``per_block`` logs in every block; records the spans asked for."""
+
+    def __init__(self, per_block: int) -> None:
+        self.per_block = per_block
+        self.spans: list[int] = []
+
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        query = params[0]
+        first, last = int(query["fromBlock"], 16), int(query["toBlock"], 16)
+        self.spans.append(last - first + 1)
+        return [
+            {"blockNumber": hex(b)} for b in range(first, last + 1) for _ in range(self.per_block)
+        ]
+
+
+def test_pages_start_at_the_span_asked_for_and_scale_it_to_the_target() -> None:
+    node = CountingNode(per_block=10)
+    pager = LogPager(node, target_logs=100, initial_span=4, max_span=64)
+    pages = list(pager.pages(["0x1"], 0, 99, span=50))
+    assert node.spans[0] == 50  # not initial_span
+    assert node.spans[1:3] == [10, 10]  # 500 logs > 100: scaled down to 100 logs a page
+    assert sum(end - start + 1 for start, end, _ in pages) == 100
+    assert pager.next_span(10, 0) == 64  # nothing there: grow (eightfold, at most max_span)
+    assert pager.next_span(4, 10) == 32  # sparse: grow at most eightfold
+    assert pager.next_span(8, 70) == 8  # near the target: keep
+    assert pager.next_span(8, 1_000) == 1  # dense: at least one block
