@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import bindparam, case, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -93,13 +93,17 @@ def rejected_delta(kind: str) -> Bucket:
     return Bucket(orders_held=-1 if kind == "purchase" else 0)
 
 
+_BUCKETS = select(table_of(MemberCounter)).where(
+    table_of(MemberCounter).c.member_id.in_(bindparam("members", expanding=True))
+)
+
+
 def read_buckets(session: Session, member_ids: set[str]) -> dict[str, dict[BucketKey, Bucket]]:
     """Every bucket of these members (all merchants, all days): one query."""
     found: dict[str, dict[BucketKey, Bucket]] = {member: {} for member in member_ids}
     if not member_ids:
         return found
-    table = table_of(MemberCounter)
-    for row in session.execute(select(table).where(table.c.member_id.in_(member_ids))):
+    for row in session.connection().execute(_BUCKETS, {"members": list(member_ids)}):
         found[row.member_id][(row.merchant_id, _day(row.day))] = Bucket(
             orders=row.orders, orders_held=row.orders_held, refunds=row.refunds,
             check_ins=row.check_ins, shares=row.shares, reviews=row.reviews, points=row.points,
@@ -110,7 +114,7 @@ def read_buckets(session: Session, member_ids: set[str]) -> dict[str, dict[Bucke
 
 
 def write_deltas(session: Session, deltas: dict[tuple[str, int, date], Bucket]) -> None:
-    """Add the deltas to their buckets: one multi-row upsert (atomic increments)."""
+    """Add the deltas to their buckets: one upsert, executemany (atomic increments)."""
     if not deltas:
         return
     rows: list[dict[str, Any]] = [
@@ -122,11 +126,17 @@ def write_deltas(session: Session, deltas: dict[tuple[str, int, date], Bucket]) 
         }
         for (member, merchant, day), delta in sorted(deltas.items())
     ]  # fmt: skip
+    postgres = is_postgres(session)
+    session.connection().execute(_UPSERTS[postgres], rows)
+
+
+def _upsert(postgres: bool) -> Any:
+    """Add a row's counts to its bucket, creating it if new (built once per dialect)."""
     table = table_of(MemberCounter)
-    insert = pg_insert(table) if is_postgres(session) else sqlite_insert(table)
+    insert = pg_insert(table) if postgres else sqlite_insert(table)
     new = insert.excluded
     last, new_last = table.c.last_order_at, new.last_order_at
-    statement = insert.values(rows).on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=["member_id", "merchant_id", "day"],
         set_={
             **{name: table.c[name] + new[name] for name in (*COUNTS, "spend")},
@@ -137,7 +147,9 @@ def write_deltas(session: Session, deltas: dict[tuple[str, int, date], Bucket]) 
             ),
         },
     )
-    session.execute(statement)
+
+
+_UPSERTS = {False: _upsert(False), True: _upsert(True)}
 
 
 def tier_purchases(

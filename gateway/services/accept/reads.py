@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Connection, Select, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from gateway.crypto import SecretBox
-from gateway.models import ChainOp, CustomerLink, Event, Member, Merchant
+from gateway.models import ChainOp, CustomerLink, Event, Member, Merchant, table_of
 from gateway.rules import engine as rules_engine
 from gateway.rules.badges import BADGES_BY_ID
 from gateway.rules.model import RuleSet
@@ -112,15 +112,16 @@ def load(
     bodies: list[EventCreate],
 ) -> ChunkState:  # fmt: skip
     """Read the chunk's state: one query per table (none for what no event needs)."""
+    conn = session.connection()
     customers = {b.customer_id for b in bodies} | {
         b.referrer_customer_id for b in bodies if b.referrer_customer_id
     }
-    links, members = _links(session, merchant.id, customers)
+    links, members = _links(conn, merchant.id, customers)
     addresses = {
         c: derived_address(box, merchant.id, c)
         for c in {b.customer_id for b in bodies} - set(links)
     }
-    by_address = _members(session, Member.address.in_(addresses.values())) if addresses else {}
+    by_address = _members(conn, _MEMBERS_AT, set(addresses.values()))
     members.update({m.id: m for m in by_address.values()})
     originals = originals_of(session, merchant.id, bodies)
     inviters = {link.referred_by for link in links.values() if link.referred_by} | {
@@ -132,45 +133,133 @@ def load(
         for op in original.ops
         if op.payload.get("referral") and op.payload.get("inviter_id")
     }
-    missing = inviters - set(members)
-    if missing:
-        members.update(_members(session, Member.id.in_(missing)))
+    members.update(_members(conn, _MEMBERS_BY_ID, inviters - set(members)))
     for member_id, buckets in read_buckets(session, set(members)).items():
         members[member_id].buckets = buckets
-    _badges(session, members)
+    _badges(conn, members)
     velocity = rules.velocity
     if members and (velocity.member_events_per_hour or velocity.member_points_per_day):
-        _velocity(session, members)
-    _owed(session, members)
+        _velocity(conn, members)
+    _owed(conn, members)
+    clustering = rules.clustering
     return ChunkState(
         links=links, members=members, addresses=addresses,
         by_address={m.address: m for m in by_address.values()},
-        referrals=_referrals(session, inviters),
-        devices=_seen(session, Event.device_id, {b.device_id for b in bodies if b.device_id})
-        if rules.clustering.max_accounts_per_device is not None else {},
-        ips=_seen(session, Event.ip, {b.ip for b in bodies if b.ip})
-        if rules.clustering.max_accounts_per_ip is not None else {},
+        referrals=_referrals(conn, inviters),
+        devices=_seen(conn, _ON_DEVICE, {b.device_id for b in bodies if b.device_id})
+        if clustering.max_accounts_per_device is not None else {},
+        ips=_seen(conn, _ON_IP, {b.ip for b in bodies if b.ip})
+        if clustering.max_accounts_per_ip is not None else {},
         originals=originals,
-        refunds_of=_refunds(session, merchant.id, bodies),
-        merchant=_merchant_snapshot(session, merchant, rules),
+        refunds_of=_refunds(conn, merchant.id, bodies),
+        merchant=_merchant_snapshot(conn, merchant, rules),
     )  # fmt: skip
+
+
+# Statements built once (building one per chunk costs more than running it); the
+# lists are expanding parameters.
+_L, _M, _E, _O = table_of(CustomerLink), table_of(Member), table_of(Event), table_of(ChainOp)
+_LINKS = (
+    select(
+        _L.c.id, _L.c.customer_id, _L.c.referred_by, _L.c.referral_rewarded,
+        _M.c.id.label("member_id"), _M.c.address, _M.c.birth_month, _M.c.frozen, _M.c.tier,
+    )
+    .select_from(_L.join(_M, _M.c.id == _L.c.member_id))
+    .where(
+        _L.c.merchant_id == bindparam("merchant_id"),
+        _L.c.customer_id.in_(bindparam("values", expanding=True)),
+    )
+)  # fmt: skip
+_MEMBER_COLUMNS = (_M.c.id, _M.c.address, _M.c.birth_month, _M.c.frozen, _M.c.tier)
+_MEMBERS_AT = select(*_MEMBER_COLUMNS).where(_M.c.address.in_(bindparam("values", expanding=True)))
+_MEMBERS_BY_ID = select(*_MEMBER_COLUMNS).where(_M.c.id.in_(bindparam("values", expanding=True)))
+_BADGES = select(_O.c.member_address, _O.c.badge_id).where(
+    _O.c.member_address.in_(bindparam("values", expanding=True)),
+    _O.c.kind == "badge",
+    _O.c.status != "failed",
+)
+_VELOCITY = (
+    select(
+        _E.c.member_id,
+        func.sum(case((_E.c.created_at >= bindparam("hour_ago"), 1), else_=0)),
+        func.coalesce(func.sum(_E.c.points), 0),
+    )
+    .where(
+        _E.c.member_id.in_(bindparam("values", expanding=True)),
+        _E.c.created_at >= bindparam("day_ago"),
+    )
+    .group_by(_E.c.member_id)
+)
+_UNBURNED = (
+    select(_O.c.member_address, func.sum(_O.c.amount - _O.c.burned))
+    .where(
+        _O.c.member_address.in_(bindparam("values", expanding=True)),
+        _O.c.kind == "clawback",
+        _O.c.status == "confirmed",
+        _O.c.burned.is_not(None),
+    )
+    .group_by(_O.c.member_address)
+)
+_NETTED = (
+    select(_M.c.address, func.coalesce(func.sum(_E.c.clawback), 0))
+    .select_from(_E.join(_M, _M.c.id == _E.c.member_id))
+    .where(
+        _M.c.address.in_(bindparam("values", expanding=True)),
+        _E.c.type != "refund",
+        _E.c.status != "failed",
+    )
+    .group_by(_M.c.address)
+)
+_REFERRALS = (
+    select(_L.c.referred_by, func.count(_L.c.id))
+    .where(
+        _L.c.referred_by.in_(bindparam("values", expanding=True)),
+        _L.c.referral_rewarded.is_(True),
+    )
+    .group_by(_L.c.referred_by)
+)
+_ON_DEVICE = (
+    select(_E.c.device_id, _E.c.member_id)
+    .where(_E.c.device_id.in_(bindparam("values", expanding=True)))
+    .distinct()
+)
+_ON_IP = (
+    select(_E.c.ip, _E.c.member_id)
+    .where(_E.c.ip.in_(bindparam("values", expanding=True)))
+    .distinct()
+)
+_PURCHASES = select(
+    _E.c.id, _E.c.customer_id, _E.c.order_id, _E.c.points, _E.c.network_amount,
+    _E.c.payload, _E.c.breakdown, _E.c.occurred_at,
+).where(
+    _E.c.merchant_id == bindparam("merchant_id"), _E.c.type == "purchase",
+    _E.c.order_id.in_(bindparam("values", expanding=True)), _E.c.status.in_(LIVE),
+)  # fmt: skip
+_OPS_OF = (
+    select(_O.c.id, _O.c.event_id, _O.c.kind, _O.c.amount, _O.c.payload, _O.c.ref)
+    .where(_O.c.event_id.in_(bindparam("values", expanding=True)))
+    .order_by(_O.c.id)
+)
+_REFUNDS = select(_E.c.order_id, _E.c.clawback, _E.c.payload).where(
+    _E.c.merchant_id == bindparam("merchant_id"),
+    _E.c.type == "refund",
+    _E.c.order_id.in_(bindparam("values", expanding=True)),
+    _E.c.status.in_((*LIVE, "held")),
+)
+_EVENTS_SINCE = select(func.count()).where(
+    _E.c.merchant_id == bindparam("merchant_id"), _E.c.created_at >= bindparam("since")
+)
+_POINTS_SINCE = select(func.coalesce(func.sum(_E.c.points), 0)).where(
+    _E.c.merchant_id == bindparam("merchant_id"), _E.c.created_at >= bindparam("since")
+)
 
 
 def _links(
-    session: Session, merchant_id: int, customers: set[str]
+    conn: Connection, merchant_id: int, customers: set[str]
 ) -> tuple[dict[str, LinkState], dict[str, MemberState]]:
     links: dict[str, LinkState] = {}
     members: dict[str, MemberState] = {}
-    rows = session.execute(
-        select(
-            CustomerLink.id, CustomerLink.customer_id, CustomerLink.referred_by,
-            CustomerLink.referral_rewarded, Member.id.label("member_id"), Member.address,
-            Member.birth_month, Member.frozen, Member.tier,
-        )
-        .join(Member, Member.id == CustomerLink.member_id)
-        .where(CustomerLink.merchant_id == merchant_id, CustomerLink.customer_id.in_(customers))
-    )  # fmt: skip
-    for row in rows:
+    for row in conn.execute(_LINKS, {"merchant_id": merchant_id, "values": list(customers)}):
         links[row.customer_id] = LinkState(
             id=row.id, customer_id=row.customer_id, member_id=row.member_id,
             referred_by=row.referred_by, referral_rewarded=bool(row.referral_rewarded),
@@ -182,12 +271,9 @@ def _links(
     return links, members
 
 
-def _members(session: Session, where: Any) -> dict[str, MemberState]:
-    rows = session.execute(
-        select(Member.id, Member.address, Member.birth_month, Member.frozen, Member.tier).where(
-            where
-        )
-    )
+def _members(conn: Connection, statement: Select[Any], values: set[str]) -> dict[str, MemberState]:
+    if not values:
+        return {}
     return {
         row.id: MemberState(
             id=row.id,
@@ -196,94 +282,58 @@ def _members(session: Session, where: Any) -> dict[str, MemberState]:
             frozen=bool(row.frozen),
             tier=row.tier,
         )
-        for row in rows
+        for row in conn.execute(statement, {"values": list(values)})
     }
 
 
-def _badges(session: Session, members: dict[str, MemberState]) -> None:
+def _badges(conn: Connection, members: dict[str, MemberState]) -> None:
     """Badges each member holds or is about to receive (ops not failed)."""
     by_address = {m.address: m for m in members.values()}
-    if not by_address:
-        return
-    rows = session.execute(
-        select(ChainOp.member_address, ChainOp.badge_id).where(
-            ChainOp.member_address.in_(by_address),
-            ChainOp.kind == "badge",
-            ChainOp.status != "failed",
-        )
-    )
-    for address, badge in rows:
-        if badge in BADGES_BY_ID:
-            by_address[address].badges.add(BADGES_BY_ID[badge].key)
+    if by_address:
+        for address, badge in conn.execute(_BADGES, {"values": list(by_address)}):
+            if badge in BADGES_BY_ID:
+                by_address[address].badges.add(BADGES_BY_ID[badge].key)
 
 
-def _velocity(session: Session, members: dict[str, MemberState]) -> None:
+def _velocity(conn: Connection, members: dict[str, MemberState]) -> None:
     """Each member's events created in the last hour and points of the last day."""
     now = datetime.now(UTC)
-    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
-    rows = session.execute(
-        select(
-            Event.member_id,
-            func.sum(case((Event.created_at >= hour_ago, 1), else_=0)),
-            func.coalesce(func.sum(Event.points), 0),
-        )
-        .where(Event.member_id.in_(members), Event.created_at >= day_ago)
-        .group_by(Event.member_id)
-    )
+    rows = conn.execute(
+        _VELOCITY,
+        {"values": list(members), "hour_ago": now - timedelta(hours=1),
+         "day_ago": now - timedelta(days=1)},
+    )  # fmt: skip
     for member_id, last_hour, points in rows:
         members[member_id].events_last_hour = int(last_hour or 0)
         members[member_id].points_today = int(points or 0)
 
 
-def _owed(session: Session, members: dict[str, MemberState]) -> None:
+def _owed(conn: Connection, members: dict[str, MemberState]) -> None:
     """Points refunds could not claw back, less what later earnings netted (rarely any)."""
     by_address = {m.address: m for m in members.values()}
     if not by_address:
         return
-    unburned = dict(
-        session.execute(
-            select(ChainOp.member_address, func.sum(ChainOp.amount - ChainOp.burned))
-            .where(
-                ChainOp.member_address.in_(by_address),
-                ChainOp.kind == "clawback",
-                ChainOp.status == "confirmed",
-                ChainOp.burned.is_not(None),
-            )
-            .group_by(ChainOp.member_address)
-        ).all()
-    )
+    unburned = dict(conn.execute(_UNBURNED, {"values": list(by_address)}).all())
     owing = [address for address, amount in unburned.items() if amount]
     if not owing:
         return
-    netted = dict(
-        session.execute(
-            select(Member.address, func.coalesce(func.sum(Event.clawback), 0))
-            .join(Member, Member.id == Event.member_id)
-            .where(Member.address.in_(owing), Event.type != "refund", Event.status != "failed")
-            .group_by(Member.address)
-        ).all()
-    )
+    netted = dict(conn.execute(_NETTED, {"values": owing}).all())
     for address in owing:
         by_address[address].owed = max(0, int(unburned[address]) - int(netted.get(address) or 0))
 
 
-def _referrals(session: Session, inviters: set[str]) -> dict[str, int]:
+def _referrals(conn: Connection, inviters: set[str]) -> dict[str, int]:
     if not inviters:
         return {}
-    rows = session.execute(
-        select(CustomerLink.referred_by, func.count(CustomerLink.id))
-        .where(CustomerLink.referred_by.in_(inviters), CustomerLink.referral_rewarded.is_(True))
-        .group_by(CustomerLink.referred_by)
-    )
+    rows = conn.execute(_REFERRALS, {"values": list(inviters)})
     return {str(inviter): int(count) for inviter, count in rows}
 
 
-def _seen(session: Session, column: Any, values: set[str]) -> dict[str, set[str]]:
+def _seen(conn: Connection, statement: Select[Any], values: set[str]) -> dict[str, set[str]]:
     """The distinct members that used each device id (or IP)."""
     seen: dict[str, set[str]] = {value: set() for value in values}
     if values:
-        rows = session.execute(select(column, Event.member_id).where(column.in_(values)).distinct())
-        for value, member_id in rows:
+        for value, member_id in conn.execute(statement, {"values": list(values)}):
             seen[value].add(member_id)
     return seen
 
@@ -291,21 +341,14 @@ def _seen(session: Session, column: Any, values: set[str]) -> dict[str, set[str]
 def originals_of(
     session: Session, merchant_id: int, bodies: list[EventCreate]
 ) -> dict[tuple[str, str], Original]:
-    """The live purchases the chunk's refunds refer to, with their ops."""
+    """The live purchases the refunds among ``bodies`` refer to, with their ops."""
     wanted = {(b.customer_id, b.refund.order_id) for b in bodies if b.refund is not None}
     if not wanted:
         return {}
-    events = session.execute(
-        select(
-            Event.id, Event.customer_id, Event.order_id, Event.points, Event.network_amount,
-            Event.payload, Event.breakdown, Event.occurred_at,
-        ).where(
-            Event.merchant_id == merchant_id, Event.type == "purchase",
-            Event.order_id.in_({order for _c, order in wanted}), Event.status.in_(LIVE),
-        )
-    ).all()  # fmt: skip
+    conn = session.connection()
+    orders = list({order for _c, order in wanted})
     found: dict[tuple[str, str], Original] = {}
-    for row in events:
+    for row in conn.execute(_PURCHASES, {"merchant_id": merchant_id, "values": orders}):
         key = (row.customer_id, str(row.order_id))
         if key in wanted and key not in found:
             order = row.payload.get("order") or {}
@@ -317,19 +360,7 @@ def originals_of(
             )  # fmt: skip
     by_event = {original.event_id: original for original in found.values()}
     if by_event:
-        ops = session.execute(
-            select(
-                ChainOp.id,
-                ChainOp.event_id,
-                ChainOp.kind,
-                ChainOp.amount,
-                ChainOp.payload,
-                ChainOp.ref,
-            )
-            .where(ChainOp.event_id.in_(by_event))
-            .order_by(ChainOp.id)
-        )
-        for op in ops:
+        for op in conn.execute(_OPS_OF, {"values": list(by_event)}):
             by_event[op.event_id].ops.append(
                 OpRef(op.kind, op.amount, dict(op.payload), op.id, op.event_id, op.ref)
             )
@@ -337,20 +368,13 @@ def originals_of(
 
 
 def _refunds(
-    session: Session, merchant_id: int, bodies: list[EventCreate]
+    conn: Connection, merchant_id: int, bodies: list[EventCreate]
 ) -> dict[str, list[tuple[int, Decimal | None]]]:
     """Earlier refunds (live or held) of the orders the chunk refunds."""
     orders = {b.refund.order_id for b in bodies if b.refund is not None}
     refunds: dict[str, list[tuple[int, Decimal | None]]] = defaultdict(list)
     if orders:
-        rows = session.execute(
-            select(Event.order_id, Event.clawback, Event.payload).where(
-                Event.merchant_id == merchant_id,
-                Event.type == "refund",
-                Event.order_id.in_(orders),
-                Event.status.in_((*LIVE, "held")),
-            )
-        )
+        rows = conn.execute(_REFUNDS, {"merchant_id": merchant_id, "values": list(orders)})
         for order_id, clawback, payload in rows:
             amount = (payload.get("refund") or {}).get("amount")
             refunds[str(order_id)].append((int(clawback), Decimal(str(amount)) if amount else None))
@@ -358,23 +382,19 @@ def _refunds(
 
 
 def _merchant_snapshot(
-    session: Session, merchant: Merchant, rules: RuleSet
+    conn: Connection, merchant: Merchant, rules: RuleSet
 ) -> rules_engine.MerchantSnapshot:
     """The merchant's velocity counters; each is read only when a limit needs it."""
     now = datetime.now(UTC)
     last_minute: int | None = 0
     issued_today: int | None = 0
     if rules.velocity.merchant_events_per_minute is not None:
-        last_minute = session.scalar(
-            select(func.count()).where(
-                Event.merchant_id == merchant.id, Event.created_at >= now - timedelta(minutes=1)
-            )
+        last_minute = conn.scalar(
+            _EVENTS_SINCE, {"merchant_id": merchant.id, "since": now - timedelta(minutes=1)}
         )
     if rules.velocity.merchant_points_per_day is not None:
-        issued_today = session.scalar(
-            select(func.coalesce(func.sum(Event.points), 0)).where(
-                Event.merchant_id == merchant.id, Event.created_at >= now - timedelta(days=1)
-            )
+        issued_today = conn.scalar(
+            _POINTS_SINCE, {"merchant_id": merchant.id, "since": now - timedelta(days=1)}
         )
     return rules_engine.MerchantSnapshot(
         merchant_id=str(merchant.id),

@@ -32,6 +32,12 @@ from gateway.services.accept.ops import StagedOp
 from gateway.services.accept.reads import LinkState, MemberState
 from gateway.webhooks.dispatcher import queue_webhooks
 
+_INSERT_MEMBERS = insert(table_of(Member))
+_INSERT_LINKS = insert(table_of(CustomerLink))
+_INSERT_EVENTS = insert(table_of(Event))
+_INSERT_OPS = insert(table_of(ChainOp))
+_INSERT_RECORDS = insert(table_of(IdempotencyRecord))
+
 
 class Pending:
     """A chunk's rows not written yet."""
@@ -70,14 +76,15 @@ class Pending:
     def flush(self) -> None:
         """Write everything staged: one statement per table."""
         session = self.session
+        conn = session.connection()
         if self.new_members:
-            session.execute(insert(table_of(Member)), [_member_row(m) for m in self.new_members])
+            conn.execute(_INSERT_MEMBERS, [_member_row(m) for m in self.new_members])
             for member in self.new_members:
                 member.new = False
                 member.changed.clear()
         if self.new_links:
-            session.execute(
-                insert(table_of(CustomerLink)),
+            conn.execute(
+                _INSERT_LINKS,
                 [_link_row(self.merchant_id, link) for link in self.new_links],
             )
             for link in self.new_links:
@@ -86,12 +93,12 @@ class Pending:
         self._update_members()
         self._update_links()
         if self.events:
-            session.execute(insert(table_of(Event)), self.events)
+            conn.execute(_INSERT_EVENTS, self.events)
         if self.ops:
-            session.execute(insert(table_of(ChainOp)), [op.row for op in self.ops])
+            conn.execute(_INSERT_OPS, [op.row for op in self.ops])
             self._link_clawbacks()
         if self.records:
-            session.execute(insert(table_of(IdempotencyRecord)), self.records)
+            conn.execute(_INSERT_RECORDS, self.records)
         write_deltas(session, self.deltas)
         if self.tier_changes:
             queue_webhooks(
