@@ -77,12 +77,25 @@ class Rpc:
         return body.get("result")
 
     def batch(self, calls: Sequence[tuple[str, Sequence[Any]]], size: int = 250) -> list[Any]:
-        """Results of ``calls`` in order, sent as JSON-RPC batches of ``size``.
+        """Results of ``calls`` in order, sent as JSON-RPC batches of ``size``; the first
+        error answered raises :class:`RpcError`.
 
         A provider that refuses batches (or one this size) gets smaller ones, down to
         single calls.
         """
-        results: list[Any] = []
+        results = self.batch_outcomes(calls, size)
+        for outcome in results:
+            if isinstance(outcome, RpcError):
+                raise outcome
+        return results
+
+    def batch_outcomes(
+        self, calls: Sequence[tuple[str, Sequence[Any]]], size: int = 250
+    ) -> list[Any | RpcError]:
+        """Each call's result, or its :class:`RpcError`, in order (sent as :meth:`batch`
+        sends them): one refused call does not hide what the others did, which is what
+        a batch of ``eth_sendRawTransaction`` needs."""
+        results: list[Any | RpcError] = []
         start = 0
         while start < len(calls):
             chunk = calls[start : start + size]
@@ -103,13 +116,16 @@ class Rpc:
             for i, (method, _params) in enumerate(chunk):
                 item = by_id.get(first_id + i)
                 if item is None:
-                    raise RpcError(method, None, "missing from the batch answer")
-                if "error" in item:
+                    results.append(RpcError(method, None, "missing from the batch answer"))
+                elif "error" in item:
                     error = item["error"] or {}
-                    raise RpcError(
-                        method, error.get("code"), str(error.get("message")), error.get("data")
+                    results.append(
+                        RpcError(
+                            method, error.get("code"), str(error.get("message")), error.get("data")
+                        )
                     )
-                results.append(item.get("result"))
+                else:
+                    results.append(item.get("result"))
             start += len(chunk)
         return results
 

@@ -7,9 +7,13 @@ Responsibilities:
   and after nonce errors;
 - price transactions with EIP-1559 fees under a configured cap, and build
   replacements (same nonce) with fees bumped by at least 10%;
-- broadcast, treating "already known" as success, and classify every failure as
-  transient (retry) or permanent (give up), decoding contract custom errors to
-  their Solidity names;
+- broadcast through raw JSON-RPC (:mod:`chain.jsonrpc`, no web3 middleware),
+  treating "already known" as success, and classify every failure as transient
+  (retry) or permanent (give up) by its type and the node's error code, by its
+  message only where nodes give no code; decode contract custom errors to their
+  Solidity names;
+- the hot path's reads as raw JSON-RPC too: the latest block (base fee, gas limit),
+  receipts in one batch, a simulation (``eth_call``) at a given gas limit;
 - wait for receipts and turn a reverted receipt into a :class:`ContractRevert`.
 
 Signing is split from broadcasting so a worker can store the signed raw
@@ -38,9 +42,12 @@ from chain.errors import (
     ContractRevert,
     NonceConsumed,
     ReplacementOverCap,
+    RpcError,
+    RpcTransportError,
     TransactionError,
     TransientTransactionError,
 )
+from chain.jsonrpc import Rpc
 
 GWEI = 10**9
 
@@ -73,6 +80,13 @@ _TRANSIENT_FRAGMENTS = (
 )
 
 
+#: JSON-RPC error codes (EIP-1474) that say a request can never succeed as sent: parse
+#: error, invalid request, no such method, invalid params (e.g. undecodable raw bytes).
+PERMANENT_CODES = frozenset({-32700, -32600, -32601, -32602})
+#: EIP-1474's "limit exceeded" (rate limits): worth retrying.
+TRANSIENT_CODES = frozenset({-32005})
+
+
 def is_transient_message(message: str) -> bool:
     """Whether an RPC error message describes a failure worth retrying."""
     lowered = message.lower()
@@ -95,6 +109,38 @@ class SignedTx:
     value: int = 0
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """A mined transaction's receipt as the node sends it, the fields the outbox reads
+    converted; ``logs`` stay raw (hex strings) for :func:`chain.decode.decode_logs`."""
+
+    tx_hash: str
+    block: int
+    gas_used: int
+    ok: bool
+    logs: list[dict[str, Any]]
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Receipt:
+        return cls(
+            tx_hash=str(raw["transactionHash"]),
+            block=int(raw["blockNumber"], 16),
+            gas_used=int(raw["gasUsed"], 16),
+            ok=int(raw["status"], 16) == 1,
+            logs=list(raw.get("logs") or []),
+        )
+
+
+@dataclass(frozen=True)
+class Head:
+    """The latest block as the fees and batch sizes need it."""
+
+    number: int
+    base_fee: int
+    gas_limit: int
+    timestamp: int
+
+
 class TransactionSender:
     """Signs and sends transactions for one key; thread-safe nonce allocation."""
 
@@ -115,6 +161,20 @@ class TransactionSender:
         self.priority_fee_wei = priority_fee_wei
         self._lock = threading.Lock()
         self._next_nonce: int | None = None
+        self._rpc: Rpc | None = None
+
+    @property
+    def rpc(self) -> Rpc:
+        """Raw JSON-RPC to the same node as ``w3`` (one keep-alive session, no middleware):
+        what the outbox's hot path (broadcasts, receipts, the head) goes through."""
+        if self._rpc is None:
+            endpoint = getattr(self.w3.provider, "endpoint_uri", None)
+            if endpoint is None:
+                raise TransactionError(
+                    f"{self.w3.provider!r} has no HTTP endpoint for raw JSON-RPC"
+                )
+            self._rpc = Rpc(str(endpoint), timeout=30.0, retries=1)
+        return self._rpc
 
     def __repr__(self) -> str:  # never show the key
         return f"TransactionSender({self.address}, chain_id={self.chain_id})"
@@ -152,9 +212,23 @@ class TransactionSender:
     def current_fees(self) -> tuple[int, int]:
         """(maxFeePerGas, maxPriorityFeePerGas): twice the base fee plus the tip, capped."""
         base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        return self.fees_for(base_fee)
+
+    def fees_for(self, base_fee: int) -> tuple[int, int]:
+        """The fees of :meth:`current_fees` for a known base fee (one read per block)."""
         priority = min(self.priority_fee_wei, self.max_fee_cap_wei)
         max_fee = min(2 * base_fee + priority, self.max_fee_cap_wei)
         return max_fee, priority
+
+    def head(self) -> Head:
+        """The latest block (one raw call): its number, base fee, gas limit and time."""
+        block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+        return Head(
+            number=int(block["number"], 16),
+            base_fee=int(block.get("baseFeePerGas") or "0x0", 16),
+            gas_limit=int(block["gasLimit"], 16),
+            timestamp=int(block["timestamp"], 16),
+        )
 
     # ------------------------------------------------------------ signing
 
@@ -243,6 +317,26 @@ class TransactionSender:
             value=value,
         )
 
+    def simulate(self, to: str, data: bytes, gas: int) -> None:
+        """Run the call at the latest block as this sender with ``gas`` (one raw
+        ``eth_call``): a revert raises the decoded :class:`ContractRevert`, running out of
+        ``gas`` a ContractRevert named ``OutOfGas``."""
+        call = {"from": self.address, "to": to, "data": "0x" + bytes(data).hex(), "gas": hex(gas)}
+        try:
+            self.rpc.call("eth_call", [call, "latest"])
+        except RpcTransportError as exc:
+            raise TransientTransactionError(str(exc)) from exc
+        except RpcError as exc:
+            if isinstance(exc.data, str) and len(exc.data) >= 10:  # 0x + a 4-byte selector
+                raise decode_revert(exc.data) from exc
+            # Nodes give running out of gas no code of its own (geth -32000, anvil -32003
+            # or 3): only the message says so.
+            if "out of gas" in exc.rpc_message.lower():
+                raise ContractRevert("OutOfGas", {"gas": gas}, "", "") from exc
+            if exc.code == 3 or "revert" in exc.rpc_message.lower():
+                raise decode_revert(exc.data if isinstance(exc.data, str) else None) from exc
+            raise classify(exc) from exc
+
     def estimate_gas(self, to: str | None, data: bytes, value: int = 0) -> int:
         """Gas estimate with 20% headroom; a revert raises the decoded ContractRevert."""
         params: dict[str, Any] = {"from": self.address, "data": HexBytes(data), "value": value}
@@ -259,11 +353,17 @@ class TransactionSender:
     # ------------------------------------------------------------ sending
 
     def broadcast(self, tx: SignedTx) -> str:
-        """Send ``tx``; a node that already has it counts as success. Returns the hash."""
+        """Send ``tx`` (raw JSON-RPC); a node that already has it counts as success.
+        Returns the hash; a failure raises a transient or permanent TransactionError."""
         try:
-            self.w3.eth.send_raw_transaction(tx.raw)
-        except (Web3RPCError, ValueError, requests.RequestException, OSError) as exc:
-            message = str(exc).lower()
+            self.rpc.call("eth_sendRawTransaction", ["0x" + tx.raw.hex()])
+        except RpcTransportError as exc:
+            raise TransientTransactionError(str(exc)) from exc
+        except RpcError as exc:
+            # Nodes give "already known" and "nonce too low" no code of their own (geth
+            # answers -32000, anvil -32003, for these and for most other refusals), so
+            # only their message tells them apart.
+            message = exc.rpc_message.lower()
             if any(known in message for known in ALREADY_KNOWN):
                 return tx.hash
             if "nonce too low" in message:
@@ -310,6 +410,11 @@ class TransactionSender:
         except TransactionNotFound:
             return None
 
+    def receipts(self, tx_hashes: list[str]) -> list[Receipt | None]:
+        """The receipts of ``tx_hashes`` (None while not mined), in one JSON-RPC batch."""
+        found = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in tx_hashes])
+        return [Receipt.from_json(raw) if raw else None for raw in found]
+
     def wait(self, tx_hash: str, timeout: float = 120.0, poll: float = 0.05) -> TxReceipt:
         """Wait for the receipt; a reverted transaction raises its decoded custom error."""
         try:
@@ -319,7 +424,7 @@ class TransactionSender:
         except TimeExhausted as exc:
             raise TransientTransactionError(f"no receipt for {tx_hash} after {timeout}s") from exc
         if receipt["status"] != 1:
-            raise self.revert_reason(tx_hash, receipt)
+            raise self.revert_reason(tx_hash, int(receipt["blockNumber"]))
         return receipt
 
     def transact(
@@ -335,8 +440,9 @@ class TransactionSender:
         self.broadcast(tx)
         return self.wait(tx.hash, timeout=timeout)
 
-    def revert_reason(self, tx_hash: str, receipt: TxReceipt) -> ContractRevert:
-        """Replay a reverted transaction at its block to recover the custom error."""
+    def revert_reason(self, tx_hash: str, block: int) -> ContractRevert:
+        """Replay a transaction reverted in ``block`` at the block before to recover the
+        custom error."""
         tx = self.w3.eth.get_transaction(HexBytes(tx_hash))
         call = {
             "from": tx["from"],
@@ -346,7 +452,7 @@ class TransactionSender:
             "gas": tx["gas"],
         }
         try:
-            self.w3.eth.call(call, block_identifier=receipt["blockNumber"] - 1)  # type: ignore[arg-type]
+            self.w3.eth.call(call, block_identifier=block - 1)  # type: ignore[arg-type]
         except ContractLogicError as exc:
             reverted = decode_revert(
                 exc.data if isinstance(exc.data, str | bytes) else None, tx_hash
@@ -358,12 +464,24 @@ class TransactionSender:
 
 
 def classify(exc: BaseException) -> TransactionError:
-    """Wrap an RPC or transport failure as a transient or permanent TransactionError."""
+    """Wrap an RPC or transport failure as a transient or permanent TransactionError.
+
+    By type first (transport failures are transient), then by the node's JSON-RPC error
+    code where it says enough (:data:`PERMANENT_CODES`, :data:`TRANSIENT_CODES`); geth's
+    and anvil's catch-all codes (-32000, -32003) cover transient and permanent refusals
+    alike, so for those only the message tells (:func:`is_transient_message`).
+    """
     if isinstance(exc, TransactionError):
         return exc
     message = str(exc)
-    if isinstance(exc, requests.RequestException | OSError | TimeoutError) or is_transient_message(
-        message
-    ):
+    if isinstance(exc, RpcTransportError | requests.RequestException | OSError | TimeoutError):
         return TransientTransactionError(message)
-    return TransactionError(message)
+    if isinstance(exc, RpcError):
+        if exc.code in PERMANENT_CODES:
+            return TransactionError(message)
+        if exc.code in TRANSIENT_CODES:
+            return TransientTransactionError(message)
+        message = exc.rpc_message
+    if is_transient_message(message):
+        return TransientTransactionError(str(exc))
+    return TransactionError(str(exc))

@@ -25,7 +25,7 @@ from hexbytes import HexBytes
 from sqlalchemy.orm import Session, sessionmaker
 
 from chain.contracts import LoyaltyNetworkClient
-from chain.sender import SignedTx, TransactionSender
+from chain.sender import Head, SignedTx, TransactionSender
 from gateway.chainlink import ChainLink
 from gateway.models import ChainTx
 from gateway.outbox.recovery import ChainRecovery
@@ -91,6 +91,28 @@ class OutboxState:
         #: merchant -> id of the last clawback op that goes alone (after a batch would revert)
         self._clawbacks_alone: dict[int, int] = {}
         self.chain_recovery: ChainRecovery | None = None
+        #: The latest block as this cycle read it (fees and the receipts' depth come from it).
+        self._head: Head | None = None
+        #: The head at which receipts were last asked for, and the transactions asked at
+        #: it: none is asked again before a new block.
+        self._receipts_asked_at = -1
+        self._receipts_asked: set[int] = set()
+        #: The block gas limit, read once from the latest block (bounds the batches).
+        self._block_gas_limit: int | None = None
+        #: Kinds whose next batch is priced by eth_estimateGas: one ran out of gas on chain.
+        self._estimate_next: set[str] = set()
+
+    def _read_head(self) -> Head:
+        """Read the latest block (once a cycle: its base fee prices every transaction the
+        cycle signs)."""
+        self._head = self.sender.head()
+        return self._head
+
+    def _fees(self) -> tuple[int, int]:
+        """(maxFeePerGas, maxPriorityFeePerGas) for a transaction signed now, from the
+        cycle's head (read when there is none yet)."""
+        head = self._head or self._read_head()
+        return self.sender.fees_for(head.base_fee)
 
     def _hold_while_paused(self, kind: str) -> None:
         if time.monotonic() >= self._paused_until:

@@ -33,6 +33,7 @@ from gateway.db import NO_KEY_UPDATE, is_postgres, transaction
 from gateway.faults import fault_point
 from gateway.models import ChainOp, Event, Merchant
 from gateway.outbox.base import HOLD_RECHECK, PAUSABLE_KINDS, CapHold, chain_tx_row, log
+from gateway.outbox.gas import fill_issue_batch
 from gateway.outbox.replacement import Replacement
 from gateway.timeutil import aware as _aware
 
@@ -96,9 +97,25 @@ class Packing(Replacement):
             return None
         return plan()
 
-    def _simulate(self, call: ContractFunction) -> tuple[int, tuple[int, int]]:
-        """Gas (from a simulation: a revert raises ContractRevert) and fees for ``call``."""
-        return self.sender.estimate_gas(call.address, encode_call(call)), self.sender.current_fees()
+    def _simulate(
+        self, call: ContractFunction, gas: int | None = None, kind: str = ""
+    ) -> tuple[int, tuple[int, int]]:
+        """Gas and fees for ``call``; a revert raises ContractRevert.
+
+        With a computed ``gas`` one ``eth_call`` at that limit is the simulation that
+        detects reverts; without one, when it falls short, or for the next batch of a
+        ``kind`` that ran out of gas on chain, ``eth_estimateGas`` prices the call."""
+        data = encode_call(call)
+        if gas is not None and kind not in self._estimate_next:
+            try:
+                self.sender.simulate(call.address, data, gas)
+                return gas, self._fees()
+            except ContractRevert as revert:
+                if revert.name != "OutOfGas":
+                    raise
+                log.warning("a %s batch needs more than its computed %d gas: estimating", kind, gas)
+        self._estimate_next.discard(kind)
+        return self.sender.estimate_gas(call.address, data), self._fees()
 
     def _store(
         self,
@@ -115,11 +132,8 @@ class Packing(Replacement):
         began; without it the call is simulated here.
         """
         try:
-            if prepared is None:
-                signed = self.sender.sign_call(call)
-            else:
-                gas, fees = prepared
-                signed = self.sender.sign(call.address, encode_call(call), gas=gas, fees=fees)
+            gas, fees = prepared if prepared is not None else (None, self._fees())
+            signed = self.sender.sign(call.address, encode_call(call), gas=gas, fees=fees)
         except ContractRevert as revert:
             self._handle_revert(session, kind, merchant_id, ops, revert)
             return False
@@ -181,7 +195,7 @@ class Packing(Replacement):
 
     def _cap_period(self) -> int:
         """The hub's current cap period index (as ``_countAgainstCap`` computes it)."""
-        now = int(self.link.w3.eth.get_block("latest")["timestamp"])
+        now = (self._head or self._read_head()).timestamp
         return now // int(self.hub.functions.capPeriodSeconds().call())
 
     def _next_free_seq(self, merchant_id: int, start: int) -> int:
@@ -251,11 +265,11 @@ class Packing(Replacement):
             plan = self._next_plan("issue", did, deadline, self._plan_issue_batch)
             if plan is None:
                 return did
-            merchant_id, first_seq, op_ids, call = plan
+            merchant_id, first_seq, op_ids, call, gas = plan
             if self._taken_by_recovery(op_ids):
                 continue  # issued before a database loss: confirmed now, plan again
             try:
-                prepared = self._simulate(call)
+                prepared = self._simulate(call, gas, "issue")
             except ContractRevert as revert:
                 with transaction(self.sessions) as session:
                     ops = self._claim(session, op_ids)
@@ -269,8 +283,9 @@ class Packing(Replacement):
             self._broadcast_new()
         return did
 
-    def _plan_issue_batch(self) -> tuple[int, int, list[int], ContractFunction] | None:
-        """The next issue batch that is due: (merchant, first seq, op ids in order, call)."""
+    def _plan_issue_batch(self) -> tuple[int, int, list[int], ContractFunction, int] | None:
+        """The next issue batch that is due: (merchant, first seq, op ids in order, call,
+        its gas computed from the batch's size and composition)."""
         with self.sessions() as session:
             # Plain rows, not ORM objects: with a backlog this reads thousands per plan.
             ops = session.execute(
@@ -294,13 +309,18 @@ class Packing(Replacement):
             for (merchant_id, version), group in groups.items():
                 limit = self._issue_batch_limit(merchant_id)
                 if limit > 0:
-                    chosen = (merchant_id, version, group[:limit], limit)
+                    chosen = (merchant_id, version, group, limit)
                     break
             if chosen is None:
                 return None  # every merchant with work is held back
             merchant_id, version, group, limit = chosen
-            if len(group) < limit and not self._due(session, group):
-                return None  # let the batch fill up a little
+            members = [op.member_address for op in group[:limit]]
+            taken, gas = fill_issue_batch(
+                members, self._holding(session, members), self._block_gas()
+            )
+            if taken == len(group) < limit and not self._due(session, group):
+                return None  # neither full (by count or by gas) nor due: let it fill up
+            group = group[:taken]
             merchant = session.get(Merchant, merchant_id)
             assert merchant is not None
             first_seq = merchant.next_seq
@@ -310,7 +330,29 @@ class Packing(Replacement):
                 [op.member_address for op in group],
                 [op.amount for op in group],
             )  # fmt: skip
-            return merchant_id, first_seq, [op.id for op in group], call
+            return merchant_id, first_seq, [op.id for op in group], call, gas
+
+    def _block_gas(self) -> int:
+        """The block gas limit, read once from the latest block."""
+        if self._block_gas_limit is None:
+            self._block_gas_limit = (self._head or self._read_head()).gas_limit
+        return self._block_gas_limit
+
+    def _holding(self, session: Session, members: list[str]) -> set[str]:
+        """Which of ``members`` hold points, as far as the outbox knows: it issued to them
+        (sent or confirmed). A member who spent everything since takes a fresh slot again:
+        the batch's simulation at its computed gas catches that (see ``_simulate``)."""
+        return set(
+            session.scalars(
+                select(ChainOp.member_address)
+                .where(
+                    ChainOp.kind == "issue",
+                    ChainOp.status.in_(("sent", "confirmed")),
+                    ChainOp.member_address.in_(set(members)),
+                )
+                .distinct()
+            )
+        )
 
     def _issue_batch_limit(self, merchant_id: int) -> int:
         """How many issuances of ``merchant_id`` the next batch may carry (0: none now)."""

@@ -12,18 +12,23 @@ Responsibilities:
 
 from __future__ import annotations
 
-from typing import Any
+from collections import defaultdict
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from chain.decode import decode_logs, receipt_logs
+from chain.decode import decode_logs
 from chain.records import Clawback
+from chain.sender import Receipt
 from gateway.db import transaction
 from gateway.faults import fault_point
 from gateway.models import ChainOp, ChainTx, Merchant, RuleSetVersion
 from gateway.outbox.base import PAUSABLE_KINDS, log, signed_of
 from gateway.outbox.sending import Broadcasting
+
+#: Kinds whose successful transactions are confirmed set-based when no other transaction
+#: shares their nonce (their ops carry nothing else to record).
+SET_BASED_KINDS = ("issue", "badge", "tier")
 
 
 class Receipts(Broadcasting):
@@ -32,35 +37,98 @@ class Receipts(Broadcasting):
     def follow_receipts(self) -> bool:
         """Finalize sent transactions that have a receipt deep enough.
 
-        Receipts are fetched outside the write transaction; only the finalizing
-        of the transactions that have one takes the lock.
+        Receipts are asked in one JSON-RPC batch: every sent transaction's when the head
+        moved since the last ask, otherwise only those sent since (a transaction the node
+        had already mined may become "sent" late, after a lost answer). They are fetched
+        outside the write transaction; only the finalizing takes the lock.
         """
+        head = self._read_head().number
         with self.sessions() as session:
             sent = session.execute(
                 select(ChainTx.id, ChainTx.tx_hash)
                 .where(ChainTx.sender == self.sender.address, ChainTx.status == "sent")
                 .order_by(ChainTx.nonce)
             ).all()
-        if not sent:
+        if head != self._receipts_asked_at:
+            self._receipts_asked = set()
+        ask = [
+            (int(tx_id), tx_hash) for tx_id, tx_hash in sent if tx_id not in self._receipts_asked
+        ]
+        if not ask:
             return False
-        head = self.link.w3.eth.block_number
-        final: list[tuple[int, Any]] = []
-        for tx_id, tx_hash in sent:
-            receipt = self.sender.receipt(tx_hash)
-            if receipt is not None and receipt["blockNumber"] + self.settings.confirmations <= head:
-                final.append((tx_id, receipt))
+        receipts = self.sender.receipts([tx_hash for _, tx_hash in ask])
+        self._receipts_asked_at = head
+        self._receipts_asked.update(tx_id for tx_id, _ in ask)
+        final = [
+            (int(tx_id), receipt)
+            for (tx_id, _), receipt in zip(ask, receipts, strict=True)
+            if receipt is not None and receipt.block + self.settings.confirmations <= head
+        ]
         if not final:
             return False
         with transaction(self.sessions) as session:
+            txs = {
+                tx.id: tx
+                for tx in session.scalars(
+                    select(ChainTx).where(
+                        ChainTx.id.in_([tx_id for tx_id, _ in final]), ChainTx.status == "sent"
+                    )
+                )
+            }
+            nonces_shared = self._nonces_with_siblings(session, list(txs.values()))
+            plain: list[tuple[ChainTx, Receipt]] = []
             for tx_id, receipt in final:
-                tx = session.get(ChainTx, tx_id)
+                tx = txs.get(tx_id)
                 if tx is None or tx.status != "sent":
                     continue  # finalized meanwhile (a replacement's sibling)
                 fault_point("before_receipt")
-                self._finalize(session, tx, receipt)
+                if receipt.ok and tx.kind in SET_BASED_KINDS and tx.nonce not in nonces_shared:
+                    plain.append((tx, receipt))
+                else:
+                    self._finalize(session, tx, receipt)
+            self._confirm_plain(session, plain)
         return True
 
-    def _finalize(self, session: Session, tx: ChainTx, receipt: Any) -> None:
+    def _nonces_with_siblings(self, session: Session, txs: list[ChainTx]) -> set[int]:
+        """The nonces of ``txs`` that another stored transaction of this sender also has
+        (a replacement, a no-op filler): those are finalized one by one."""
+        if not txs:
+            return set()
+        rows = session.execute(
+            select(ChainTx.nonce).where(
+                ChainTx.sender == self.sender.address,
+                ChainTx.nonce.in_({tx.nonce for tx in txs}),
+                ChainTx.id.not_in([tx.id for tx in txs]),
+            )
+        ).all()
+        return {int(nonce) for (nonce,) in rows}
+
+    def _confirm_plain(self, session: Session, mined: list[tuple[ChainTx, Receipt]]) -> None:
+        """Confirm successful issue, badge and tier transactions without siblings, set-based:
+        one ``UPDATE chain_ops ... WHERE tx_id IN`` per block, then their events' statuses
+        per chunk (nothing else of theirs changes on confirmation)."""
+        if not mined:
+            return
+        by_block: dict[int, list[int]] = defaultdict(list)
+        for tx, receipt in mined:
+            tx.status, tx.block_number, tx.gas_used = "confirmed", receipt.block, receipt.gas_used
+            by_block[receipt.block].append(tx.id)
+        session.flush()
+        for block, tx_ids in by_block.items():
+            session.execute(
+                update(ChainOp)
+                .where(ChainOp.tx_id.in_(tx_ids))
+                .values(status="confirmed", block_number=block)
+                .execution_options(synchronize_session=False)
+            )
+        event_ids = session.scalars(
+            select(ChainOp.event_id)
+            .where(ChainOp.tx_id.in_([tx.id for tx, _ in mined]), ChainOp.event_id.is_not(None))
+            .distinct()
+        ).all()
+        self._update_event_ids(session, [str(e) for e in event_ids if e is not None])
+
+    def _finalize(self, session: Session, tx: ChainTx, receipt: Receipt) -> None:
         ops = list(session.scalars(select(ChainOp).where(ChainOp.tx_id == tx.id)))
         # Siblings with the same nonce can never be mined now. A replacement (same call,
         # higher fees) carries the ops that ``tx`` executed; any other transaction that
@@ -80,14 +148,25 @@ class Receipts(Broadcasting):
             for op in session.scalars(select(ChainOp).where(ChainOp.tx_id == sibling.id)):
                 op.tx_id = tx.id
                 ops.append(op)
-        tx.block_number = int(receipt["blockNumber"])
-        tx.gas_used = int(receipt["gasUsed"])
-        if receipt["status"] == 1:
+        tx.block_number = receipt.block
+        tx.gas_used = receipt.gas_used
+        if receipt.ok:
             tx.status = "confirmed"
             self._confirm_ops(session, tx, ops, receipt)
+        elif receipt.gas_used * 64 >= tx.gas * 63:
+            # Ran out of gas: a call that runs out inside the token keeps 1/64 (EIP-150) for
+            # the hub to revert with, so all but that is used; a revert for a reason gives
+            # back what it did not use, and every limit is set well above the need. It
+            # changed nothing and used no sequence number, so its ops go again, the next
+            # batch of its kind priced by eth_estimateGas.
+            tx.status, tx.error = "failed", f"out of gas ({tx.gas})"
+            for op in ops:
+                op.status, op.tx_id, op.seq = "pending", None, None
+            self._estimate_next.add(tx.kind)
+            log.warning("%s ran out of gas (%d): its %d ops go again", tx.tx_hash, tx.gas, len(ops))
         else:
             tx.status = "failed"
-            revert = self.sender.revert_reason(tx.tx_hash, receipt)
+            revert = self.sender.revert_reason(tx.tx_hash, receipt.block)
             tx.error = str(revert)[:500]
             paused = revert.name == "EnforcedPause" or self.hub.paused(tx.block_number)
             if tx.kind in PAUSABLE_KINDS and paused:
@@ -108,9 +187,11 @@ class Receipts(Broadcasting):
             else:
                 self._fail_ops(session, ops, str(revert))
 
-    def _confirm_ops(self, session: Session, tx: ChainTx, ops: list[ChainOp], receipt: Any) -> None:
+    def _confirm_ops(
+        self, session: Session, tx: ChainTx, ops: list[ChainOp], receipt: Receipt
+    ) -> None:
         for op in ops:
-            op.status = "confirmed"
+            op.status, op.block_number = "confirmed", tx.block_number
         if tx.kind == "rule":
             for op in ops:
                 assert op.merchant_id is not None
@@ -129,7 +210,7 @@ class Receipts(Broadcasting):
             # One PointsClawedBack per clawback of the batch, named by its sequence number.
             burned = {
                 record.seq: record.amount
-                for record in decode_logs(self.link.network.emitters(), receipt_logs(receipt))
+                for record in decode_logs(self.link.network.emitters(), receipt.logs)
                 if isinstance(record, Clawback) and record.merchant == tx.merchant_id
             }
             for op in ops:

@@ -19,16 +19,32 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from web3.exceptions import TransactionNotFound
 
-from chain.errors import (
-    ChainError,
-    TransientTransactionError,
-)
+from chain.errors import ChainError, NonceConsumed, TransientTransactionError
 from chain.sender import SignedTx
 from gateway.db import transaction
 from gateway.faults import fault_point
 from gateway.models import ChainOp, ChainTx
 from gateway.outbox.base import VALUE_KINDS, chain_tx_row, log, signed_of
 from gateway.outbox.status import EventStatus
+from gateway.timeutil import aware
+
+#: The retry budget of each job type: seconds a stored transaction of that kind may keep
+#: being refused for transient reasons (the node's pool is full, the key ran dry, rate
+#: limits) before it is given up like a permanent refusal (its ops fail, its nonce is
+#: reused or filled). None: never given up, the ops wait (points, refunds and rule sets
+#: must reach the chain; a top-up of the key ends the wait). A member's signed redemption
+#: or transfer has a deadline, and a badge or tier change is not worth holding the
+#: queue's nonces for long.
+RETRY_SECONDS: dict[str, float | None] = {
+    "issue": None,
+    "clawback": None,
+    "rule": None,
+    "noop": None,
+    "badge": 600.0,
+    "tier": 600.0,
+    "redeem": 300.0,
+    "transfer": 300.0,
+}
 
 
 class Broadcasting(EventStatus):
@@ -54,10 +70,14 @@ class Broadcasting(EventStatus):
             return
         outcomes = [(tx_id, self._send(signed)) for tx_id, signed in stored]
         with transaction(self.sessions) as session:
+            txs = {
+                tx.id: tx
+                for tx in session.scalars(
+                    select(ChainTx).where(ChainTx.id.in_([tx_id for tx_id, _ in outcomes]))
+                )
+            }
             for tx_id, error in outcomes:
-                tx = session.get(ChainTx, tx_id)
-                assert tx is not None
-                self._record_broadcast(session, tx, error)
+                self._record_broadcast(session, txs[tx_id], error)
 
     def _broadcast(self, session: Session, tx: ChainTx) -> None:
         self._record_broadcast(session, tx, self._send(signed_of(tx)))
@@ -73,14 +93,18 @@ class Broadcasting(EventStatus):
 
     def _record_broadcast(self, session: Session, tx: ChainTx, error: ChainError | None) -> None:
         tx.attempts += 1
+        if isinstance(error, NonceConsumed):
+            # The sender checked the chain: another transaction took this nonce, ours will
+            # never be mined.
+            if not self._nonce_taken_by_sibling(session, tx):
+                self._requeue(session, tx, "nonce consumed elsewhere")
+            self._resync_nonce(session)
+            return
         if isinstance(error, TransientTransactionError):
-            message = str(error).lower()
-            if "nonce too low" in message:
-                # The sender checked the chain (NonceConsumed): another transaction took
-                # this nonce, ours will never be mined.
-                if not self._nonce_taken_by_sibling(session, tx):
-                    self._requeue(session, tx, "nonce consumed elsewhere")
-                self._resync_nonce(session)
+            budget = RETRY_SECONDS.get(tx.kind)
+            waited = (datetime.now(UTC) - aware(tx.created_at)).total_seconds()
+            if tx.status == "signed" and budget is not None and waited > budget:
+                self._refused(session, tx, f"still refused after {waited:.0f} s: {error}")
                 return
             tx.error = str(error)[:500]
             log.warning("broadcast of %s deferred: %s", tx.tx_hash, error)

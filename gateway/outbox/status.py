@@ -11,11 +11,13 @@ Responsibilities:
 from __future__ import annotations
 
 import secrets
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from gateway.db import NO_KEY_UPDATE
 from gateway.models import ChainOp, ChainTx, Event, Merchant, Redemption
@@ -59,48 +61,90 @@ class EventStatus(OutboxState):
 
     def _update_events(self, session: Session, ops: list[ChainOp]) -> None:
         """Derive each touched event's status from its ops; webhook the final ones."""
-        event_ids = sorted({op.event_id for op in ops if op.event_id})
+        self._update_event_ids(session, [op.event_id for op in ops if op.event_id])
+
+    def _update_event_ids(self, session: Session, ids: Iterable[str]) -> None:
+        """:meth:`_update_events` for events ``ids``, set-based: per chunk of
+        ``EVENTS_PER_READ`` events one locking read of the events, one of their ops and one
+        of their transactions; the changed events are written in one flush."""
+        event_ids = sorted(set(ids))
         for start in range(0, len(event_ids), EVENTS_PER_READ):
+            chunk = event_ids[start : start + EVENTS_PER_READ]
             # Lock the events and re-read their ops: another signer lane may be finalizing
             # another op of the same event concurrently (read committed would let both
             # miss the other's op and leave the event "submitted" for good). Rows are
             # locked in id order, as every lane does, so two lanes cannot deadlock.
             events = session.scalars(
                 select(Event)
-                .where(Event.id.in_(event_ids[start : start + EVENTS_PER_READ]))
+                .where(Event.id.in_(chunk))
                 .order_by(Event.id)
+                .options(lazyload(Event.ops))
                 .with_for_update(**NO_KEY_UPDATE)
                 .execution_options(populate_existing=True)
             ).all()
+            ops: dict[str, list[Any]] = defaultdict(list)
+            for row in session.execute(
+                select(ChainOp.event_id, ChainOp.kind, ChainOp.status, ChainOp.error, ChainOp.tx_id)
+                .where(ChainOp.event_id.in_(chunk))
+                .order_by(ChainOp.id)
+            ):
+                ops[str(row.event_id)].append(row)
+            outcomes = {event.id: _outcome(ops[event.id]) for event in events}
+            main_txs = {o.tx_id for o in outcomes.values() if o is not None and o.tx_id}
+            txs = {
+                int(row.id): row
+                for row in session.execute(
+                    select(ChainTx.id, ChainTx.tx_hash, ChainTx.block_number).where(
+                        ChainTx.id.in_(main_txs)
+                    )
+                )
+            } if main_txs else {}  # fmt: skip
             # Held here so that queue_webhook's look-ups find them in the session.
             merchants = session.scalars(
                 select(Merchant).where(Merchant.id.in_({e.merchant_id for e in events}))
             ).all()
             for event in events:
-                self._update_event(session, event)
+                outcome = outcomes[event.id]
+                if outcome is None or event.status in ("confirmed", "failed"):
+                    continue
+                event.status = outcome.status
+                if outcome.reason is not None:
+                    event.reason = outcome.reason
+                tx = txs.get(outcome.tx_id) if outcome.tx_id else None
+                if tx is not None:
+                    event.tx_hash, event.block_number = tx.tx_hash, tx.block_number
+                queue_webhook(
+                    session, event.merchant_id, f"event.{outcome.status}", event_payload(event)
+                )
             del merchants
 
-    def _update_event(self, session: Session, event: Event) -> None:
-        if event.status in ("confirmed", "failed"):
-            return
-        statuses = {op.status for op in event.ops}
-        value_failed = [op for op in event.ops if op.status == "failed" and op.kind in VALUE_KINDS]
-        if value_failed:
-            event.status = "failed"
-            event.reason = value_failed[0].error
-            queue_webhook(session, event.merchant_id, "event.failed", event_payload(event))
-        elif statuses <= {"confirmed", "failed"}:
-            # Points are on chain; a badge or tier that failed is reported, not fatal.
-            side_failed = [op for op in event.ops if op.status == "failed"]
-            if side_failed:
-                event.reason = f"{side_failed[0].kind} not applied: {side_failed[0].error}"
-            main = next((op for op in event.ops if op.kind in ("issue", "clawback")), None)
-            main = main or event.ops[0]
-            tx = session.get(ChainTx, main.tx_id) if main.tx_id else None
-            event.status = "confirmed"
-            if tx is not None:
-                event.tx_hash, event.block_number = tx.tx_hash, tx.block_number
-            queue_webhook(session, event.merchant_id, "event.confirmed", event_payload(event))
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What an event's ops make of it: its final status, the reason to record (if any)
+    and the transaction that carried its main op (confirmed only)."""
+
+    status: str
+    reason: str | None
+    tx_id: int | None
+
+
+def _outcome(ops: list[Any]) -> _Outcome | None:
+    """The final status an event's ops (rows, in id order) give it; None while not final.
+
+    A failed issuance or clawback fails the event; once every op is final the points are
+    on chain, and a badge or tier that failed is reported, not fatal."""
+    if not ops:
+        return None
+    value_failed = [op for op in ops if op.status == "failed" and op.kind in VALUE_KINDS]
+    if value_failed:
+        return _Outcome("failed", value_failed[0].error, None)
+    if not {op.status for op in ops} <= {"confirmed", "failed"}:
+        return None
+    side_failed = [op for op in ops if op.status == "failed"]
+    reason = f"{side_failed[0].kind} not applied: {side_failed[0].error}" if side_failed else None
+    main = next((op for op in ops if op.kind in ("issue", "clawback")), ops[0])
+    return _Outcome("confirmed", reason, main.tx_id)
 
 
 def event_payload(event: Event) -> dict[str, Any]:
