@@ -33,9 +33,10 @@ _COUNTED_TYPES = {"check_in": "check_ins", "share": "shares", "review": "reviews
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("members") as batch:
-        batch.add_column(sa.Column("key_merchant_id", sa.Integer(), nullable=True))
-        batch.add_column(sa.Column("key_customer_id", sa.String(length=200), nullable=True))
+    # Plain ADD COLUMN (nullable): a batch copy of ``members`` would have to drop a
+    # table other tables' rows refer to.
+    op.add_column("members", sa.Column("key_merchant_id", sa.Integer(), nullable=True))
+    op.add_column("members", sa.Column("key_customer_id", sa.String(length=200), nullable=True))
     counters = op.create_table(
         "member_counters",
         sa.Column("member_id", sa.String(length=32), nullable=False),
@@ -111,6 +112,5 @@ def _aware(value: datetime | str) -> datetime:
 
 def downgrade() -> None:
     op.drop_table("member_counters")
-    with op.batch_alter_table("members") as batch:
-        batch.drop_column("key_customer_id")
-        batch.drop_column("key_merchant_id")
+    op.drop_column("members", "key_customer_id")  # SQLite >= 3.35 drops columns in place
+    op.drop_column("members", "key_merchant_id")
