@@ -25,6 +25,7 @@ from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.api.errors import install_error_handlers
+from gateway.api.fast_events import SingleEventFastPath
 from gateway.api.group_commit import GroupCommitter
 from gateway.api.limits import BodyGuard
 from gateway.api.routes import (
@@ -135,6 +136,8 @@ def create_app(
     app.state.context = context
     app.state.group_commit = committer
     install_error_handlers(app)
+    if committer is not None:  # inside BodyGuard: its size and depth checks come first
+        app.add_middleware(SingleEventFastPath, committer=committer)
     app.add_middleware(BodyGuard)
     for module in (events, members, rules, rewards, webhooks, wallet, catalog, badges):
         app.include_router(module.router)

@@ -33,7 +33,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+
 from gateway.context import GatewayContext
+from gateway.crypto import hash_api_key
 from gateway.models import Merchant
 from gateway.schemas import EventCreate
 from gateway.services import events as event_service
@@ -50,10 +53,11 @@ SubmitMany = Callable[[GatewayContext, Merchant, list[tuple[str, EventCreate]]],
 class _Waiting:
     """One request's event and the future its coroutine awaits."""
 
-    merchant: Merchant
+    merchant: Merchant | None  # None: to authenticate by ``api_key`` in the committer
     key: str
     body: EventCreate
     future: asyncio.Future[Answer]
+    api_key: str = ""
     outcome: Answer | BaseException | None = field(default=None)
 
     def resolve(self) -> None:
@@ -71,6 +75,11 @@ class _Waiting:
             self.future.set_exception(RuntimeError("the event was not accepted"))
         else:
             self.future.set_result(self.outcome)
+
+
+class NotAuthenticated(Exception):
+    """The API key is unknown, rate limited or its merchant not active: nothing was
+    accepted, and the request is for the route to answer (401, 429 or 403)."""
 
 
 class GroupCommitter:
@@ -101,9 +110,21 @@ class GroupCommitter:
     async def submit(self, merchant: Merchant, key: str, body: EventCreate) -> Answer:
         """Accept one event exactly once: (HTTP status, JSON answer), refusals included;
         an error no answer was stored for is raised, as ``submit`` raises it."""
+        return await self._enqueue(merchant, key, body, "")
+
+    async def submit_with_api_key(self, api_key: str, key: str, body: EventCreate) -> Answer:
+        """:meth:`submit` for the merchant owning ``api_key``, authenticated in the committer:
+        one lookup for the whole group instead of a session per request.  Raises
+        :class:`NotAuthenticated` when ``current_merchant`` would refuse the key (the
+        caller lets the route answer), having accepted nothing."""
+        return await self._enqueue(None, key, body, api_key)
+
+    async def _enqueue(
+        self, merchant: Merchant | None, key: str, body: EventCreate, api_key: str
+    ) -> Answer:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         with self._ready:
-            self._waiting.append(_Waiting(merchant, key, body, future))
+            self._waiting.append(_Waiting(merchant, key, body, future, api_key))
             if self._thread is None:
                 self._start()
             self._ready.notify()
@@ -140,10 +161,12 @@ class GroupCommitter:
 
     def commit(self, group: list[_Waiting]) -> None:
         """Accept ``group`` (one ``submit_many`` per merchant) and answer each request."""
-        by_merchant: dict[int, list[_Waiting]] = {}
-        for waiting in group:
-            by_merchant.setdefault(waiting.merchant.id, []).append(waiting)
         try:
+            self._authenticate([w for w in group if w.merchant is None])
+            by_merchant: dict[int, list[_Waiting]] = {}
+            for waiting in group:
+                if waiting.merchant is not None:
+                    by_merchant.setdefault(waiting.merchant.id, []).append(waiting)
             for items in by_merchant.values():
                 self._commit_merchant(items)
             self.groups += 1
@@ -151,6 +174,38 @@ class GroupCommitter:
         finally:
             for waiting in group:
                 waiting.resolve()
+
+    def _authenticate(self, items: list[_Waiting]) -> None:
+        """Give each item the merchant of its API key, checked as ``current_merchant``
+        checks it (known key, then the rate limit, then an active merchant); an item
+        that fails gets :class:`NotAuthenticated` and no merchant."""
+        if not items:
+            return
+        hashes = {w.api_key: hash_api_key(w.api_key) for w in items}
+        try:
+            with self.context.sessions() as session:
+                merchants = {
+                    m.api_key_hash: m
+                    for m in session.scalars(
+                        select(Merchant).where(Merchant.api_key_hash.in_(set(hashes.values())))
+                    )
+                }
+                session.expunge_all()
+        except Exception as exc:
+            for waiting in items:
+                waiting.outcome = exc
+            return
+        limiter = self.context.limiter
+        for waiting in items:
+            merchant = merchants.get(hashes[waiting.api_key])
+            if (
+                merchant is None
+                or not limiter.allow(merchant.api_key_hash)
+                or merchant.status != "active"
+            ):
+                waiting.outcome = NotAuthenticated()
+            else:
+                waiting.merchant = merchant
 
     def _commit_merchant(self, items: list[_Waiting]) -> None:
         try:
@@ -171,9 +226,9 @@ class GroupCommitter:
             waiting.outcome = answer
 
     def _accept(self, items: list[_Waiting]) -> list[Answer]:
-        answers = self._submit_many(
-            self.context, items[0].merchant, [(w.key, w.body) for w in items]
-        )
+        merchant = items[0].merchant
+        assert merchant is not None
+        answers = self._submit_many(self.context, merchant, [(w.key, w.body) for w in items])
         if len(answers) != len(items):
             raise RuntimeError(f"{len(answers)} answers for {len(items)} events")
         return answers
