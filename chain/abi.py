@@ -91,6 +91,8 @@ POINTS_CLAWED_BACK = event_topic(
     "PointsClawedBack(uint32,address,uint64,uint64,bytes32,uint256,uint256)"
 )
 POINTS_TRANSFERRED = event_topic("PointsTransferred(address,address,uint256,uint256)")
+TRANSFER_SINGLE = event_topic("TransferSingle(address,address,address,uint256,uint256)")
+BADGES_AWARDED = event_topic("BadgesAwarded(uint32,uint256)")
 ROLE_GRANTED = event_topic("RoleGranted(bytes32,address,address)")
 ROLE_REVOKED = event_topic("RoleRevoked(bytes32,address,address)")
 CALL_EXECUTED = event_topic("CallExecuted(bytes32,uint256,address,uint256,bytes)")

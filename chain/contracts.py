@@ -173,6 +173,11 @@ class LoyaltyNetworkClient:
     def is_sequence_used(self, merchant_id: int, seq: int) -> bool:
         return bool(self.functions.isSequenceUsed(merchant_id, seq).call())
 
+    def clawback_state(self, merchant_id: int, seq: int) -> tuple[bool, int]:
+        """``(fully refunded, points clawed back so far when not)`` for issuance ``seq``."""
+        full, burned = self.functions.clawbackState(merchant_id, seq).call()
+        return bool(full), int(burned)
+
     def tier_of(self, member: str) -> int:
         return int(self.functions.tierOf(to_checksum_address(member)).call())
 
@@ -326,8 +331,10 @@ class Network:
         )
 
     def emitters(self) -> HubAndToken:
-        """The hub's and the token's addresses, as :mod:`chain.decode` takes them."""
-        return HubAndToken(self.hub.address.lower(), self.token.address.lower())
+        """The hub's, the token's and the badges' addresses, as :mod:`chain.decode` takes them."""
+        return HubAndToken(
+            self.hub.address.lower(), self.token.address.lower(), self.badges.address.lower()
+        )
 
     def records(self, topics: list[str], first: int = 0) -> list[Record]:
         """The hub's and the token's logs with one of ``topics`` from block ``first`` to the

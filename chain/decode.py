@@ -3,11 +3,14 @@
 Used by the audit, the indexer, recovery after a database loss, Merkle proofs of
 past issuances, the worker and the merchant service. Logs are dispatched on their
 topic0 (:mod:`chain.abi` precomputes them); the hot events (``Transfer``,
-``PointsIssued``, ``PointsRedeemed``, ``PointsClawedBack``, ``PointsTransferred``) are
-parsed by hand from their hex words, every other one through its ABI
-(:mod:`chain.events`). :func:`zip_batch` is the one place a ``PointsIssued`` batch is
-paired with the token's ``Transfer(0, member, amount)`` mints of its transaction
-(i-th item, i-th mint, in log order) into one :class:`Issuance` per event.
+``PointsIssued``, ``PointsRedeemed``, ``PointsClawedBack``, ``PointsTransferred``, the
+badges' mints and ``BadgesAwarded``) are parsed by hand from their hex words, every
+other one through its ABI (:mod:`chain.events`). :func:`zip_batch` is the one place a
+``PointsIssued`` batch is paired with the token's ``Transfer(0, member, amount)`` mints
+of its transaction (i-th item, i-th mint, in log order) into one :class:`Issuance` per
+event; :meth:`LogDecoder._zip_badges` pairs a hub ``BadgesAwarded(merchant, count)``
+with the last ``count`` badge mints (``TransferSingle`` from the zero address) of its
+transaction into one :class:`BadgeAward` per badge, at its mint's log index.
 
 Logs come from ``eth_getLogs`` (:mod:`chain.logs`) or from a web3 receipt
 (:func:`receipt_logs`); both are the node's JSON: hex strings.
@@ -20,17 +23,21 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chain.abi import (
+    BADGES_AWARDED,
     POINTS_CLAWED_BACK,
     POINTS_ISSUED,
     POINTS_REDEEMED,
     POINTS_TRANSFERRED,
     TRANSFER,
+    TRANSFER_SINGLE,
     ZERO_ADDRESS,
     ZERO_WORD,
 )
 from chain.events import generic_records
 from chain.records import (
     Address,
+    BadgeAward,
+    BadgeMovement,
     Clawback,
     Issuance,
     IssuanceBatch,
@@ -43,6 +50,9 @@ from chain.records import (
 #: A mint not yet zipped with its batch: ``(log_index, member, amount)``.
 Mint = tuple[int, Address, int]
 
+#: The label :meth:`Emitters.labels` gives the badge collection.
+BADGES_LABEL = "badges"
+
 
 class Emitters(Protocol):
     """Who emitted the logs: the hub, the token, and a label for every other contract."""
@@ -53,18 +63,25 @@ class Emitters(Protocol):
     @property
     def token(self) -> Address: ...
 
-    def labels(self) -> dict[Address, str]: ...
+    def labels(self) -> dict[Address, str]:
+        """Every known emitter's label (``"badges"`` for the collection, when known)."""
+        ...
 
 
 @dataclass(frozen=True)
 class HubAndToken:
-    """The emitters when only the hub and the token are known (lower-case addresses)."""
+    """The emitters when the hub and the token (and maybe the badges) are known (lower-case
+    addresses)."""
 
     hub: Address
     token: Address
+    badges: Address = ""
 
     def labels(self) -> dict[Address, str]:
-        return {self.hub: "hub", self.token: "token"}
+        labels = {self.hub: "hub", self.token: "token"}
+        if self.badges:
+            labels[self.badges] = BADGES_LABEL
+        return labels
 
 
 def chain_order(record: Record) -> tuple[int, int]:
@@ -109,6 +126,18 @@ def _address(topic: str) -> Address:
     return "0x" + topic[26:].lower()
 
 
+def badge_mint(
+    topics: Sequence[str], data_hex: str, head: tuple[int, int, int, str]
+) -> BadgeMovement:
+    """A badges ``TransferSingle(operator, 0, to, id, value)`` log (``head``: block, log
+    index, time, tx hash), parsed from its hex words."""
+    data = data_hex[2:]
+    operator, recipient = _address(topics[1]), _address(topics[3])
+    badge, value = int(data[0:64], 16), int(data[64:128], 16)
+    at = (*head, BADGES_LABEL, "badge_transfer")
+    return BadgeMovement(*at, operator, ZERO_ADDRESS, recipient, badge, value)
+
+
 def hub_record(
     topic0: str, topics: Sequence[str], data_hex: str, head: tuple[int, int, int, str]
 ) -> Record:
@@ -135,23 +164,27 @@ class LogDecoder:
         self.labels = emitters.labels()
         self.token = emitters.token
         self.hub = emitters.hub
+        self.badges = next((a for a, label in self.labels.items() if label == BADGES_LABEL), "")
         self.records: list[Record] = []
         self.block_times: dict[int, int] = {}
         self.holders: dict[str, Address] = {}
+        self._late = False  # records of this page appended after their log's place
 
     def decode_page(self, logs: list[dict[str, Any]], times: dict[int, int]) -> None:
         """Decode one page (whole blocks). Nodes return logs in chain order; if one did
         not, the page is sorted and decoded again."""
         start = len(self.records)
+        self._late = False
         if not self._decode(logs, times, check_order=True):
             del self.records[start:]
+            self._late = False
             ordered = sorted(
                 logs, key=lambda g: (int(g["blockNumber"], 16), int(g["logIndex"], 16))
             )
             self._decode(ordered, times, check_order=False)
-        page = self.records[start:]
-        if any(isinstance(r, IssuanceBatch) for r in page):
-            page.sort(key=chain_order)  # issuance items were appended at their batch's log
+        if self._late:  # batch items or unattributed mints were appended after their log
+            page = self.records[start:]
+            page.sort(key=chain_order)
             self.records[start:] = page
 
     def _decode(
@@ -161,6 +194,7 @@ class LogDecoder:
         labels = self.labels
         token = self.token
         hub = self.hub
+        badges = self.badges
         block_times = self.block_times
         zero_topic = ZERO_WORD
         last_block_hex = ""
@@ -169,6 +203,7 @@ class LogDecoder:
         tx_hash = ""
         tx_block = tx_time = 0
         pending: list[Mint] = []  # this tx's mints not yet zipped
+        badge_mints: list[BadgeMovement] = []  # this tx's badge mints not yet zipped
         holders = self.holders  # topic -> address: one string per holder, not per log
         taken = 0
         for log in logs:
@@ -193,7 +228,8 @@ class LogDecoder:
             if log["transactionHash"] != tx_hash:
                 if taken < len(pending):
                     self._unattributed(pending[taken:], tx_block, tx_time, tx_hash)
-                pending, taken = [], 0
+                self._unattributed_badges(badge_mints)
+                pending, taken, badge_mints = [], 0, []
                 tx_hash, tx_block, tx_time = log["transactionHash"], block, timestamp
             topics = log["topics"]
             topic0 = topics[0] if topics else ""
@@ -218,23 +254,52 @@ class LogDecoder:
                 for item in items:
                     append(item)
                 append(batch)
+                self._late = True
                 taken += len(items)
             elif topic0 in HUB_HOT_TOPICS and address == hub:
                 append(
                     hub_record(topic0, topics, log["data"], (block, log_index, timestamp, tx_hash))
                 )
+            elif topic0 == TRANSFER_SINGLE and address == badges and topics[2] == zero_topic:
+                badge_mints.append(
+                    badge_mint(topics, log["data"], (block, log_index, timestamp, tx_hash))
+                )
+            elif topic0 == BADGES_AWARDED and address == hub:
+                self._zip_badges(int(topics[1], 16), int(log["data"], 16), badge_mints)
             else:
                 contract = labels.get(address, address)
                 for record in generic_records(log, block, log_index, timestamp, tx_hash, contract):
                     append(record)
         if taken < len(pending):
             self._unattributed(pending[taken:], tx_block, tx_time, tx_hash)
+        self._unattributed_badges(badge_mints)
         return True
+
+    def _unattributed_badges(self, mints: list[BadgeMovement]) -> None:
+        """Badge mints of a transaction that no ``BadgesAwarded`` accounts for."""
+        if mints:
+            self.records.extend(mints)
+            self._late = True
+
+    def _zip_badges(self, merchant: int, count: int, mints: list[BadgeMovement]) -> None:
+        """A hub ``BadgesAwarded(merchant, count)``: its awards are the last ``count`` badge
+        mints of the transaction no later batch took (the last ones, so an award nested in a
+        receiver's callback takes its own), one :class:`BadgeAward` each at its mint's log
+        index; they leave ``mints``."""
+        taken = mints[len(mints) - min(count, len(mints)) :]
+        del mints[len(mints) - len(taken) :]
+        self._late = self._late or bool(taken)
+        for m in taken:
+            head = (m.block, m.log_index, m.time, m.tx_hash)
+            self.records.append(
+                BadgeAward(*head, "hub", "badge_awarded", merchant, m.recipient, m.badge_id)
+            )
 
     def _unattributed(
         self, mints: Sequence[Mint], block: int, timestamp: int, tx_hash: str
     ) -> None:
         """Mints of a transaction that no ``PointsIssued`` accounts for."""
+        self._late = True
         tail = (timestamp, tx_hash, "token", "token_mint", ZERO_ADDRESS)
         for log_index, member, amount in mints:
             self.records.append(TokenMovement(block, log_index, *tail, member, amount))

@@ -1,7 +1,7 @@
 """Any audited event's log, decoded with its ABI (eth_abi) into its typed record.
 
 The generic path of :mod:`chain.decode`: events the hot paths do not hand-parse
-(merchant and rule changes, badges, governance, ...) are looked up by topic0 in
+(merchant and rule changes, badge definitions and moves, governance, ...) are looked up by topic0 in
 :func:`chain.abi.event_table`, their arguments decoded (:func:`decode_event`) and
 turned into the record of their kind (:func:`typed_records`); a known event without
 a record of its own becomes an :class:`~chain.records.OtherEvent`, an unknown topic
@@ -24,7 +24,6 @@ from chain.abi import (
     plain,
 )
 from chain.records import (
-    BadgeAward,
     BadgeDefinition,
     BadgeMovement,
     MerchantChange,
@@ -130,9 +129,6 @@ def typed_records(
     if name == "TierChanged":
         kind = "tier_changed"
         return [TierChange(b, i, t, tx, c, kind, a["member"], a["oldTier"], a["newTier"])]
-    if name == "BadgeAwarded":
-        kind = "badge_awarded"
-        return [BadgeAward(b, i, t, tx, c, kind, a["merchantId"], a["member"], a["badgeId"])]
     if name == "TransferSingle":
         return [
             BadgeMovement(

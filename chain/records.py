@@ -143,7 +143,8 @@ class TierChange(Record):
 
 @dataclass(frozen=True, slots=True)
 class BadgeAward(Record):
-    """A hub ``BadgeAwarded``: a merchant gave a member a badge."""
+    """A merchant gave a member a badge: one per badge of a hub ``BadgesAwarded``, zipped
+    with its mint (``TransferSingle`` from the zero address), whose log index it takes."""
 
     merchant: int
     member: Address

@@ -71,7 +71,11 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
     mapping(uint32 merchantId => mapping(uint256 word => uint256 bits)) private _usedSeqs;
     mapping(address member => uint8) public tierOf;
     mapping(uint32 merchantId => mapping(uint64 firstSeq => bytes32 root)) private _batchRoots;
+    /// @dev Points clawed back so far from an issuance not (yet) fully refunded.
     mapping(uint32 merchantId => mapping(uint64 seq => uint256 burned)) private _clawedBackOf;
+    /// @dev Bit `seq & 0xff` of word `seq >> 8`: the issuance `seq` was fully refunded (everything
+    /// it issued was burned back), recorded in a shared word instead of a fresh amount slot.
+    mapping(uint32 merchantId => mapping(uint256 word => uint256 bits)) private _fullyClawedBack;
 
     /// @dev Deployment parameters.
     struct Config {
@@ -142,9 +146,15 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         return _batchRoots[merchantId][firstSeq];
     }
 
-    /// @dev Points already clawed back from the issuance with sequence number `seq`.
-    function clawedBackOf(uint32 merchantId, uint64 seq) external view returns (uint256) {
-        return _clawedBackOf[merchantId][seq];
+    /**
+     * @dev What was clawed back from the issuance with sequence number `seq`: `full` once
+     * everything it issued was burned back (the amount is then the issuance's own, which the
+     * hub does not store: it is in the batch's items), otherwise `burned`, the points clawed
+     * back so far (0 when none).
+     */
+    function clawbackState(uint32 merchantId, uint64 seq) external view returns (bool full, uint256 burned) {
+        full = _fullyClawedBack[merchantId][seq >> 8] & (1 << (seq & 0xff)) != 0;
+        burned = _clawedBackOf[merchantId][seq];
     }
 
     /// @dev Whether member-to-member transfers may happen now (asked by the token).
@@ -271,7 +281,12 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         badges.defineBadge(id, name, metadataUri, maxSupply, soulbound);
     }
 
-    /// @dev Awards `badgeIds[i]` to `members[i]` for merchant `merchantId`; badges already held are skipped.
+    /**
+     * @dev Awards `badgeIds[i]` to `members[i]` for merchant `merchantId` in one call to the
+     * collection ({BadgeCollection-awardBatch}); badges already held are skipped. Emits one
+     * {BadgesAwarded} for the call (none when every badge was already held), naming the
+     * merchant of the `count` badge mints the collection logged just before it.
+     */
     function awardBadges(uint32 merchantId, address[] calldata members, uint256[] calldata badgeIds)
         external
         whileMinting
@@ -279,9 +294,8 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
     {
         if (badgeIds.length != members.length) revert LoyaltyNetworkLengthMismatch(members.length, badgeIds.length);
         _activeMerchant(merchantId);
-        for (uint256 i; i < members.length; ++i) {
-            if (badges.award(members[i], badgeIds[i])) emit BadgeAwarded(merchantId, members[i], badgeIds[i]);
-        }
+        uint256 awarded = badges.awardBatch(members, badgeIds);
+        if (awarded != 0) emit BadgesAwarded(merchantId, awarded);
     }
 
     /// @dev Publishes the next rule-set version of merchant `merchantId`; issuance cites it.
@@ -453,7 +467,8 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
     }
 
     /// @dev One item of {clawbackBatch}: checks it against what was issued, uses its sequence
-    /// number, burns and records what it burned.
+    /// number, burns and records what it burned: a refund that completes the issuance sets its
+    /// fully-refunded bit, a partial one stores the running amount (see {clawbackState}).
     function _clawback(uint32 merchantId, Merchant storage m, Clawback calldata c) private {
         if (c.amount == 0) revert LoyaltyNetworkZeroAmount();
         IssuedChunk calldata chunk = c.chunk;
@@ -467,13 +482,22 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         uint256 item = chunk.items[originalSeq - chunk.firstSeq];
         address member = address(uint160(item >> 96));
         uint256 issued = uint96(item);
-        uint256 already = _clawedBackOf[merchantId][originalSeq];
+        mapping(uint256 => uint256) storage fully = _fullyClawedBack[merchantId];
+        uint256 word = fully[originalSeq >> 8];
+        uint256 bit = 1 << (originalSeq & 0xff);
+        uint256 already = word & bit != 0 ? issued : _clawedBackOf[merchantId][originalSeq];
         if (already + c.amount > issued) {
             revert LoyaltyNetworkClawbackExceedsIssued(merchantId, originalSeq, issued, already + c.amount);
         }
         _useSequence(merchantId, c.seq);
         uint256 burned = token.burnUpTo(member, c.amount);
-        _clawedBackOf[merchantId][originalSeq] = already + burned;
+        if (already + burned == issued) {
+            // A full refund: one bit in a shared word, and any partial amount slot freed.
+            fully[originalSeq >> 8] |= bit;
+            if (already != 0) delete _clawedBackOf[merchantId][originalSeq];
+        } else {
+            _clawedBackOf[merchantId][originalSeq] = already + burned;
+        }
         m.clawedBack += burned.toUint128();
         emit PointsClawedBack(merchantId, member, c.seq, originalSeq, c.eventRef, c.amount, burned);
     }

@@ -4,11 +4,15 @@ pragma solidity 0.8.30;
 /**
  * @dev Events and errors of {BadgeCollection}, the ERC-1155 achievement badges.
  * A member holds at most one of each badge type; soulbound types never move
- * (ERC-5192 style `locked`).
+ * (ERC-5192: `locked` and `Locked`).
  */
 interface IBadgeCollection {
     /// @dev Emitted when the hub defines a new badge type.
     event BadgeDefined(uint256 indexed id, string name, string uri, uint64 maxSupply, bool soulbound);
+
+    /// @dev ERC-5192: badge type `tokenId` is locked (soulbound). Emitted once, when a soulbound
+    /// type is defined; its badges are locked from then on and never unlocked.
+    event Locked(uint256 tokenId);
 
     /// @dev A function restricted to the hub was called by `caller`.
     error BadgeCollectionUnauthorized(address caller);

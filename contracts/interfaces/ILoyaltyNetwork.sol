@@ -124,8 +124,14 @@ interface ILoyaltyNetwork {
     /// @dev Emitted when a member's tier changes (0 Bronze .. 4 Black).
     event TierChanged(address indexed member, uint8 oldTier, uint8 newTier);
 
-    /// @dev Emitted when `merchantId` awards badge `badgeId` to `member`.
-    event BadgeAwarded(uint32 indexed merchantId, address indexed member, uint256 indexed badgeId);
+    /**
+     * @dev Emitted once per `awardBadges` call that awarded anything: merchant `merchantId`
+     * awarded the `count` badges of the last `count` `TransferSingle(hub, 0, member, id, 1)`
+     * mints the badge collection emitted before this log in the same transaction (one per
+     * award, in order). One event per batch instead of one per award keeps a batched award
+     * near the cost of its mint.
+     */
+    event BadgesAwarded(uint32 indexed merchantId, uint256 count);
 
     /// @dev Emitted when the published face value of one point changes.
     event PointValueChanged(uint256 microUnits, string currency);

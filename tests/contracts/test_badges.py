@@ -17,6 +17,10 @@ from contract_kit import (
     reverts,
 )
 
+from chain.artifacts import load_artifact
+from chain.decode import decode_logs, receipt_logs
+from chain.records import BadgeAward, BadgeMovement
+
 ERC165 = bytes.fromhex("01ffc9a7")
 ERC1155 = bytes.fromhex("d9b67a26")
 ERC1155_METADATA_URI = bytes.fromhex("0e89341c")
@@ -28,9 +32,27 @@ def award(net, members, badge_ids, merchant_id=1, sender=None):
     return (sender or net.operator).transact(fn)
 
 
-def safe_transfer(net, holder, to, badge_id):
-    fn = net.badges.functions.safeTransferFrom(holder.address, to, badge_id, 1, b"")
+def safe_transfer(net, holder, to, badge_id, value=1):
+    fn = net.badges.functions.safeTransferFrom(holder.address, to, badge_id, value, b"")
     return member_sender(net, holder).transact(fn)
+
+
+def awarded(net, receipt):
+    """``(merchant, member, badge id)`` of each award, as the one log decoder reads them."""
+    records = decode_logs(net.network.emitters(), receipt_logs(receipt))
+    return [(r.merchant, r.member, r.badge_id) for r in records if isinstance(r, BadgeAward)]
+
+
+def receiver(net, accepts):
+    """A contract member (BadgeReceiverMock) that accepts badges or refuses them."""
+    artifact = load_artifact("BadgeReceiverMock")
+    factory = net.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    created = net.operator.sign(
+        None, bytes.fromhex(factory.constructor(accepts).data_in_transaction[2:])
+    )
+    net.operator.broadcast(created)
+    address = net.operator.wait(created.hash)["contractAddress"]
+    return net.w3.eth.contract(address=address, abi=artifact["abi"])
 
 
 # ------------------------------------------------------------------ types
@@ -41,6 +63,7 @@ def test_define_badge_emits_badge_defined_and_stores_the_type(net):
         net.hub.define_badge(7, "7-Day Streak", "ipfs://streak", 50, True)
     )
 
+    assert only_event(net.badges, "Locked", receipt) == {"tokenId": 7}
     assert only_event(net.badges, "BadgeDefined", receipt) == {
         "id": 7,
         "name": "7-Day Streak",
@@ -56,6 +79,13 @@ def test_define_badge_emits_badge_defined_and_stores_the_type(net):
         0,
         True,
     )
+
+
+def test_a_transferable_badge_type_is_defined_without_locked(net):
+    receipt = net.operator.transact(net.hub.define_badge(8, "Swap Me", "ipfs://swap", 5, False))
+
+    assert events(net.badges, "Locked", receipt) == []
+    assert net.badges.locked(8) is False
 
 
 def test_uri_and_locked_describe_each_badge_type(net):
@@ -81,17 +111,15 @@ def test_badge_collection_is_bound_to_its_hub(net):
 # ------------------------------------------------------------------ awards
 
 
-def test_award_badges_mints_one_badge_and_emits_badge_awarded(net):
+def test_award_badges_mints_one_badge_and_emits_badges_awarded(net):
     alice = member()
     receipt = award(net, [alice], [FIRST_ORDER])
 
     assert net.badges.holds(alice.address, FIRST_ORDER) is True
     assert net.badges.badge_type(FIRST_ORDER).minted == 1
-    assert only_event(net.hub, "BadgeAwarded", receipt) == {
-        "merchantId": 1,
-        "member": alice.address,
-        "badgeId": FIRST_ORDER,
-    }
+    assert only_event(net.hub, "BadgesAwarded", receipt) == {"merchantId": 1, "count": 1}
+    assert events(net.badges, "Locked", receipt) == []  # locked once, at definition
+    assert awarded(net, receipt) == [(1, alice.address.lower(), FIRST_ORDER)]
     assert only_event(net.badges, "TransferSingle", receipt) == {
         "operator": net.hub.address,
         "from": ZERO_ADDRESS,
@@ -113,7 +141,8 @@ def test_award_badges_gives_a_member_at_most_one_of_each_badge(net):
     award(net, [alice], [FIRST_ORDER])
     receipt = award(net, [alice, alice], [FIRST_ORDER, FIRST_ORDER])
 
-    assert events(net.hub, "BadgeAwarded", receipt) == []
+    assert events(net.hub, "BadgesAwarded", receipt) == []
+    assert events(net.badges, "TransferSingle", receipt) == []
     assert net.badges.functions.balanceOf(alice.address, FIRST_ORDER).call() == 1
     assert net.badges.badge_type(FIRST_ORDER).minted == 1
 
@@ -122,15 +151,65 @@ def test_award_badges_handles_several_members_and_badges_in_one_call(net):
     alice, bob = member(), member()
     receipt = award(net, [alice, bob, alice], [FIRST_ORDER, FIRST_ORDER, ECO_GUARDIAN])
 
-    awarded = [
-        (e["args"]["member"], e["args"]["badgeId"])
-        for e in events(net.hub, "BadgeAwarded", receipt)
+    assert only_event(net.hub, "BadgesAwarded", receipt) == {"merchantId": 1, "count": 3}
+    assert awarded(net, receipt) == [
+        (1, alice.address.lower(), FIRST_ORDER),
+        (1, bob.address.lower(), FIRST_ORDER),
+        (1, alice.address.lower(), ECO_GUARDIAN),
     ]
-    assert awarded == [
-        (alice.address, FIRST_ORDER),
-        (bob.address, FIRST_ORDER),
-        (alice.address, ECO_GUARDIAN),
-    ]
+    holders = [alice.address, bob.address, alice.address, bob.address]
+    balances = net.badges.functions.balanceOfBatch(
+        holders, [FIRST_ORDER, FIRST_ORDER, ECO_GUARDIAN, ECO_GUARDIAN]
+    ).call()
+    assert balances == [1, 1, 1, 0]
+
+
+def test_one_decoded_award_per_badge_minted_skipping_those_already_held(net):
+    alice, bob = member(), member()
+    award(net, [alice], [FIRST_ORDER])
+
+    receipt = award(net, [alice, bob], [FIRST_ORDER, FIRST_ORDER], merchant_id=2)
+
+    records = decode_logs(net.network.emitters(), receipt_logs(receipt))
+    assert [type(r) for r in records] == [BadgeAward]  # the mint became the award
+    assert awarded(net, receipt) == [(2, bob.address.lower(), FIRST_ORDER)]
+    mint = only_event(net.badges, "TransferSingle", receipt)
+    assert mint["to"] == bob.address
+    assert records[0].log_index == events(net.badges, "TransferSingle", receipt)[0]["logIndex"]
+
+
+def test_badge_types_share_a_members_bitmap_word_without_mixing(net):
+    for badge_id in (255, 256):
+        net.operator.transact(
+            net.hub.define_badge(badge_id, f"B{badge_id}", "ipfs://b", 10, badge_id == 255)
+        )
+    alice = member()
+
+    award(net, [alice, alice], [255, 256])
+
+    holds = [net.badges.holds(alice.address, b) for b in (FIRST_ORDER, 255, 256, 257)]
+    assert holds == [False, True, True, False]
+
+
+def test_a_contract_member_that_accepts_receives_its_badge_after_it_is_recorded(net):
+    wallet = receiver(net, accepts=True)
+
+    receipt = award(net, [wallet, member()], [FIRST_ORDER, FIRST_ORDER])
+
+    assert net.badges.holds(wallet.address, FIRST_ORDER) is True
+    assert wallet.functions.received().call() == 1
+    assert wallet.functions.balanceSeen().call() == 1  # state written before the hook
+    assert only_event(net.hub, "BadgesAwarded", receipt)["count"] == 2
+
+
+def test_a_contract_member_that_refuses_makes_the_award_revert(net):
+    wallet = receiver(net, accepts=False)
+    alice = member()
+
+    with reverts("ERC1155InvalidReceiver", receiver=wallet.address):
+        award(net, [alice, wallet], [FIRST_ORDER, FIRST_ORDER])
+    assert net.badges.holds(alice.address, FIRST_ORDER) is False
+    assert net.badges.badge_type(FIRST_ORDER).minted == 0
 
 
 def test_award_badges_reverts_when_max_supply_is_reached(net):
@@ -145,7 +224,7 @@ def test_award_to_a_holder_is_skipped_even_when_supply_is_exhausted(net):
     award(net, [alice, member()], [ECO_GUARDIAN, ECO_GUARDIAN])
 
     receipt = award(net, [alice], [ECO_GUARDIAN])
-    assert events(net.hub, "BadgeAwarded", receipt) == []
+    assert events(net.hub, "BadgesAwarded", receipt) == []
 
 
 def test_award_badges_reverts_for_an_unknown_badge(net):
@@ -198,6 +277,44 @@ def test_a_transferable_badge_moves_to_a_member_without_one(net):
     assert net.badges.holds(alice.address, ECO_GUARDIAN) is False
     assert net.badges.holds(bob.address, ECO_GUARDIAN) is True
     assert only_event(net.badges, "TransferSingle", receipt)["to"] == bob.address
+
+
+def test_a_transferred_badge_is_decoded_as_a_movement_not_an_award(net):
+    alice, bob = member(), member()
+    award(net, [alice], [ECO_GUARDIAN])
+
+    receipt = safe_transfer(net, alice, bob.address, ECO_GUARDIAN)
+
+    records = decode_logs(net.network.emitters(), receipt_logs(receipt))
+    moves = [(r.sender, r.recipient, r.badge_id) for r in records if isinstance(r, BadgeMovement)]
+    assert moves == [(alice.address.lower(), bob.address.lower(), ECO_GUARDIAN)]
+    assert awarded(net, receipt) == []
+
+
+def test_a_zero_value_transfer_moves_nothing(net):
+    alice, bob = member(), member()
+    award(net, [alice], [ECO_GUARDIAN])
+
+    safe_transfer(net, alice, bob.address, ECO_GUARDIAN, value=0)
+
+    assert net.badges.holds(alice.address, ECO_GUARDIAN) is True
+    assert net.badges.holds(bob.address, ECO_GUARDIAN) is False
+
+
+@pytest.mark.parametrize("value", [2, 1])
+def test_a_transfer_of_more_than_the_member_holds_reverts(net, value):
+    alice, bob = member(), member()
+    if value == 2:
+        award(net, [alice], [ECO_GUARDIAN])
+
+    with reverts(
+        "ERC1155InsufficientBalance",
+        sender=alice.address,
+        balance=value - 1,
+        needed=value,
+        tokenId=ECO_GUARDIAN,
+    ):
+        safe_transfer(net, alice, bob.address, ECO_GUARDIAN, value=value)
 
 
 def test_a_transferable_badge_cannot_go_to_someone_already_holding_it(net):
@@ -256,12 +373,12 @@ def test_define_badge_through_the_hub_needs_the_issuer_role(net):
         signer.transact(net.hub.define_badge(5, "Mine", "ipfs://x", 1, False))
 
 
-@pytest.mark.parametrize("function", ["defineBadge", "award"])
+@pytest.mark.parametrize("function", ["defineBadge", "awardBatch"])
 def test_badge_collection_refuses_callers_other_than_the_hub(net, function):
     badges = net.badges.functions
     fn = {
         "defineBadge": badges.defineBadge(5, "Fake", "ipfs://fake", 1, False),
-        "award": badges.award(net.outsider.address, ECO_GUARDIAN),
+        "awardBatch": badges.awardBatch([net.outsider.address], [ECO_GUARDIAN]),
     }[function]
 
     with reverts("BadgeCollectionUnauthorized", caller=net.operator.address):

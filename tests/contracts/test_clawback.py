@@ -191,7 +191,7 @@ def test_clawback_reverts_when_refunds_exceed_what_the_original_event_issued(net
         requested=200,
     ):
         clawback(net, 1, 3, 0, alice.address, 100)
-    assert net.hub.functions.clawedBackOf(1, 0).call() == 100
+    assert net.hub.clawback_state(1, 0) == (True, 0)
 
 
 def test_a_partly_burned_clawback_leaves_the_rest_claimable_later(net, alice):
@@ -199,8 +199,9 @@ def test_a_partly_burned_clawback_leaves_the_rest_claimable_later(net, alice):
     issue(net, 1, 1, [spent.address], [100])
     proved = find_issuance(net.network, 1, 1)
     receipt = forged_clawback(net, 1, 2, proved, 60)
-    assert net.hub.functions.clawedBackOf(1, 1).call() == 60
+    assert net.hub.clawback_state(1, 1) == (False, 60)
     forged_clawback(net, 1, 3, proved, 40)
+    assert net.hub.clawback_state(1, 1) == (True, 0)  # completed: the bit, the slot freed
     with reverts(
         "LoyaltyNetworkClawbackExceedsIssued",
         merchantId=1,
@@ -252,7 +253,7 @@ def test_any_item_of_a_multi_chunk_batch_can_be_clawed_back(net, big_batch, seq)
     assert net.token.balance_of(who.address) == seq - 3
     clawed = only_event(net.hub, "PointsClawedBack", receipt)
     assert (clawed["member"], clawed["originalSeq"], clawed["burned"]) == (who.address, seq, 3)
-    assert net.hub.functions.clawedBackOf(1, seq).call() == 3
+    assert net.hub.clawback_state(1, seq) == (False, 3)
 
 
 def test_clawback_reverts_when_another_amount_of_the_chunk_was_tampered_with(net, big_batch):
@@ -376,7 +377,7 @@ def test_over_clawback_of_one_item_is_bounded_by_what_it_issued(net, big_batch):
     ):
         forged_clawback(net, 1, 31, proved, 6)
     forged_clawback(net, 1, 31, proved, 5)
-    assert net.hub.functions.clawedBackOf(1, 15).call() == 15
+    assert net.hub.clawback_state(1, 15) == (True, 0)
     with reverts(
         "LoyaltyNetworkClawbackExceedsIssued",
         merchantId=1,
@@ -395,8 +396,8 @@ def test_clawing_back_one_item_leaves_its_chunk_neighbours_allowance_intact(net,
 
     forged_clawback(net, 1, 31, neighbour, 11)
 
-    assert net.hub.functions.clawedBackOf(1, 10).call() == 10
-    assert net.hub.functions.clawedBackOf(1, 11).call() == 11
+    assert net.hub.clawback_state(1, 10) == (True, 0)
+    assert net.hub.clawback_state(1, 11) == (True, 0)
     assert net.token.balance_of(big_batch[1].address) == 0
 
 
@@ -472,11 +473,11 @@ def test_clawback_batch_items_refunding_one_issuance_count_together_against_what
         requested=16,
     ):
         batch(net, 1, [(30, 15, 10), (31, 11, 1), (32, 15, 6)])
-    assert net.hub.functions.clawedBackOf(1, 15).call() == 0
+    assert net.hub.clawback_state(1, 15) == (False, 0)
 
     batch(net, 1, [(30, 15, 10), (31, 11, 1), (32, 15, 5)])
 
-    assert net.hub.functions.clawedBackOf(1, 15).call() == 15
+    assert net.hub.clawback_state(1, 15) == (True, 0)
     assert net.token.balance_of(big_batch[5].address) == 0
 
 
@@ -487,7 +488,7 @@ def test_clawback_batch_counts_only_what_was_burned_when_the_member_spent_the_po
 
     clawed = events(net.hub, "PointsClawedBack", receipt)
     assert [(c["args"]["requested"], c["args"]["burned"]) for c in clawed] == [(50, 20), (50, 0)]
-    assert net.hub.functions.clawedBackOf(1, 0).call() == 20
+    assert net.hub.clawback_state(1, 0) == (False, 20)
     assert net.hub.merchant(1).clawed_back == 20
 
 
@@ -505,7 +506,7 @@ def test_clawback_batch_reverts_when_a_refund_sequence_was_used_before(net, big_
     with reverts("LoyaltyNetworkSequenceUsed", merchantId=1, seq=10):
         batch(net, 1, [(10, 12, 1)])  # an issuance's sequence number
     assert not net.hub.is_sequence_used(1, 31)
-    assert net.hub.functions.clawedBackOf(1, 12).call() == 0
+    assert net.hub.clawback_state(1, 12) == (False, 0)
 
 
 def test_clawback_batch_reverts_when_empty(net, alice):

@@ -43,7 +43,6 @@ from contract_kit import (
     align_to_period_start,
     assert_error,
     call_revert,
-    events,
     increase_time,
     latest_timestamp,
     member,
@@ -57,6 +56,7 @@ from contract_kit import (
     rpc,
     transfer_request,
 )
+from eth_utils import to_checksum_address
 from factories import refund_ref
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -68,7 +68,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from chain.decode import decode_logs, receipt_logs
 from chain.merkle import IssuanceProof, IssuedChunk, find_issuance
+from chain.records import BadgeAward
 from chain.sender import TransactionSender
 
 MERCHANTS = (1, 2)
@@ -482,10 +484,11 @@ class NetworkMachine(RuleBasedStateMachine):
             for address, badges in held.items():
                 self.badges_held[address] = badges
             logged = [
-                (e["args"]["member"], e["args"]["badgeId"])
-                for e in events(net.hub, "BadgeAwarded", receipts[0])
+                (to_checksum_address(r.member), r.badge_id)
+                for r in decode_logs(net.network.emitters(), receipt_logs(receipts[0]))
+                if isinstance(r, BadgeAward) and r.merchant == merchant_id
             ]
-            assert logged == awarded, "BadgeAwarded events"
+            assert logged == awarded, "decoded badge awards"
 
     @precondition(lambda self: self.members)
     @rule(
