@@ -102,7 +102,7 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
     ):
         w3 = sender.w3
         task = bar.add_task(
-            "measuring gas", total=len(BATCH_SIZES) * 3 + len(CLAWBACK_BATCH_SIZES) + 6
+            "measuring gas", total=len(BATCH_SIZES) * 3 + len(CLAWBACK_BATCH_SIZES) + 7
         )
         hub = network.hub
         seq = 0
@@ -204,19 +204,35 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
                 seq += 1
             gas = _gas(sender, hub.clawback_batch(1, items))
             rows.append(
-                GasRow(f"clawbackBatch x{size}, refunds from an issue batch of 500", size, gas)
+                GasRow(f"clawbackBatch x{size}, full refunds from an issue batch of 500", size, gas)
             )
             bar.advance(task)
+        # Partial refunds (50 of the 100 issued: an amount slot each), every other item of the
+        # untouched end of the same batch.
+        partial = []
+        for index in range(300, 500, 2):
+            proved = merkle.prove(first, members, [100] * len(members), first + index)
+            partial.append(proved.clawback_item(seq, keccak(seq.to_bytes(8, "big")), 50))
+            seq += 1
+        rows.append(
+            GasRow(
+                f"clawbackBatch x{len(partial)}, partial refunds from an issue batch of 500",
+                len(partial),
+                _gas(sender, hub.clawback_batch(1, partial)),
+            )
+        )
         bar.advance(task)
 
-        sender.transact(
-            hub.define_badge(1, "First Order", "https://example.invalid/1", 10**9, True)
-        )
+        # Badges: a member's first badge takes a fresh bitmap word, a second one (type 2, the
+        # same word) updates it.
+        for badge_id in (1, 2):
+            uri = f"https://example.invalid/{badge_id}"
+            sender.transact(hub.define_badge(badge_id, f"Badge {badge_id}", uri, 10**9, True))
         rows.append(GasRow("badge award x1", 1, _gas(sender, hub.award_badges(1, [member], [1]))))
         holders = [Account.create().address for _ in range(100)]
-        rows.append(
-            GasRow("badge award x100", 100, _gas(sender, hub.award_badges(1, holders, [1] * 100)))
-        )
+        for badge_id, label in ((1, "first badge"), (2, "member already holds one")):
+            gas = _gas(sender, hub.award_badges(1, holders, [badge_id] * 100))
+            rows.append(GasRow(f"badge award x100, {label}", 100, gas))
         bar.advance(task)
     return rows
 
