@@ -100,6 +100,10 @@ class MerchantAdmission(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+#: ``Member.key_enc`` of a member whose custodial key is derived (nothing stored).
+DERIVED_KEY = b""
+
+
 class Member(Base):
     """A network member: an address, custodial (key kept encrypted) or self-custody."""
 
@@ -108,6 +112,8 @@ class Member(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     address: Mapped[str] = mapped_column(String(42), unique=True)
     custodial: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The custodial key, encrypted; ``DERIVED_KEY`` (empty) when it is derived rather
+    #: than stored.  Not None exactly when the gateway holds the member's key.
     key_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     #: A derived custodial key's origin: the (merchant, customer) of the member's first
     #: link (see ``SecretBox.custodial_key``); None for stored (``key_enc``) keys.

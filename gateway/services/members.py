@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.crypto import SecretBox
 from gateway.errors import NotFound
-from gateway.models import ChainOp, CustomerLink, Event, Member
+from gateway.models import DERIVED_KEY, ChainOp, CustomerLink, Event, Member
 from gateway.rules.badges import BADGES
 from gateway.rules.engine import TIER_NAMES
 
@@ -65,7 +65,7 @@ def resolve_customer(
             member = member_by_address(session, address)  # this customer's, unlinked since
             if member is None:
                 member = Member(
-                    address=address, custodial=True,
+                    address=address, custodial=True, key_enc=DERIVED_KEY,
                     key_merchant_id=merchant_id, key_customer_id=customer_id,
                 )  # fmt: skip
                 session.add(member)
@@ -105,7 +105,7 @@ def custodial_key(box: SecretBox, member: Member) -> str:
         raise NotFound("member is not custodial")
     if member.key_merchant_id is not None and member.key_customer_id is not None:
         return "0x" + box.custodial_key(member.key_merchant_id, member.key_customer_id).hex()
-    if member.key_enc is None:
+    if not member.key_enc:  # None, or DERIVED_KEY without its origin
         raise NotFound("member is not custodial")
     return "0x" + box.decrypt(member.key_enc).hex()
 

@@ -19,6 +19,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.models import (
+    DERIVED_KEY,
     ChainOp,
     CustomerLink,
     Event,
@@ -185,7 +186,7 @@ class Pending:
 def _member_row(member: MemberState) -> dict[str, Any]:
     merchant_id, customer_id = member.key_origin or (None, None)
     return {
-        "id": member.id, "address": member.address, "custodial": True, "key_enc": None,
+        "id": member.id, "address": member.address, "custodial": True, "key_enc": DERIVED_KEY,
         "key_merchant_id": merchant_id, "key_customer_id": customer_id, "claimed_by": None,
         "birth_month": member.birth_month, "frozen": False, "tier": member.tier,
         "created_at": utcnow(),
