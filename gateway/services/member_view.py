@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 
 from eth_utils import to_checksum_address
@@ -42,13 +41,13 @@ from gateway.schemas import (
     WalletConfigPublic,
     WalletMemberPublic,
 )
+from gateway.services.accept.counters import read_buckets, tier_purchases
 from gateway.services.accounts import CLAIM_MESSAGE, LINK_MESSAGE
 from gateway.services.consent import IN_FLIGHT, MAX_DEADLINE, queued
 from gateway.services.sessions import SIWE_STATEMENT, session_member
 from gateway.timeutil import aware, utc_now
 
 HISTORY_KINDS = ("issue", "redeem", "transfer", "clawback", "badge")
-_LIVE_EVENTS = ("accepted", "submitted", "confirmed")
 
 
 def config(ctx: GatewayContext) -> WalletConfigPublic:
@@ -117,15 +116,13 @@ def tier_progress(session: Session, member_ids: list[str], tier: int) -> TierPro
     """The tier and what the next one needs, by the network's seed thresholds."""
     ladder = default_rule_set("USD").tiers
     now = utc_now()
-    purchases = session.execute(
-        select(Event.occurred_at, Event.network_amount).where(
-            Event.member_id.in_(member_ids),
-            Event.type == "purchase",
-            Event.status.in_(_LIVE_EVENTS),
-            Event.occurred_at > now - timedelta(days=ladder.window_days),
-        )
-    ).all()
-    measured = rfm([(aware(t), Decimal(a)) for t, a in purchases], now, ladder.window_days)
+    # The member's counter buckets, as the rules engine reads them (not the events).
+    purchases = [
+        purchase
+        for buckets in read_buckets(session, set(member_ids)).values()
+        for purchase in tier_purchases(buckets, now)
+    ]
+    measured = rfm(purchases, now, ladder.window_days)
     tier = max(0, min(tier, len(ladder.levels) - 1))
     nxt = tier + 1 if tier + 1 < len(ladder.levels) else None
     level = ladder.levels[nxt] if nxt is not None else None
