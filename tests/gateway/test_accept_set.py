@@ -21,6 +21,7 @@ from sqlalchemy import event, select
 
 from gateway.models import ChainOp, Event, Member, MemberCounter, Merchant
 from gateway.schemas import EventCreate
+from gateway.services.accept.counters import count_failed
 from gateway.services.events import CHUNK, release, submit_many
 
 #: What one chunk may cost at most, whatever its events: BEGIN, the reads (keys,
@@ -198,6 +199,22 @@ def test_buckets_equal_what_the_events_say_through_hold_release_and_reject(
     assert len(held) >= 2
     release(gateway.context, merchant, held[0], approve=True)
     release(gateway.context, merchant, held[1], approve=False)
+    actual = {k: v for k, v in _buckets(gateway).items() if any(v.values())}
+    expected = {k: v for k, v in _recomputed(gateway).items() if any(v.values())}
+    assert actual == expected
+
+
+def test_events_that_fail_for_good_leave_their_buckets(gateway: Gateway) -> None:
+    """``count_failed`` is what the outbox worker calls when it marks events failed."""
+    merchant = _merchant(gateway)
+    run = uuid.uuid4().hex[:8]
+    answers = submit_many(gateway.context, merchant, _mixed(run, 12))
+    failing = [a["id"] for status, a in answers if status == 202 and a["status"] == "accepted"]
+    with gateway.context.sessions() as session, session.begin():
+        events = list(session.scalars(select(Event).where(Event.id.in_(failing[:3]))))
+        count_failed(session, events)
+        for failed in events:
+            failed.status = "failed"
     actual = {k: v for k, v in _buckets(gateway).items() if any(v.values())}
     expected = {k: v for k, v in _recomputed(gateway).items() if any(v.values())}
     assert actual == expected

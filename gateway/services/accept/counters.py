@@ -15,7 +15,7 @@ window is day-granular: a bucket's orders all count at its last order's time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from gateway.db import is_postgres
-from gateway.models import MemberCounter, table_of
+from gateway.models import MemberCounter, RuleSetVersion, table_of
 
 #: The integer columns a delta adds to.
 COUNTS = ("orders", "orders_held", "refunds", "check_ins", "shares", "reviews", "points")
@@ -96,6 +96,52 @@ def rejected_delta(kind: str) -> Bucket:
 _BUCKETS = select(table_of(MemberCounter)).where(
     table_of(MemberCounter).c.member_id.in_(bindparam("members", expanding=True))
 )
+
+
+def failed_delta(kind: str, points: int, network_amount: Decimal) -> Bucket:
+    """A live event whose chain ops failed for good: it no longer counts.
+
+    ``last_order_at`` stays (a maximum cannot be undone): recency may then count
+    from a failed order, which errs by at most the bucket's day.
+    """
+    delta = event_delta(kind, "accepted", points, network_amount, datetime.now(UTC))
+    for name in COUNTS:
+        setattr(delta, name, -getattr(delta, name))
+    delta.spend, delta.last_order_at = -delta.spend, None
+    return delta
+
+
+def count_failed(session: Session, events: list[Any]) -> None:
+    """Take events that were live (accepted or submitted) and now failed out of their
+    buckets: one read of their rule versions' UTC offsets, one upsert.
+
+    ``events``: rows with ``member_id``, ``merchant_id``, ``type``, ``points``,
+    ``network_amount``, ``occurred_at`` and ``rule_version`` (``Event`` objects do).
+    For the outbox worker, when it marks events failed.
+    """
+    if not events:
+        return
+    table = table_of(RuleSetVersion)
+    offsets = {
+        (merchant, version): int((content or {}).get("utc_offset_minutes", 0) or 0)
+        for merchant, version, content in session.connection().execute(
+            select(table.c.merchant_id, table.c.version, table.c.content).where(
+                table.c.merchant_id.in_({e.merchant_id for e in events})
+            )
+        )
+    }
+    deltas: dict[tuple[str, int, date], Bucket] = {}
+    for event in events:
+        offset = timezone(
+            timedelta(minutes=offsets.get((event.merchant_id, event.rule_version), 0))
+        )
+        at = (
+            event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(tzinfo=UTC)
+        )
+        key = (event.member_id, event.merchant_id, at.astimezone(offset).date())
+        delta = failed_delta(event.type, event.points, Decimal(event.network_amount or 0))
+        deltas.setdefault(key, Bucket()).add(delta)
+    write_deltas(session, deltas)
 
 
 def read_buckets(session: Session, member_ids: set[str]) -> dict[str, dict[BucketKey, Bucket]]:
