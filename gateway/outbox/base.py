@@ -91,7 +91,8 @@ class OutboxState:
         #: merchant -> id of the last clawback op that goes alone (after a batch would revert)
         self._clawbacks_alone: dict[int, int] = {}
         self.chain_recovery: ChainRecovery | None = None
-        #: The latest block as this cycle read it (fees and the receipts' depth come from it).
+        #: The latest block as this cycle read it (fees and the receipts' depth come from
+        #: it); None until the cycle first needs it, so an idle cycle asks the node nothing.
         self._head: Head | None = None
         #: The head at which receipts were last asked for, and the transactions asked at
         #: it: none is asked again before a new block.

@@ -42,13 +42,15 @@ class Receipts(Broadcasting):
         had already mined may become "sent" late, after a lost answer). They are fetched
         outside the write transaction; only the finalizing takes the lock.
         """
-        head = self._read_head().number
         with self.sessions() as session:
             sent = session.execute(
                 select(ChainTx.id, ChainTx.tx_hash)
                 .where(ChainTx.sender == self.sender.address, ChainTx.status == "sent")
                 .order_by(ChainTx.nonce)
             ).all()
+        if not sent:
+            return False  # an idle worker asks the node nothing
+        head = (self._head or self._read_head()).number
         if head != self._receipts_asked_at:
             self._receipts_asked = set()
         ask = [

@@ -56,6 +56,7 @@ class OutboxWorker(Singles):
         """One pass over everything; True when something was done."""
         if not self._recovered:
             self.recover()
+        self._head = None  # read again, once, when the cycle first needs it
         did = self.follow_receipts()
         did |= self.pack_and_send()
         did |= self.replace_stuck()
