@@ -12,6 +12,7 @@ import importlib
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -218,3 +219,24 @@ def test_events_that_fail_for_good_leave_their_buckets(gateway: Gateway) -> None
     actual = {k: v for k, v in _buckets(gateway).items() if any(v.values())}
     expected = {k: v for k, v in _recomputed(gateway).items() if any(v.values())}
     assert actual == expected
+
+
+def test_concurrent_requests_with_one_key_store_one_event(gateway: Gateway) -> None:
+    """Same key, same body: every request gets the one answer. Same key, other bodies
+    (other customers: nothing else serializes them): one wins, the others get 422."""
+    merchant = _merchant(gateway)
+    run = uuid.uuid4().hex[:8]
+    same = EventCreate.model_validate(purchase(f"{run}-x", f"{run}-X1"))
+    others = [EventCreate.model_validate(purchase(f"{run}-y{i}", f"{run}-Y{i}")) for i in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        alike = list(pool.map(lambda _i: submit_many(
+            gateway.context, merchant, [(f"{run}-same", same)]), range(4)))  # fmt: skip
+        unlike = list(pool.map(lambda body: submit_many(
+            gateway.context, merchant, [(f"{run}-other", body)]), others))  # fmt: skip
+    assert all(answer == alike[0] for answer in alike) and alike[0][0][0] == 202
+    statuses = sorted(answers[0][0] for answers in unlike)
+    assert statuses == [202, 422, 422, 422], unlike
+    with gateway.context.sessions() as session:
+        for key in (f"{run}-same", f"{run}-other"):
+            stored = session.scalars(select(Event.id).where(Event.idempotency_key == key)).all()
+            assert len(stored) == 1
