@@ -100,6 +100,8 @@ class OutboxState:
         self._receipts_asked: set[int] = set()
         #: The block gas limit, read once from the latest block (bounds the batches).
         self._block_gas_limit: int | None = None
+        #: time.monotonic() of the next scan for stuck transactions.
+        self._stuck_scan_at = 0.0
         #: Kinds whose next batch is priced by eth_estimateGas: one ran out of gas on chain.
         self._estimate_next: set[str] = set()
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from hexbytes import HexBytes
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 from web3.contract.contract import ContractFunction
 
@@ -37,6 +37,8 @@ from gateway.outbox.gas import fill_issue_batch
 from gateway.outbox.replacement import Replacement
 from gateway.timeutil import aware as _aware
 
+#: Every kind of op the outbox packs.
+OP_KINDS = ("issue", "clawback", "badge", "tier", "rule", "redeem", "transfer")
 #: What a planner returns for one batch (``_next_plan``).
 PlanT = TypeVar("PlanT")
 #: Seconds one cycle may spend packing issue (or clawback) batches before it follows
@@ -61,6 +63,22 @@ class Packing(Replacement):
         if lock and is_postgres(session):
             query = query.with_for_update(skip_locked=True)
         return list(session.scalars(query).all())
+
+    def _kinds_waiting(self) -> set[str]:
+        """The op kinds with pending ops: one statement of index probes, so a cycle with
+        nothing of a kind to do neither reads nor locks anything for it."""
+        with self.sessions() as session:
+            row = session.execute(
+                select(
+                    *(
+                        exists()
+                        .where(ChainOp.status == "pending", ChainOp.kind == kind)
+                        .label(kind)
+                        for kind in OP_KINDS
+                    )
+                )
+            ).one()
+        return {kind for kind, waiting in zip(OP_KINDS, row, strict=True) if waiting}
 
     def _claim(self, session: Session, op_ids: list[int]) -> list[ChainOp]:
         """The ops of ``op_ids`` that are still pending, locked, in the order given."""

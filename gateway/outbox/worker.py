@@ -16,6 +16,7 @@ sequence bitmap makes a double mint impossible regardless.
 from __future__ import annotations
 
 import threading
+import time
 
 from sqlalchemy import select
 from web3.exceptions import ContractLogicError
@@ -29,6 +30,9 @@ from gateway.outbox.base import log
 from gateway.outbox.recovery import ChainRecovery
 from gateway.outbox.singles import SINGLE_KINDS, Singles
 from gateway.rules.badges import BADGES
+
+#: Seconds between two scans for stuck transactions (``tx_stuck_after`` is far longer).
+STUCK_SCAN_SECONDS = 1.0
 
 
 class OutboxWorker(Singles):
@@ -59,7 +63,12 @@ class OutboxWorker(Singles):
         self._head = None  # read again, once, when the cycle first needs it
         did = self.follow_receipts()
         did |= self.pack_and_send()
-        did |= self.replace_stuck()
+        now = time.monotonic()
+        if now >= self._stuck_scan_at:
+            self._stuck_scan_at = now + STUCK_SCAN_SECONDS
+            did |= self.replace_stuck()
+        else:
+            self._broadcast_new()  # stored transactions a transient error kept from the node
         return did
 
     def recover(self) -> None:
@@ -114,11 +123,16 @@ class OutboxWorker(Singles):
     def pack_and_send(self) -> bool:
         """Pack pending ops into transactions (stored, then broadcast)."""
         did = False
+        waiting = self._kinds_waiting()
         for kinds in SINGLE_KINDS:
-            did |= self._pack_singles(kinds)
-        did |= self._pack_clawbacks()
-        did |= self._pack_issues()
-        if self.badges_defined():
+            if waiting.intersection(kinds):
+                did |= self._pack_singles(kinds)
+        if "clawback" in waiting:
+            did |= self._pack_clawbacks()
+        if "issue" in waiting:
+            did |= self._pack_issues()
+        if "badge" in waiting and self.badges_defined():
             did |= self._pack_small_batches("badge")
-        did |= self._pack_small_batches("tier")
+        if "tier" in waiting:
+            did |= self._pack_small_batches("tier")
         return did
