@@ -249,6 +249,10 @@ _REFUNDS = select(_E.c.order_id, _E.c.clawback, _E.c.payload).where(
 _EVENTS_SINCE = select(func.count()).where(
     _E.c.merchant_id == bindparam("merchant_id"), _E.c.created_at >= bindparam("since")
 )
+_ACTIVITY_SINCE = select(
+    func.sum(case((_E.c.created_at >= bindparam("minute_ago"), 1), else_=0)),
+    func.coalesce(func.sum(_E.c.points), 0),
+).where(_E.c.merchant_id == bindparam("merchant_id"), _E.c.created_at >= bindparam("since"))
 _POINTS_SINCE = select(func.coalesce(func.sum(_E.c.points), 0)).where(
     _E.c.merchant_id == bindparam("merchant_id"), _E.c.created_at >= bindparam("since")
 )
@@ -384,18 +388,23 @@ def _refunds(
 def _merchant_snapshot(
     conn: Connection, merchant: Merchant, rules: RuleSet
 ) -> rules_engine.MerchantSnapshot:
-    """The merchant's velocity counters; each is read only when a limit needs it."""
+    """The merchant's velocity counters; read only when a limit needs them (both from
+    one scan of the day's events when both limits are set)."""
     now = datetime.now(UTC)
+    minute_ago, day_ago = now - timedelta(minutes=1), now - timedelta(days=1)
+    events = rules.velocity.merchant_events_per_minute is not None
+    points = rules.velocity.merchant_points_per_day is not None
     last_minute: int | None = 0
     issued_today: int | None = 0
-    if rules.velocity.merchant_events_per_minute is not None:
-        last_minute = conn.scalar(
-            _EVENTS_SINCE, {"merchant_id": merchant.id, "since": now - timedelta(minutes=1)}
-        )
-    if rules.velocity.merchant_points_per_day is not None:
-        issued_today = conn.scalar(
-            _POINTS_SINCE, {"merchant_id": merchant.id, "since": now - timedelta(days=1)}
-        )
+    if events and points:
+        last_minute, issued_today = conn.execute(
+            _ACTIVITY_SINCE,
+            {"merchant_id": merchant.id, "since": day_ago, "minute_ago": minute_ago},
+        ).one()
+    elif events:
+        last_minute = conn.scalar(_EVENTS_SINCE, {"merchant_id": merchant.id, "since": minute_ago})
+    elif points:
+        issued_today = conn.scalar(_POINTS_SINCE, {"merchant_id": merchant.id, "since": day_ago})
     return rules_engine.MerchantSnapshot(
         merchant_id=str(merchant.id),
         points_issued_today=int(issued_today or 0),
