@@ -2,12 +2,14 @@
 
 Responsibilities:
 
-- read and claim pending ops (``SKIP LOCKED`` on PostgreSQL) and tell when a batch has
-  waited long enough for more ops (``batch_max_wait``);
-- plan issue batches per (merchant, published rule version), simulate them outside any
-  write transaction, and store each, signed, with a contiguous range of the merchant's
-  sequence numbers and its ops marked ``sent`` (``after_store`` fault point after the
-  commit), then broadcast;
+- tell which op kinds are pending (one statement), read and claim pending ops (``SKIP
+  LOCKED`` on PostgreSQL) and tell when a batch has waited long enough for more ops;
+- plan issue batches per (merchant, published rule version), filled by count, by gas
+  (their gas computed from their composition, :mod:`gateway.outbox.gas`) or by time
+  (``batch_max_wait``), simulate them outside any write transaction (one ``eth_call`` at
+  the computed gas; ``eth_estimateGas`` for the other kinds), and store each, signed,
+  with a contiguous range of the merchant's sequence numbers and its ops marked
+  ``sent`` (``after_store`` fault point after the commit), then broadcast;
 - handle a simulated revert: resync a merchant's sequence counter, hold ops while the
   hub is paused or a merchant is at its mint cap, fail the rest.
 """
