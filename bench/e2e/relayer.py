@@ -160,8 +160,9 @@ class PipelinedRelayer:
         self.error: BaseException | None = None
 
     def _batches(self, nonce: int, stop_at: float) -> Iterator[list[tuple[Sent, bytes]]]:
-        """Signed batches of :data:`SEND_BATCH` mints until the budget or time runs out."""
-        while time.time() < stop_at and self.error is None:
+        """Signed batches of :data:`SEND_BATCH` mints until the budget or time runs out;
+        an event is taken (its clock starts) only when the in-flight window has room."""
+        while time.time() < stop_at and self._room():
             batch: list[tuple[Sent, bytes]] = []
             for to, new in self.recipients:
                 raw = self.sign(nonce, mint_calldata(to, 100))
