@@ -8,6 +8,9 @@ worker|indexer`` is one of them in a process of its own.  ``pointsnet serve``'s
 default role ``all`` runs those two roles as child processes of the API
 (:mod:`gateway.runtime.supervisor`); ``create_app(run_background=True)`` puts them in
 the API's own process instead (one GIL), for tests and ``serve --in-process``.
+``POST /v1/events`` requests of one API process are accepted a group to a
+transaction (:mod:`gateway.api.group_commit`), those in order answered below
+FastAPI's routing (:mod:`gateway.api.fast_events`).
 Beside the API: ``/healthz`` (liveness), ``/readyz`` (readiness,
 :mod:`gateway.runtime.health`) and ``/metrics`` (Prometheus, :mod:`gateway.runtime.metrics`).
 """

@@ -19,6 +19,11 @@ waits for company it will not get.  A timer would add its delay to every request
 at low load and buy little at high load, where the previous commit already
 gathered the next group.
 
+Requests from the fast path (:mod:`gateway.api.fast_events`) bring their API key,
+not their merchant: the committer looks up the keys of a whole group at once and
+checks each as the route's ``current_merchant`` does (known key, rate limit,
+active merchant); a key it refuses is left for the route to answer.
+
 A group that fails as a whole (an unexpected error, contention after the
 service's retries) wrote nothing: each of its events is then accepted again on
 its own, so a failure is answered to the request it belongs to and no other.

@@ -51,7 +51,9 @@ async def post_event(
     ``idempotency_key_reused``.
 
     Concurrent requests of this process are accepted together, a transaction for
-    many (:mod:`gateway.api.group_commit`), each answered on its own.
+    many (:mod:`gateway.api.group_commit`), each answered on its own.  A request in
+    order is answered by :mod:`gateway.api.fast_events` before it gets here; this
+    route answers the others (and every request when group commit is off).
     """
     committer: GroupCommitter | None = getattr(request.app.state, "group_commit", None)
     if committer is None:  # group commit off: a transaction of its own, in a thread
