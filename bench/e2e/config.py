@@ -62,7 +62,7 @@ class E2EConfig:
     naive_threads: int = 4
     naive_seconds: float = 20.0  # time box of each naive variant (0: no naive column)
     relayer_seconds: float = 30.0  # time box of the pipelined relayer's sending (0: none)
-    relayer_signers: int = 1  # signing threads beside the sending one (0: sign inline)
+    relayer_signers: int = 0  # signing threads beside the sending one (0: sign inline)
     relayer_sign: str = "rlp"  # rlp (payload hash signed) | dict (Account.sign_transaction)
     rate_seconds: float = 60.0  # time box of the rate phase (sending)
     saturation_seconds: float = 120.0  # time box of the saturation phase (sending)

@@ -67,7 +67,7 @@ def bench_e2e(
     ] = 30.0,
     relayer_signers: Annotated[
         int, typer.Option(help="relayer signing threads beside the sending one (0 or 1)")
-    ] = 1,
+    ] = 0,
     relayer_sign: Annotated[
         str, typer.Option(help="relayer signing: rlp (hash signed) | dict (sign_transaction)")
     ] = "rlp",
