@@ -117,7 +117,8 @@ def create_app(
     of this process for the app's lifespan (tests and ``serve --in-process``)."""
 
     max_group = context.settings.group_commit_max_events
-    committer = GroupCommitter(context, max_group) if max_group > 0 else None
+    window = context.settings.group_commit_window_ms / 1000
+    committer = GroupCommitter(context, max_group, window=window) if max_group > 0 else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

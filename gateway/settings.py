@@ -47,6 +47,12 @@ class Settings(ChainSettings):
         description="most POST /v1/events requests of one API process accepted together "
         "(gateway.api.group_commit); 0: each request in a transaction of its own",
     )
+    group_commit_window_ms: float = Field(
+        default=2.0,
+        ge=0,
+        description="while requests keep coming, how long a group may wait for more "
+        "(milliseconds; a request after a quiet spell never waits)",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="bearer token GET /metrics requires (unset: open to whoever reaches it)",

@@ -11,13 +11,17 @@ per-item guarantee: its own answer, a replay or a 422 on a reused key (also when
 two requests of one group carry the same key), refusals stored under their keys,
 exactly once under concurrency.
 
-The window is the commit itself, not a timer: an event arriving while the
-process is idle is committed at once, alone; events arriving while a group is
-being committed wait for that commit and go together in the next one.  So the
-group grows with the load (arrival rate times commit time) and a lone request never
-waits for company it will not get.  A timer would add its delay to every request
-at low load and buy little at high load, where the previous commit already
-gathered the next group.
+The window is first the commit itself: events arriving while a group is being
+committed wait for that commit and go together in the next one, so the group
+grows with the load (arrival rate times commit time).  An event arriving after
+a quiet spell is committed at once, alone: a lone request never waits for
+company it will not get.  Only while the committer is busy (it answered a group
+less than ``BUSY_WINDOWS`` windows ago) does a group also wait up to ``window``
+(``POINTSNET_GROUP_COMMIT_WINDOW_MS``, default 2 ms) to fill: at moderate rates
+the commits are short and the groups small (1.5 to 3.5 events at 300 requests/s
+measured), and a transaction per one or two events costs about twice the CPU per
+event of a group of twenty.  The default stays at the short end because every
+request pays it in latency; 5 ms doubled the groups in that measurement.
 
 Requests from the fast path (:mod:`gateway.api.fast_events`) bring their API key,
 not their merchant: the committer looks up the keys of a whole group at once and
@@ -34,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +53,8 @@ from gateway.services import events as event_service
 
 log = logging.getLogger("pointsnet.api.group_commit")
 
+#: The committer counts as busy this many windows after it answered a group.
+BUSY_WINDOWS = 4
 #: (HTTP status, JSON answer) as :func:`gateway.services.events.submit_many` gives them.
 Answer = tuple[int, dict[str, Any]]
 #: What accepts one merchant's events (``submit_many``'s signature).
@@ -100,9 +107,13 @@ class GroupCommitter:
         context: GatewayContext,
         max_events: int = 64,
         submit_many: SubmitMany = event_service.submit_many,
+        window: float = 0.0,
     ) -> None:
         self.context = context
         self.max_events = max(1, max_events)
+        #: Seconds a group may wait for more events while the committer is busy.
+        self.window = window
+        self._last_commit = 0.0  # monotonic time the last group was answered
         self._submit_many = submit_many
         self._waiting: list[_Waiting] = []
         self._ready = threading.Condition()
@@ -160,9 +171,23 @@ class GroupCommitter:
                     self._ready.wait()
                 if not self._waiting:
                     return
+                self._gather()
                 group = self._waiting[: self.max_events]
                 del self._waiting[: self.max_events]
             self.commit(group)
+
+    def _gather(self) -> None:
+        """While busy (a group was answered less than ``BUSY_WINDOWS`` windows ago) wait up
+        to ``window`` for a fuller group; a first event after a quiet spell goes at once.
+        Called holding the condition's lock."""
+        if self.window <= 0 or time.monotonic() - self._last_commit > BUSY_WINDOWS * self.window:
+            return
+        deadline = time.monotonic() + self.window
+        while len(self._waiting) < self.max_events and not self._stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._ready.wait(remaining)
 
     def commit(self, group: list[_Waiting]) -> None:
         """Accept ``group`` (one ``submit_many`` per merchant) and answer each request."""
@@ -179,6 +204,7 @@ class GroupCommitter:
         finally:
             for waiting in group:
                 waiting.resolve()
+            self._last_commit = time.monotonic()
 
     def _authenticate(self, items: list[_Waiting]) -> None:
         """Give each item the merchant of its API key, checked as ``current_merchant``

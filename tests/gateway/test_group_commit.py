@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Awaitable
 from typing import Any
@@ -309,3 +310,43 @@ def test_stored_refusals_are_answers_not_errors(gateway: Gateway) -> None:
     with pytest.raises(GatewayError) as raised:
         event_service.submit(gateway.context, merchant, key, refund)
     assert (raised.value.status, raised.value.code) == (status, answer["error"]["code"])
+
+
+def canned(ctx: GatewayContext, merchant: Merchant, items: list[tuple[str, EventCreate]]) -> Any:
+    """``submit_many`` without a database: 202 and the key, at once."""
+    return [(202, {"idempotency_key": key}) for key, _body in items]
+
+
+def test_a_request_after_a_quiet_spell_does_not_wait_for_the_window(gateway: Gateway) -> None:
+    committer = GroupCommitter(gateway.context, 64, submit_many=canned, window=5.0)
+    body = EventCreate.model_validate(purchase("w-1", "W1"))
+    started = time.monotonic()
+    try:
+        answer = asyncio.run(committer.submit(merchant_row(gateway), "quiet", body))
+    finally:
+        committer.close()
+    assert answer == (202, {"idempotency_key": "quiet"})
+    assert time.monotonic() - started < 2.5
+
+
+def test_while_busy_a_group_waits_for_the_window_or_a_full_group(gateway: Gateway) -> None:
+    merchant = merchant_row(gateway)
+    body = EventCreate.model_validate(purchase("w-2", "W2"))
+    committer = GroupCommitter(gateway.context, 3, submit_many=canned, window=0.5)
+
+    async def main() -> tuple[float, float]:
+        await committer.submit(merchant, "warm", body)  # now busy: the next group may wait
+        started = time.monotonic()
+        await committer.submit(merchant, "waits", body)  # alone: waits out the window
+        waited = time.monotonic() - started
+        started = time.monotonic()
+        await asyncio.gather(*(committer.submit(merchant, f"full-{n}", body) for n in range(3)))
+        return waited, time.monotonic() - started  # a full group goes at once
+
+    try:
+        waited, full = asyncio.run(main())
+    finally:
+        committer.close()
+    assert waited >= 0.45
+    assert full < 0.45
+    assert committer.groups == 3
