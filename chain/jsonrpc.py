@@ -5,7 +5,11 @@ audit) and following thousands of receipts (the outbox) fast: nothing is convert
 that the caller does not need, and no web3 middleware runs on the way. Transport
 failures (connection, timeout, 429 and 5xx) are retried with backoff, then raised as
 :class:`~chain.errors.RpcTransportError`; error objects as :class:`~chain.errors.RpcError`
-with the node's ``code``, so callers classify errors by code, not by message text.
+with the node's ``code``, so callers classify errors by code, not by message text
+(:func:`classify`; by message only where nodes give no code of their own).
+
+The raw results the outbox's hot path reads are parsed here too: :class:`Receipt` and
+:class:`Head` (the latest block).
 """
 
 from __future__ import annotations
@@ -14,11 +18,85 @@ import json
 import threading
 import time as _time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from chain.errors import RpcError, RpcTransportError
+from chain.errors import (
+    RpcError,
+    RpcTransportError,
+    TransactionError,
+    TransientTransactionError,
+)
+
+#: What nodes say when they already have a transaction (geth, anvil, others).
+ALREADY_KNOWN = ("already known", "known transaction", "already imported")
+#: RPC error fragments that mean "try again" rather than "this will never work".
+_TRANSIENT_FRAGMENTS = (
+    "nonce too low",
+    "nonce too high",
+    "replacement transaction underpriced",
+    "transaction underpriced",
+    "already known",
+    "known transaction",
+    "timeout",
+    "timed out",
+    "too many requests",
+    "429",
+    "rate limit",
+    "connection",
+    "temporarily unavailable",
+    "max fee per gas less than block base fee",
+    # The operator's key ran dry: nothing is wrong with the transaction, events wait
+    # for the top-up rather than fail.
+    "insufficient funds",
+)
+
+
+#: JSON-RPC error codes (EIP-1474) that say a request can never succeed as sent: parse
+#: error, invalid request, no such method, invalid params (e.g. undecodable raw bytes).
+PERMANENT_CODES = frozenset({-32700, -32600, -32601, -32602})
+#: EIP-1474's "limit exceeded" (rate limits): worth retrying.
+TRANSIENT_CODES = frozenset({-32005})
+
+
+def is_transient_message(message: str) -> bool:
+    """Whether an RPC error message describes a failure worth retrying."""
+    lowered = message.lower()
+    return any(fragment in lowered for fragment in _TRANSIENT_FRAGMENTS)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A mined transaction's receipt as the node sends it, the fields the outbox reads
+    converted; ``logs`` stay raw (hex strings) for :func:`chain.decode.decode_logs`."""
+
+    tx_hash: str
+    block: int
+    gas_used: int
+    ok: bool
+    logs: list[dict[str, Any]]
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Receipt:
+        return cls(
+            tx_hash=str(raw["transactionHash"]),
+            block=int(raw["blockNumber"], 16),
+            gas_used=int(raw["gasUsed"], 16),
+            ok=int(raw["status"], 16) == 1,
+            logs=list(raw.get("logs") or []),
+        )
+
+
+@dataclass(frozen=True)
+class Head:
+    """The latest block as the fees and batch sizes need it."""
+
+    number: int
+    base_fee: int
+    gas_limit: int
+    timestamp: int
 
 
 class Rpc:
@@ -161,3 +239,27 @@ def block_at_time(rpc: Rpc, timestamp: int, latest: int | None = None) -> int:
         else:
             hi = mid - 1
     return lo
+
+
+def classify(exc: BaseException) -> TransactionError:
+    """Wrap an RPC or transport failure as a transient or permanent TransactionError.
+
+    By type first (transport failures are transient), then by the node's JSON-RPC error
+    code where it says enough (:data:`PERMANENT_CODES`, :data:`TRANSIENT_CODES`); geth's
+    and anvil's catch-all codes (-32000, -32003) cover transient and permanent refusals
+    alike, so for those only the message tells (:func:`is_transient_message`).
+    """
+    if isinstance(exc, TransactionError):
+        return exc
+    message = str(exc)
+    if isinstance(exc, RpcTransportError | requests.RequestException | OSError | TimeoutError):
+        return TransientTransactionError(message)
+    if isinstance(exc, RpcError):
+        if exc.code in PERMANENT_CODES:
+            return TransactionError(message)
+        if exc.code in TRANSIENT_CODES:
+            return TransientTransactionError(message)
+        message = exc.rpc_message
+    if is_transient_message(message):
+        return TransientTransactionError(str(exc))
+    return TransactionError(str(exc))

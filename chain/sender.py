@@ -47,50 +47,14 @@ from chain.errors import (
     TransactionError,
     TransientTransactionError,
 )
-from chain.jsonrpc import Rpc
+from chain.jsonrpc import ALREADY_KNOWN, Head, Receipt, Rpc, classify
 
 GWEI = 10**9
 
 #: Replacement transactions must pay at least this much more (nodes want >= 10%).
 REPLACEMENT_BUMP = 1.125
-#: What nodes say when they already have a transaction (geth, anvil, others).
-ALREADY_KNOWN = ("already known", "known transaction", "already imported")
 #: How long a receipt may lag behind the nonce count that says its transaction was mined.
 RECEIPT_GRACE = 1.0
-
-#: RPC error fragments that mean "try again" rather than "this will never work".
-_TRANSIENT_FRAGMENTS = (
-    "nonce too low",
-    "nonce too high",
-    "replacement transaction underpriced",
-    "transaction underpriced",
-    "already known",
-    "known transaction",
-    "timeout",
-    "timed out",
-    "too many requests",
-    "429",
-    "rate limit",
-    "connection",
-    "temporarily unavailable",
-    "max fee per gas less than block base fee",
-    # The operator's key ran dry: nothing is wrong with the transaction, events wait
-    # for the top-up rather than fail.
-    "insufficient funds",
-)
-
-
-#: JSON-RPC error codes (EIP-1474) that say a request can never succeed as sent: parse
-#: error, invalid request, no such method, invalid params (e.g. undecodable raw bytes).
-PERMANENT_CODES = frozenset({-32700, -32600, -32601, -32602})
-#: EIP-1474's "limit exceeded" (rate limits): worth retrying.
-TRANSIENT_CODES = frozenset({-32005})
-
-
-def is_transient_message(message: str) -> bool:
-    """Whether an RPC error message describes a failure worth retrying."""
-    lowered = message.lower()
-    return any(fragment in lowered for fragment in _TRANSIENT_FRAGMENTS)
 
 
 @dataclass(frozen=True)
@@ -107,38 +71,6 @@ class SignedTx:
     max_fee_per_gas: int
     max_priority_fee_per_gas: int
     value: int = 0
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """A mined transaction's receipt as the node sends it, the fields the outbox reads
-    converted; ``logs`` stay raw (hex strings) for :func:`chain.decode.decode_logs`."""
-
-    tx_hash: str
-    block: int
-    gas_used: int
-    ok: bool
-    logs: list[dict[str, Any]]
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Receipt:
-        return cls(
-            tx_hash=str(raw["transactionHash"]),
-            block=int(raw["blockNumber"], 16),
-            gas_used=int(raw["gasUsed"], 16),
-            ok=int(raw["status"], 16) == 1,
-            logs=list(raw.get("logs") or []),
-        )
-
-
-@dataclass(frozen=True)
-class Head:
-    """The latest block as the fees and batch sizes need it."""
-
-    number: int
-    base_fee: int
-    gas_limit: int
-    timestamp: int
 
 
 class TransactionSender:
@@ -461,27 +393,3 @@ class TransactionSender:
         except Exception as exc:  # the replay itself failed; report what we know
             return ContractRevert("UnknownRevert", {"replay_error": str(exc)}, "", tx_hash)
         return ContractRevert("OutOfGasOrStateChanged", {"gas": tx["gas"]}, "", tx_hash)
-
-
-def classify(exc: BaseException) -> TransactionError:
-    """Wrap an RPC or transport failure as a transient or permanent TransactionError.
-
-    By type first (transport failures are transient), then by the node's JSON-RPC error
-    code where it says enough (:data:`PERMANENT_CODES`, :data:`TRANSIENT_CODES`); geth's
-    and anvil's catch-all codes (-32000, -32003) cover transient and permanent refusals
-    alike, so for those only the message tells (:func:`is_transient_message`).
-    """
-    if isinstance(exc, TransactionError):
-        return exc
-    message = str(exc)
-    if isinstance(exc, RpcTransportError | requests.RequestException | OSError | TimeoutError):
-        return TransientTransactionError(message)
-    if isinstance(exc, RpcError):
-        if exc.code in PERMANENT_CODES:
-            return TransactionError(message)
-        if exc.code in TRANSIENT_CODES:
-            return TransientTransactionError(message)
-        message = exc.rpc_message
-    if is_transient_message(message):
-        return TransientTransactionError(str(exc))
-    return TransactionError(str(exc))

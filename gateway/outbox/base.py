@@ -25,7 +25,8 @@ from hexbytes import HexBytes
 from sqlalchemy.orm import Session, sessionmaker
 
 from chain.contracts import LoyaltyNetworkClient
-from chain.sender import Head, SignedTx, TransactionSender
+from chain.jsonrpc import Head
+from chain.sender import SignedTx, TransactionSender
 from gateway.chainlink import ChainLink
 from gateway.models import ChainTx
 from gateway.outbox.recovery import ChainRecovery

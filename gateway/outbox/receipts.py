@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from chain.decode import decode_logs
+from chain.jsonrpc import Receipt
 from chain.records import Clawback
-from chain.sender import Receipt
 from gateway.db import transaction
 from gateway.faults import fault_point
 from gateway.models import ChainOp, ChainTx, Merchant, RuleSetVersion

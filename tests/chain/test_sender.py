@@ -15,7 +15,8 @@ from chain.errors import (
     TransactionError,
     TransientTransactionError,
 )
-from chain.sender import GWEI, TransactionSender, classify
+from chain.jsonrpc import classify
+from chain.sender import GWEI, TransactionSender
 
 BOB = "0x000000000000000000000000000000000000b0b0"
 
