@@ -5,7 +5,9 @@ Responsibilities:
 - fail ops (and settle the redemptions they carried);
 - derive each touched event's status from its ops, locking the events in id order so
   that two signer lanes finishing ops of one event never both miss the other's;
-- queue ``event.confirmed`` / ``event.failed`` / ``redemption.confirmed`` webhooks.
+- queue ``event.confirmed`` / ``event.failed`` / ``redemption.confirmed`` webhooks;
+- take events that failed out of their members' counter buckets
+  (:func:`gateway.services.accept.counters.count_failed`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
 from gateway.db import NO_KEY_UPDATE
-from gateway.models import ChainOp, ChainTx, Event, Merchant, Redemption
+from gateway.models import ChainOp, ChainTx, Event, Redemption
 from gateway.outbox.base import VALUE_KINDS, OutboxState
-from gateway.webhooks.dispatcher import queue_webhook
+from gateway.services.accept.counters import count_failed
+from gateway.webhooks.dispatcher import Webhook, queue_webhook, queue_webhooks
 
 #: Events read (and locked) per statement when their statuses are derived from their ops.
 EVENTS_PER_READ = 500
@@ -66,7 +69,8 @@ class EventStatus(OutboxState):
     def _update_event_ids(self, session: Session, ids: Iterable[str]) -> None:
         """:meth:`_update_events` for events ``ids``, set-based: per chunk of
         ``EVENTS_PER_READ`` events one locking read of the events, one of their ops and one
-        of their transactions; the changed events are written in one flush."""
+        of their transactions; the changed events are written in one flush, their webhooks
+        queued in one insert, and those that failed taken out of their members' counters."""
         event_ids = sorted(set(ids))
         for start in range(0, len(event_ids), EVENTS_PER_READ):
             chunk = event_ids[start : start + EVENTS_PER_READ]
@@ -99,10 +103,8 @@ class EventStatus(OutboxState):
                     )
                 )
             } if main_txs else {}  # fmt: skip
-            # Held here so that queue_webhook's look-ups find them in the session.
-            merchants = session.scalars(
-                select(Merchant).where(Merchant.id.in_({e.merchant_id for e in events}))
-            ).all()
+            hooks: list[Webhook] = []
+            failed: list[Event] = []
             for event in events:
                 outcome = outcomes[event.id]
                 if outcome is None or event.status in ("confirmed", "failed"):
@@ -113,10 +115,12 @@ class EventStatus(OutboxState):
                 tx = txs.get(outcome.tx_id) if outcome.tx_id else None
                 if tx is not None:
                     event.tx_hash, event.block_number = tx.tx_hash, tx.block_number
-                queue_webhook(
-                    session, event.merchant_id, f"event.{outcome.status}", event_payload(event)
-                )
-            del merchants
+                if outcome.status == "failed":
+                    failed.append(event)
+                hooks.append((event.merchant_id, f"event.{outcome.status}", event_payload(event)))
+            # A failed event no longer counts toward its member's counters (caps, streaks).
+            count_failed(session, failed)
+            queue_webhooks(session, hooks)
 
 
 @dataclass(frozen=True)
