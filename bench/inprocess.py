@@ -16,8 +16,8 @@ from bench.stack import Stack
 from gateway.app import create_app
 from gateway.context import GatewayContext
 from gateway.models import ChainOp
+from gateway.outbox.worker import OutboxWorker
 from gateway.services.merchants import NewMerchant
-from gateway.worker import OutboxWorker
 
 
 def outbox_busy(context: GatewayContext) -> int:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from chain.sender import GWEI, TransactionSender
 from chain.signers import select, signer_keys
 from gateway.chainlink import ChainLink
-from gateway.worker import OutboxWorker
+from gateway.outbox.worker import OutboxWorker
 
 log = logging.getLogger("pointsnet.lanes")
 

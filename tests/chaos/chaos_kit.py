@@ -29,10 +29,10 @@ from gateway.chainlink import ChainLink
 from gateway.context import GatewayContext
 from gateway.migrate import upgrade
 from gateway.models import ChainOp, ChainTx, Event
+from gateway.outbox.worker import OutboxWorker
 from gateway.services.events import event_ref
 from gateway.services.merchants import NewMerchant
 from gateway.settings import Settings
-from gateway.worker import OutboxWorker
 
 
 @dataclass

@@ -20,9 +20,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gateway.db import is_postgres, transaction
 from gateway.models import CustomerLink, Event
+from gateway.outbox.worker import OutboxWorker
 from gateway.schemas import EventCreate
 from gateway.services.events import _lock_customers
-from gateway.worker import OutboxWorker
 
 
 def _post(gateway: Gateway, body: dict[str, object], key: str) -> tuple[int, dict[str, object]]:

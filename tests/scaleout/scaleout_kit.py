@@ -28,12 +28,12 @@ from chain.signers import signer_addresses
 from gateway.app import create_app
 from gateway.context import GatewayContext
 from gateway.models import ChainOp, ChainTx, Event, Merchant
+from gateway.outbox.worker import OutboxWorker
 from gateway.runtime.lanes import lane_senders
 from gateway.schemas import EventCreate
 from gateway.services import events as event_service
 from gateway.services.merchants import NewMerchant
 from gateway.settings import Settings
-from gateway.worker import OutboxWorker
 
 SIGNERS = 2
 
