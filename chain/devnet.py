@@ -13,17 +13,15 @@ Mining is automatic (one block per transaction) unless ``block_time`` is set:
 interval mining avoids anvil stalling on bursts of thousands of transactions
 (foundry issue 10122).
 
-The binary is ``POINTSNET_ANVIL_BIN`` if set, else the native binary of the
-``@foundry-rs/anvil`` npm release (its npm launcher script
-always exits 0, so it is never used), else an ``anvil`` on ``PATH``.
+The binary is found by :func:`chain.toolchain.anvil_binary` (``POINTSNET_ANVIL_BIN``,
+else the native binary of this platform's ``@foundry-rs/anvil-<platform>`` npm
+package, never its launcher, else an ``anvil`` on ``PATH``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import platform
-import shutil
 import signal
 import socket
 import subprocess
@@ -37,31 +35,9 @@ from typing import IO, Any, NoReturn, Self
 
 import httpx
 
-from chain.config import DEVNET_CHAIN_ID, PROJECT_ROOT, ChainSettings
+from chain.config import DEVNET_CHAIN_ID, ChainSettings
 from chain.errors import DevnetError
-
-_NPM_PLATFORMS = {
-    ("Linux", "x86_64"): "linux-amd64",
-    ("Linux", "aarch64"): "linux-arm64",
-    ("Darwin", "x86_64"): "darwin-amd64",
-    ("Darwin", "arm64"): "darwin-arm64",
-}
-
-
-def anvil_binary() -> Path:
-    """Locate the anvil executable (see the module docstring for the order)."""
-    override = os.environ.get("POINTSNET_ANVIL_BIN")
-    if override:
-        return Path(override)
-    suffix = _NPM_PLATFORMS.get((platform.system(), platform.machine()))
-    if suffix:
-        native = PROJECT_ROOT / f"node_modules/@foundry-rs/anvil-{suffix}/bin/anvil"
-        if native.is_file():
-            return native
-    on_path = shutil.which("anvil")
-    if on_path and "node_modules" not in Path(on_path).parts:
-        return Path(on_path)
-    raise DevnetError("anvil not found: run `npm ci` or set POINTSNET_ANVIL_BIN")
+from chain.toolchain import anvil_binary as anvil_binary
 
 
 def rpc_call(url: str, method: str, params: Sequence[Any] = (), timeout: float = 10.0) -> Any:
