@@ -43,8 +43,13 @@ audit_app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
-#: Anomalies and timeline entries shown in the terminal (JSON and CSV have them all).
+#: Anomalies and timeline entries shown on a terminal (a piped or saved report, JSON
+#: and CSV have them all).
 MAX_ROWS = 50
+
+#: The width a report is laid out at when it is piped or saved: wider than any line or
+#: table of it, so that nothing is wrapped or cut (tables take their natural width).
+UNBOUNDED_WIDTH = 100_000
 
 RpcUrlOption = Annotated[
     str | None,
@@ -155,7 +160,7 @@ def report_command(
     if json_out:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     elif csv_file is None or str(csv_file) != "-":
-        render_report(report, history, console)
+        render_report(report, history, report_console())
     if not report.ok:
         raise typer.Exit(code=1)
 
@@ -172,8 +177,28 @@ def _read(rpc: Rpc, hub: str, end: int, start_block: int | None, quiet: bool) ->
         return AuditLog(rpc, hub, start_block=start_block, progress=progress).read(end)
 
 
+def report_console() -> Console:
+    """Where the report goes: the terminal at its width, or a pipe or file at full width.
+
+    A report that is piped or saved is the auditor's record: laid out at its terminal's
+    (or rich's default 80) columns it would lose the end of long cells, so off a
+    terminal every line and table keeps its natural width.
+    """
+    if console.is_terminal:
+        return console
+    return Console(file=sys.stdout, width=UNBOUNDED_WIDTH, highlight=False)
+
+
+def print_table(out: Console, table: Table) -> None:
+    """Print ``table`` with long cells folded onto more lines, never cut with "…"."""
+    for column in table.columns:
+        column.overflow = "fold"
+    out.print(table)
+
+
 def render_report(report: AuditReport, history: History, out: Console) -> None:
-    """The report as rich tables."""
+    """The report as rich tables (on a terminal, at most MAX_ROWS of the long lists)."""
+    limit = MAX_ROWS if out.is_terminal else None
     c = report.contracts
     out.print(
         f"[bold]pointsnet audit[/bold] hub {checksum(c.hub)} token {checksum(c.token)} "
@@ -205,7 +230,7 @@ def render_report(report: AuditReport, history: History, out: Console) -> None:
             f"{check.right_label} {check.right:,}",
             "[green]ok[/green]" if check.ok else "[red]MISMATCH[/red]",
         )
-    out.print(table)
+    print_table(out, table)
     for problem in supply.mismatches():
         out.print(f"[red]mismatch:[/red] {problem}", highlight=False)
 
@@ -232,13 +257,14 @@ def render_report(report: AuditReport, history: History, out: Console) -> None:
             if m.net_value
             else m.position,
         )
-    out.print(table)
+    print_table(out, table)
     out.print(f"points outstanding from the range: {settlement.outstanding:,}", highlight=False)
 
     table = Table(title=f"Rule timeline ({len(report.timeline)} changes)")
     for column in ("time", "block", "subject", "change", "ready at", "status"):
         table.add_column(column)
-    for entry in report.timeline[-MAX_ROWS:]:
+    timeline = report.timeline if limit is None else report.timeline[-limit:]
+    for entry in timeline:
         table.add_row(
             iso_time(entry.time),
             f"{entry.block:,}",
@@ -247,24 +273,25 @@ def render_report(report: AuditReport, history: History, out: Console) -> None:
             iso_time(entry.ready_at) if entry.ready_at is not None else "",
             entry.status or "",
         )
-    if len(report.timeline) > MAX_ROWS:
-        out.print(f"(timeline: the last {MAX_ROWS} of {len(report.timeline)} shown; --json)")
-    out.print(table)
+    if len(timeline) < len(report.timeline):
+        out.print(f"(timeline: the last {len(timeline)} of {len(report.timeline)} shown; --json)")
+    print_table(out, table)
 
     if report.anomalies:
         table = Table(title=f"Anomalies ({len(report.anomalies)})")
         for column in ("kind", "block", "merchant", "what"):
             table.add_column(column)
-        for anomaly in report.anomalies[:MAX_ROWS]:
+        anomalies = report.anomalies if limit is None else report.anomalies[:limit]
+        for anomaly in anomalies:
             table.add_row(
                 anomaly.kind,
                 f"{anomaly.block:,}" if anomaly.block is not None else "",
                 str(anomaly.merchant) if anomaly.merchant is not None else "",
                 anomaly.message,
             )
-        out.print(table)
-        if len(report.anomalies) > MAX_ROWS:
-            out.print(f"(anomalies: the first {MAX_ROWS} of {len(report.anomalies)}; --json)")
+        print_table(out, table)
+        if len(anomalies) < len(report.anomalies):
+            out.print(f"(anomalies: the first {len(anomalies)} of {len(report.anomalies)}; --json)")
     else:
         out.print("no anomalies")
     if report.ok:

@@ -5,16 +5,24 @@ with the contracts' own views."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from audit_kit import NAMES, NEW_VALUE, PENDING_DELAY, START_VALUE, VALUE_DELAY, Scenario
+from rich.console import Console
+from rich.text import Text
 from typer.testing import CliRunner
 
-from chain.audit import AuditLog, Issuance, Rpc, of_kind, replay_balances
+from chain.audit import AuditLog, Issuance, Rpc, build_report, of_kind, replay_balances
+from chain.audit.cli import render_report
+from chain.audit.supply import chain_state_at
 from chain.cli import app
 
 runner = CliRunner()
@@ -310,6 +318,49 @@ def test_terminal_report_prints_every_section(scenario: Scenario) -> None:
         assert heading in stdout
     assert "owes the network USD 1.67" in stdout
     print(stdout)  # the report as an auditor sees it (pytest -s)
+
+
+def test_a_piped_report_cuts_nothing(scenario: Scenario) -> None:
+    """Saved or piped (stdout not a terminal, no COLUMNS), every cell and line is whole."""
+    net = scenario.net
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    target = ["--rpc-url", net.url, "--hub", net.hub]
+    piped = subprocess.run(
+        [str(Path(sys.executable).parent / "pointsnet"), "audit", "report", "--quiet", *target],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    _code, report = report_json(scenario)
+
+    assert piped.returncode == 0, piped.stderr
+    assert "…" not in piped.stdout
+    c = report["network"]
+    # the header line is one line, with every address whole
+    assert f"hub {c['hub']} token {c['token']} badges {c['badges']}" in piped.stdout
+    for check in report["supply"]["checks"]:
+        line = next(row for row in piped.stdout.splitlines() if f" {check['name']} " in row)
+        assert f"{check['left_label']} {check['left']:,}" in line, line
+        assert f"{check['right_label']} {check['right']:,}" in line, line
+    for merchant in report["settlement"]["merchants"]:
+        assert merchant["name"] in piped.stdout
+
+
+def test_a_narrow_terminal_folds_long_cells_instead_of_cutting_them(scenario: Scenario) -> None:
+    rpc = Rpc(scenario.net.url)
+    end = rpc.block_number()
+    history = AuditLog(rpc, scenario.net.hub).read(end)
+    report = build_report(history, chain_state_at(rpc, history.contracts, end), 0, end)
+    screen = io.StringIO()
+
+    render_report(report, history, Console(file=screen, width=80, force_terminal=True))
+
+    text = Text.from_ansi(screen.getvalue()).plain
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
 
 
 def test_report_defaults_to_the_configured_node_and_recorded_deployment(
