@@ -13,11 +13,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.e2e.report import gateway_layout
+
 
 def _f(value: Any, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:,.{digits}f}"
+
+
+def _number(value: Any) -> bool:
+    """A figure was measured: a number, not NaN (JSON's NaN) or missing."""
+    return isinstance(value, int | float) and not math.isnan(value)
 
 
 def table(report: dict[str, Any]) -> str:
@@ -61,7 +68,13 @@ def table(report: dict[str, Any]) -> str:
     row("txs", lambda m, p: ", ".join(f"{k} {v:,}" for k, v in sorted(p["txs"].items())))
     row("gateway CPU ms/event", lambda m, p: _f(1000 * p["server_cpu_s"] / max(1, p["events"]), 1)
         if p["server_cpu_s"] == p["server_cpu_s"] else "—")  # fmt: skip
+    if any(_number(p.get("database_cpu_s")) for _m, p in phases):
+        row("PostgreSQL server CPU ms/event", lambda m, p: _f(
+            1000 * p["database_cpu_s"] / max(1, p["events"]), 1) if m else "—")  # fmt: skip
     row("gateway peak RSS (MiB)", lambda m, p: _f(p["server_peak_rss_mib"]))
+    if any(len(p.get("txs_by_sender", {})) > 1 for _m, p in phases):
+        row("confirmed txs per signer lane", lambda m, p: " / ".join(
+            f"{n:,}" for n in p.get("txs_by_sender", {}).values()) or "—")  # fmt: skip
     row("anvil CPU (s)", lambda m, p: _f(p["anvil_cpu_s"], 1))
     row("client CPU (s)", lambda m, p: _f(p["client_cpu_s"], 1))
     row("base fee of the last block (wei)", lambda m, p: _f(p.get("last_base_fee_wei")))
@@ -74,11 +87,12 @@ def table(report: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     notes = [f"* {p['name']}: {p['note']}" for _m, p in columns if p.get("note")]
+    notes.insert(0, f"Gateway: {gateway_layout(report['config'])}.")
     ratios = ratio_rows(report)
     if ratios:
         notes += ["", "| gateway ÷ baseline (same run) | confirmed/s | gas (baseline ÷ ours) |",
                   "|---|---:|---:|", *ratios]  # fmt: skip
-    return "\n".join(lines + (["", *notes] if notes else []))
+    return "\n".join([*lines, "", *notes])
 
 
 def ratio_rows(report: dict[str, Any]) -> list[str]:

@@ -32,10 +32,16 @@ A benchmark, not a test: every figure comes from the run that prints it.
    Every ratio is printed against both, with the chain's ceiling (block gas ÷ gas
    per event ÷ block time) and the base fee of the last block.
 
-Gateway CPU and peak RSS are read from ``/proc`` (or psutil) for each of the
-gateway's processes (the API and the children it supervises, found by their
-``--role``) and summed; the load generator runs on the same machine and its CPU
-is reported beside it.
+``--api-processes N`` serves the API from N uvicorn processes (``serve --workers N``),
+``--lanes N`` gives the outbox worker N signer keys, one nonce lane each; the report's
+header names both, with the database.
+
+Gateway CPU and peak RSS count every process of the gateway: each role's process and
+all the processes below it (uvicorn's workers, the supervised worker and indexer),
+sampled with psutil every 0.25 s (:mod:`~bench.e2e.procstats`); gateway CPU per event is
+their CPU over the phase ÷ its events. On PostgreSQL a local server's CPU is counted
+beside it: its shared processes and the backends of the run's database. The load
+generator runs on the same machine and its CPU is reported beside it.
 
 The modules, in the order a run goes through them: :mod:`~bench.e2e.config` (the
 options, the event mix), :mod:`~bench.e2e.workload` (the events),

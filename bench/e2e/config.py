@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.stack import Progress as Progress  # the harnesses' progress callback
+from chain.config import DEVNET_MAX_SIGNERS
 
 #: The event mix (fractions of all events). Refunds are full refunds of an
 #: earlier purchase of the same customer; check-ins and reviews earn fixed bonuses.
@@ -71,6 +72,8 @@ class E2EConfig:
     poll_samples: int = 200  # events polled through GET /v1/events/{id} per phase
     profile: bool = False  # py-spy record the server during each saturation phase
     in_process: bool = False  # serve --in-process: API, worker and indexer in one process
+    api_processes: int = 1  # uvicorn worker processes of the API (serve --workers)
+    lanes: int = 1  # signer lanes of the outbox worker (POINTSNET_SIGNERS on the devnet)
     keep: bool = False  # keep each stack's data dir (server logs, database)
     instrument: bool = False  # serve through bench/instrumented_serve.py (SQL, lock times)
     out_dir: Path | None = None  # raw JSON, chart and profiles
@@ -80,6 +83,29 @@ class E2EConfig:
     def tag(self) -> str:
         """Names the output files: ``automine`` or ``block1s``."""
         return "automine" if self.block_time is None else f"block{self.block_time:g}s"
+
+    @property
+    def layout(self) -> str:
+        """The gateway's processes and lanes, as the report's header says them."""
+        api = "1 API process" if self.api_processes == 1 else f"{self.api_processes} API processes"
+        lanes = "1 signer lane" if self.lanes == 1 else f"{self.lanes} signer lanes"
+        database = (
+            "SQLite" if not self.database_url or "sqlite" in self.database_url else ("PostgreSQL")
+        )
+        return f"{api}, {lanes}, {database}" + (", in process" if self.in_process else "")
+
+    def check(self) -> None:
+        """Raise ValueError on options that cannot run together."""
+        self.modes  # noqa: B018  (validates the mode)
+        if self.api_processes < 1:
+            raise ValueError("--api-processes must be at least 1")
+        if not 1 <= self.lanes <= DEVNET_MAX_SIGNERS:
+            raise ValueError(f"--lanes must be between 1 and {DEVNET_MAX_SIGNERS}")
+        if self.instrument and self.api_processes > 1:
+            raise ValueError(
+                "--instrument cannot follow uvicorn's spawned API processes: "
+                "use --api-processes 1 with it"
+            )
 
     @property
     def modes(self) -> tuple[str, ...]:

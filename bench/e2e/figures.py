@@ -56,7 +56,9 @@ class PhaseFigures:
     anvil_cpu_s: float = math.nan
     database_cpu_s: float = math.nan  # a local PostgreSQL server's processes, if used
     client_cpu_s: float = math.nan
-    cpu_by_role: dict[str, float] = field(default_factory=dict)  # gateway processes
+    cpu_by_role: dict[str, float] = field(default_factory=dict)  # gateway process trees
+    processes_by_role: dict[str, int] = field(default_factory=dict)  # live at the phase's end
+    txs_by_sender: dict[str, int] = field(default_factory=dict)  # confirmed, per signer lane
     last_base_fee_wei: float = math.nan  # the chain's latest block at the end of the phase
     timeline: list[int] = field(default_factory=list)  # confirmed per second from phase start
     note: str = ""
@@ -64,10 +66,6 @@ class PhaseFigures:
 
     def ms(self, values: list[float]) -> dict[str, float]:
         return {f"p{q}": pct(values, q) * 1000 for q in (50, 95, 99)}
-
-
-def nan_sum(a: float, b: float) -> float:
-    return b if math.isnan(a) else a + b
 
 
 def quantiles_s(values: list[float]) -> dict[str, float]:
@@ -119,7 +117,7 @@ def read_phase(stack: GatewayStack, figures: PhaseFigures, load: LoadResult, pre
             ).where(Event.idempotency_key.like(prefix + "%"))
         ).all()  # fmt: skip
         tx_rows = conn.execute(
-            select(ChainTx.id, ChainTx.kind, ChainTx.gas_used, ChainTx.status)
+            select(ChainTx.id, ChainTx.kind, ChainTx.gas_used, ChainTx.status, ChainTx.sender)
             .where(
                 ChainTx.id.in_(
                     select(ChainOp.tx_id)
@@ -175,6 +173,7 @@ def _gas_figures(
     for op in op_rows:
         ops_by_tx.setdefault(op.tx_id, []).append(op)
     kinds: Counter[str] = Counter()
+    senders: Counter[str] = Counter()
     total = 0
     samples: list[tuple[int, int, int]] = []  # (gas, new members, existing members)
     seen = set(seen_before)
@@ -182,6 +181,7 @@ def _gas_figures(
         if tx.status != "confirmed" or tx.gas_used is None:
             continue
         kinds[tx.kind] += 1
+        senders[tx.sender] += 1
         total += int(tx.gas_used)
         if tx.kind == "issue":
             new = existing = 0
@@ -194,6 +194,7 @@ def _gas_figures(
             if new + existing:
                 samples.append((int(tx.gas_used), new, existing))
     figures.txs = dict(kinds)
+    figures.txs_by_sender = dict(senders.most_common())
     figures.gas["all_in_per_event"] = total / figures.events if figures.events else math.nan
     issued = sum(n + e for _g, n, e in samples)
     figures.gas["issue_per_op"] = sum(g for g, _n, _e in samples) / issued if issued else math.nan

@@ -41,7 +41,9 @@ def render_table(report: E2EReport) -> Any:
     title = "pointsnet bench e2e — " + (
         "automine" if report.config["block_time"] is None else
         f"{report.config['block_time']} s blocks"
-    ) + f", {int(report.config['gas_limit']):,} gas per block, base fee 0"  # fmt: skip
+    ) + f", {int(report.config['gas_limit']):,} gas per block, base fee 0; " + (
+        gateway_layout(report.config)
+    )  # fmt: skip
     table = Table(title=title, show_lines=False)
     table.add_column("figure")
     for p in columns:
@@ -84,14 +86,20 @@ def render_table(report: E2EReport) -> Any:
     row("confirmed/s ÷ chain ceiling", lambda p: (
         f"{p.confirmed_per_s / c:.0%}" if (c := _ceiling(report, p)) else "—"))  # fmt: skip
     row("transactions", lambda p: ", ".join(f"{k} {v:,}" for k, v in sorted(p.txs.items())))
-    row("gateway CPU (s) / per 1k events", lambda p: (
+    row("gateway CPU (s) / ms per event", lambda p: (
         f"{_fmt(p.server_cpu_s, 1)} / {_fmt(1000 * p.server_cpu_s / max(1, p.events), 2)}"
         if not math.isnan(p.server_cpu_s) else "—"))  # fmt: skip
-    row("gateway peak RSS (MiB)", lambda p: _fmt(p.server_peak_rss_mib))
+    row("gateway processes at the end (by role)", lambda p: ", ".join(
+        f"{role} {n}" for role, n in p.processes_by_role.items()) or "—")  # fmt: skip
+    row("gateway peak RSS (MiB, all its processes)", lambda p: _fmt(p.server_peak_rss_mib))
+    row("confirmed txs per signer lane", lambda p: " / ".join(
+        f"{n:,}" for n in p.txs_by_sender.values()) or "—")  # fmt: skip
     row("anvil CPU (s)", lambda p: _fmt(p.anvil_cpu_s, 1))
     row("base fee of the last block (wei)", lambda p: _fmt(p.last_base_fee_wei))
     if any(not math.isnan(p.database_cpu_s) for p in columns):
-        row("PostgreSQL server CPU (s, local)", lambda p: _fmt(p.database_cpu_s, 1))
+        row("PostgreSQL server CPU (s / ms per event) †", lambda p: (
+            f"{_fmt(p.database_cpu_s, 1)} / {_fmt(1000 * p.database_cpu_s / p.events, 2)}"
+            if p.events and not math.isnan(p.database_cpu_s) else "—"))  # fmt: skip
     row("load generator / integration CPU (s)", lambda p: _fmt(p.client_cpu_s, 1))
 
     def per_mode(p: PhaseFigures, figure: Callable[[ModeResult], str]) -> str:
@@ -109,6 +117,27 @@ def render_table(report: E2EReport) -> Any:
     row("non-202 / held / rejected", _other_outcomes)
     row("not confirmed at the end", lambda p: f"{p.unfinished:,}")
     return table
+
+
+def gateway_layout(config: dict[str, Any]) -> str:
+    """ "2 API processes, 2 signer lanes, PostgreSQL" from a report's config (reports
+    written before these options were one API process and one lane)."""
+    from bench.e2e.config import E2EConfig
+
+    return E2EConfig(
+        database_url=config.get("database_url"),
+        api_processes=int(config.get("api_processes") or 1),
+        lanes=int(config.get("lanes") or 1),
+        in_process=bool(config.get("in_process")),
+    ).layout
+
+
+#: What the PostgreSQL row counts (printed under the table when it is shown).
+POSTGRES_NOTE = (
+    "† PostgreSQL server CPU: the local server's shared processes (postmaster, checkpointer, "
+    "background and WAL writers, autovacuum; they serve its other databases too) and the "
+    "backends connected to this run's database, sampled every 0.25 s"
+)
 
 
 def _other_outcomes(p: PhaseFigures) -> str:
@@ -327,6 +356,8 @@ def print_report(report: E2EReport, console: Any) -> None:
     for p in [p for m in report.modes for p in m.phases] + report.baselines:
         if p.note:
             console.print(f"* {p.name}: {p.note}")
+    if any(not math.isnan(p.database_cpu_s) for m in report.modes for p in m.phases):
+        console.print(POSTGRES_NOTE)
     ratio_table = Table(title="gateway ÷ baselines (same run, same chain settings)")
     for column in ("phases", "confirmed/s ratio", "gas ratio (baseline ÷ gateway, all-in)"):
         ratio_table.add_column(column, justify="right" if column != "phases" else "left")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import subprocess
 import time
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.e2e.config import MERCHANTS, E2EConfig, Progress
-from bench.e2e.figures import E2EReport, ModeResult, PhaseFigures, nan_sum, read_phase
+from bench.e2e.figures import E2EReport, ModeResult, PhaseFigures, read_phase
 from bench.e2e.load import build_requests, drive
 from bench.e2e.naive import last_base_fee, run_naive
 from bench.e2e.procstats import Monitor, memory_kib
@@ -95,11 +96,13 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
     progress(f"{mode}: starting anvil, deploying, admitting {len(MERCHANTS)} merchants, serving")
     with GatewayStack(config, mode, progress) as stack, Monitor() as monitor:
         assert stack.node is not None and stack.node.pid
+        gateway = [f"gateway-{role}" for role in stack.pids]
         for role, pid in stack.pids.items():
-            monitor.watch(f"gateway-{role}", pid)
+            monitor.watch(f"gateway-{role}", pid)  # the process and all below it
         monitor.watch("anvil", stack.node.pid)
         monitor.watch_file(stack.wal_path)
-        monitor.postgres = stack.wal_path is None
+        if stack.database_name is not None:
+            monitor.watch_postgres(stack.database_name)
         plan = [("rate", n_rate, config.rate), ("saturation", n_sat, None)]
         for phase, n, rate in plan:
             if n <= 0:
@@ -113,7 +116,7 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
             progress(f"{label}: {n:,} events in {len(requests):,} requests, {what}")
             profiler: Profiler | None = None
             if config.profile and phase == "saturation" and config.out_dir is not None:
-                pids = dict(stack.pids)
+                pids = stack.profile_targets()
                 output = config.out_dir / f"profile-{config.tag}-{mode}.txt"
                 profiler = Profiler(pids, output, progress)
             box = config.rate_seconds if rate else config.saturation_seconds
@@ -137,15 +140,15 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
                 )
             figures.mix = dict(Counter(p.kind for p in planned if p.key in sent_keys))
             read_phase(stack, figures, load, f"{mode}-{phase}-")
+            figures.server_cpu_s, peak = monitor.window(gateway, t0, t1)
+            figures.server_peak_rss_mib = peak / 1024 if peak else math.nan
             for role in stack.pids:
-                cpu, peak = monitor.window(f"gateway-{role}", t0, t1)
-                figures.server_cpu_s = nan_sum(figures.server_cpu_s, cpu)
-                figures.server_peak_rss_mib = nan_sum(figures.server_peak_rss_mib, peak / 1024)
-                figures.cpu_by_role[role] = cpu
-            figures.anvil_cpu_s = monitor.window("anvil", t0, t1)[0]
+                figures.cpu_by_role[role] = monitor.window([f"gateway-{role}"], t0, t1)[0]
+                figures.processes_by_role[role] = len(monitor.pids(f"gateway-{role}"))
+            figures.anvil_cpu_s = monitor.window(["anvil"], t0, t1)[0]
             figures.last_base_fee_wei = last_base_fee(stack.node.url)
-            if monitor.postgres:
-                figures.database_cpu_s = monitor.window("postgres", t0, t1)[0]
+            if monitor.postgres_database is not None:
+                figures.database_cpu_s = monitor.window(["postgres"], t0, t1)[0]
             if not drained:
                 figures.note += f"; outbox not drained after {config.drain_timeout:.0f} s"
             phases.append(figures)
@@ -155,7 +158,9 @@ def run_mode(config: E2EConfig, mode: str, progress: Progress) -> ModeResult:
             )
             if profiler is not None:
                 profile = {role: summarize_profile(f) for role, f in profiler.files.items()}
-        peak_rss = sum(memory_kib(pid, "VmHWM") for pid in stack.pids.values()) / 1024
+        monitor.sample()  # the gateway's processes as they are now, before it stops
+        every = [pid for name in gateway for pid in monitor.pids(name)]
+        peak_rss = sum(memory_kib(pid, "VmHWM") for pid in every) / 1024
         wal_peak = monitor.file_peak
         db_bytes = stack.database_bytes()
         assert stack.engine is not None

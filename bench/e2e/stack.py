@@ -6,6 +6,13 @@ four merchants, a fresh database, and ``pointsnet serve`` in one of three layout
 - ``--in-process``: ``serve --in-process`` (every role a thread of one process);
 - ``--instrument``: the three roles as separate processes, each started through
   :mod:`bench.instrumented_serve`.
+
+``--api-processes N`` (N > 1) adds ``--workers N`` to the process serving the API: uvicorn
+then runs the API in N spawned processes below it (the process itself only manages them,
+and supervises the worker and indexer in the default layout). ``--lanes N`` sets
+``POINTSNET_SIGNERS`` (the devnet's signer pool, one nonce lane each) for the deploy,
+which funds the keys and grants them the issuer role, and for every gateway process: the
+outbox worker process then runs one signer lane per key.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.e2e.config import ANVIL_ARGS, MERCHANTS, E2EConfig, Progress
-from bench.e2e.procstats import child_roles
+from bench.e2e.procstats import child_roles, spawned_workers
 from bench.stack import SERVE, Stack, wait_drained
 
 #: ``--instrument``: serve through the instrumented wrapper.
@@ -43,7 +50,11 @@ class GatewayStack(Stack):
             anvil_args=ANVIL_ARGS,
             # The default limiter holds one API key to 1,000 requests/s; the
             # bench measures the gateway, not the limiter.
-            env={"POINTSNET_RATE_LIMIT_PER_MINUTE": str(10**9)},
+            env={
+                "POINTSNET_RATE_LIMIT_PER_MINUTE": str(10**9),
+                "POINTSNET_SIGNERS": str(config.lanes),
+            },
+            settings={"signers": config.lanes},
             serve=INSTRUMENTED if config.instrument else SERVE,
             keep=config.keep,
             prefix=f"pointsnet-e2e-{label}-",
@@ -94,15 +105,17 @@ class GatewayStack(Stack):
         return parsed.set(database=name).render_as_string(hide_password=False)
 
     def _start_server(self) -> None:
+        workers = self.config.api_processes
+        api = ("--workers", str(workers)) if workers > 1 else ()
         if self.config.in_process:
-            self.spawn("all", "--in-process")
+            self.spawn("all", "--in-process", *api)
         elif self.config.instrument:
             # The supervisor's children would run plain gateway.cli: each role is started
             # through the instrumented wrapper instead (the same three processes).
             for role in ("api", "worker", "indexer"):
-                self.spawn(role, "--role", role)
+                self.spawn(role, "--role", role, *(api if role == "api" else ()))
         else:
-            self.spawn("api")  # role all: the API here, worker and indexer its children
+            self.spawn("api", *api)  # role all: the API here, worker and indexer its children
         deadline = time.monotonic() + 60
         self.wait_healthy(timeout=60)
         self.pids = {role: proc.pid for role, proc in self.processes.items()}
@@ -118,6 +131,24 @@ class GatewayStack(Stack):
                 return children
             time.sleep(0.1)
         raise RuntimeError(f"gateway children not found (saw {children}); see {self.data_dir}")
+
+    def profile_targets(self) -> dict[str, int]:
+        """The processes to profile, by name: each role's process, and with several API
+        processes uvicorn's workers (``api-1``, ...) in place of the process managing them."""
+        targets = dict(self.pids)
+        for role in ("api", "all"):
+            workers = spawned_workers(targets[role]) if role in targets else []
+            if workers:
+                if role == "api":
+                    del targets[role]  # only uvicorn's manager there
+                targets.update({f"api-{i}": pid for i, pid in enumerate(workers, 1)})
+        return targets
+
+    @property
+    def database_name(self) -> str | None:
+        """The run's own PostgreSQL database (None on SQLite)."""
+        assert self.engine is not None
+        return None if self.engine.dialect.name == "sqlite" else self.engine.url.database
 
     def wait_drained(self, timeout: float) -> bool:
         """Wait until no event is accepted or submitted; False on timeout."""

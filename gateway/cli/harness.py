@@ -85,6 +85,12 @@ def bench_e2e(
             "--in-process", help="serve --in-process: API, worker and indexer in one process"
         ),
     ] = False,
+    api_processes: Annotated[
+        int, typer.Option(help="processes serving the API (uvicorn workers: serve --workers)")
+    ] = 1,
+    lanes: Annotated[
+        int, typer.Option(help="signer lanes of the outbox worker (devnet signer keys)")
+    ] = 1,
     keep: Annotated[bool, typer.Option(help="keep each stack's data dir and logs")] = False,
     instrument: Annotated[
         bool, typer.Option(help="serve via bench/instrumented_serve.py (SQL, lock times)")
@@ -102,12 +108,13 @@ def bench_e2e(
         naive_threads=naive_threads, naive_seconds=naive_seconds, profile=profile,
         gas_limit=gas_limit, relayer_seconds=relayer_seconds, relayer_signers=relayer_signers,
         relayer_sign=relayer_sign,
-        in_process=in_process, keep=keep, instrument=instrument,
+        in_process=in_process, api_processes=api_processes, lanes=lanes, keep=keep,
+        instrument=instrument,
         rate_share=rate_share, rate_seconds=rate_seconds, saturation_seconds=saturation_seconds,
         out_dir=Path(out) if out else None,
     )  # fmt: skip
     try:
-        config.modes  # noqa: B018  (validates --mode)
+        config.check()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     if relayer_sign not in ("rlp", "dict") or relayer_signers not in (0, 1):
