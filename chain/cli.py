@@ -157,7 +157,7 @@ def keys_list() -> None:
     """The signer pool: index, address, issuer role and balance (no key is unlocked)."""
     from web3 import Web3
 
-    from chain.deploy import load_deployment
+    from chain.deployment import load_deployment
     from chain.signers import signer_addresses
 
     settings = get_chain_settings()

@@ -32,9 +32,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import solcx
-from solcx.exceptions import SolcError
-
 from chain.config import PROJECT_ROOT
 from chain.errors import CompileError
 
@@ -265,6 +262,9 @@ def source_hash(content: str) -> str:
 
 def run_compiler(input_data: dict[str, Any], root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """Run the compiler on standard-JSON ``input_data``; raise :class:`CompileError` on errors."""
+    import solcx  # here: reading committed artifacts (every gateway process) needs no compiler
+    from solcx.exceptions import SolcError
+
     root = root.resolve()
     allow = [str(root)] + ([str(NODE_MODULES)] if NODE_MODULES.is_dir() else [])
     try:

@@ -11,7 +11,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from eth_account import Account
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +28,8 @@ ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 @lru_cache(maxsize=16)
 def anvil_dev_key(index: int) -> str:
     """The ``index``-th anvil development private key (hex, 0x-prefixed)."""
+    from eth_account import Account  # here: processes that hold no key never load it
+
     Account.enable_unaudited_hdwallet_features()
     account = Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
     return "0x" + bytes(account.key).hex()
@@ -47,6 +48,8 @@ DEVNET_MAX_SIGNERS = 16
 def anvil_dev_addresses() -> frozenset[str]:
     """Addresses of every key pointsnet derives from anvil's public mnemonic (lower-case):
     the ten funded development accounts and the devnet's extra signer keys."""
+    from eth_account import Account
+
     indexes = [*range(10), *(DEVNET_SIGNER_BASE + i for i in range(1, DEVNET_MAX_SIGNERS))]
     return frozenset(Account.from_key(anvil_dev_key(i)).address.lower() for i in indexes)
 
@@ -185,6 +188,8 @@ def get_chain_settings() -> ChainSettings:
 def checked_key(settings: ChainSettings, value: str) -> str:
     """``value`` as a 0x-prefixed hex private key; a published development key is
     refused off the devnet."""
+    from eth_account import Account
+
     key = value.strip()
     if not key.startswith("0x"):
         key = "0x" + key

@@ -1,8 +1,8 @@
 """Deploy the network's contracts, idempotently.
 
-A deployment file per chain id (``<data_dir>/deployment-<chain_id>.json``)
-records the addresses, the block, the deployer and the hash of every artifact
-deployed.  ``deploy`` reuses a recorded deployment when its contracts are on
+A deployment file per chain id (``<data_dir>/deployment-<chain_id>.json``,
+:mod:`chain.deployment`) records the addresses, the block, the deployer and the hash
+of every artifact deployed.  ``deploy`` reuses a recorded deployment when its contracts are on
 chain and built from the same artifacts, and deploys afresh otherwise.
 
 Every key of the signer pool (:mod:`chain.signers`) gets the hub's issuer
@@ -14,11 +14,9 @@ money are funded.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from eth_account import Account
@@ -28,9 +26,12 @@ from web3 import Web3
 from chain.artifacts import load_artifact
 from chain.config import ChainSettings
 from chain.contracts import Network
+from chain.deployment import Deployment, check_chain_id
+from chain.deployment import load_deployment as load_deployment  # chain.audit.cli's import
 from chain.devnet import rpc_call
 from chain.errors import DeploymentError
 from chain.governance import ZERO32, ScheduledChange, execute, schedule
+from chain.logs import Web3Rpc
 from chain.sender import GWEI, TransactionSender
 from chain.signers import resolve_key, signer_addresses
 
@@ -54,35 +55,6 @@ class NetworkParams:
     token_symbol: str = "PTS"
 
 
-@dataclass(frozen=True)
-class Deployment:
-    """What the deployment file records."""
-
-    chain_id: int
-    hub: str
-    token: str
-    badges: str
-    timelock: str
-    block: int
-    deployer: str
-    guardian: str
-    admin: str
-    timelock_delay: int
-    artifact_hashes: dict[str, str]
-    deployed_at: float
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
-
-    @classmethod
-    def load(cls, path: Path) -> Deployment:
-        return cls(**json.loads(path.read_text()))
-
-
 def artifact_hashes() -> dict[str, str]:
     """sha256 of each deployed contract's creation bytecode, as committed."""
     return {
@@ -94,14 +66,7 @@ def artifact_hashes() -> dict[str, str]:
 def connect(settings: ChainSettings) -> Web3:
     """A web3 connection to ``settings.rpc_url`` whose chain id is checked."""
     w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
-    try:
-        chain_id = w3.eth.chain_id
-    except Exception as exc:
-        raise DeploymentError(f"cannot reach {settings.rpc_url}: {exc}") from exc
-    if chain_id != settings.chain_id:
-        raise DeploymentError(
-            f"{settings.rpc_url} is chain {chain_id}, settings say {settings.chain_id}"
-        )
+    check_chain_id(Web3Rpc(w3), settings)
     # web3's validation middleware asks the node for its chain id again before every
     # eth_call and eth_estimateGas (a round trip each, a tenth of the outbox worker's
     # time): checked once here, and every transaction is signed for this chain id, so
@@ -121,19 +86,6 @@ def operator_sender(
         max_fee_cap_wei=int(settings.max_fee_gwei * GWEI),
         priority_fee_wei=int(settings.priority_fee_gwei * GWEI),
     )
-
-
-def load_deployment(settings: ChainSettings, w3: Web3 | None = None) -> Deployment:
-    """The recorded deployment for ``settings.chain_id``, checked to exist on chain."""
-    path = settings.deployment_file
-    if not path.exists():
-        raise DeploymentError(
-            f"no deployment for chain {settings.chain_id} ({path}); run `pointsnet deploy`"
-        )
-    deployment = Deployment.load(path)
-    if w3 is not None and not w3.eth.get_code(Web3.to_checksum_address(deployment.hub)):
-        raise DeploymentError(f"no contract at the recorded hub {deployment.hub} (chain reset?)")
-    return deployment
 
 
 def deploy(

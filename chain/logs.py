@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
-
-from web3 import Web3
-from web3.types import RPCEndpoint
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from chain.errors import AuditError, RpcError, RpcTransportError
+
+if TYPE_CHECKING:  # the indexer reads logs through chain.jsonrpc and never loads web3
+    from web3 import Web3
+    from web3.types import RPCEndpoint
 
 #: Fragments of provider errors meaning "ask for less at once".
 _LIMIT_FRAGMENTS = (
@@ -76,7 +77,7 @@ class Web3Rpc:
         self.w3 = w3
 
     def call(self, method: str, params: Sequence[Any] = ()) -> Any:
-        body = self.w3.provider.make_request(RPCEndpoint(method), list(params))
+        body = self.w3.provider.make_request(cast("RPCEndpoint", method), list(params))
         if "error" in body:
             error: Any = body["error"] or {}
             if isinstance(error, str):

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from web3 import Web3
 
 from chain.contracts import Network
-from chain.deploy import Deployment, connect, load_deployment, operator_sender
+from chain.deploy import connect, operator_sender
+from chain.deployment import Deployment, load_deployment
+from chain.logs import Web3Rpc
 from chain.sender import TransactionSender
 from gateway.settings import Settings
 
@@ -25,7 +27,7 @@ class ChainLink:
     @classmethod
     def open(cls, settings: Settings) -> ChainLink:
         w3 = connect(settings)
-        deployment = load_deployment(settings, w3)
+        deployment = load_deployment(settings, Web3Rpc(w3))
         network = Network.at(w3, deployment.hub, deployment.timelock)
         return cls(settings, w3, deployment, network, operator_sender(settings, w3))
 

@@ -17,7 +17,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from chain.audit.cli import RpcUrlOption, audit_app, console, could_not_run
 from chain.errors import ChainError
-from gateway.context import GatewayContext
 from gateway.errors import GatewayError
 from gateway.settings import get_settings
 
@@ -31,6 +30,7 @@ def reconcile_command(
     json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Compare the gateway's database with the chain, entry by entry; exit 1 on any difference."""
+    from gateway.context import GatewayContext
     from gateway.services.reconcile import reconcile, render  # the comparer loads only when it runs
 
     try:

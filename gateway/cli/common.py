@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chain.cli import err
-from gateway.context import GatewayContext
-from gateway.migrate import upgrade
 from gateway.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from gateway.context import GatewayContext
 
 
 def open_context(settings: Settings | None = None) -> GatewayContext:
     """Context for CLI commands: database migrated, deployment loaded."""
+    from gateway.context import GatewayContext  # web3 and alembic: not for every command
+    from gateway.migrate import upgrade
+
     settings = settings or get_settings()
     context = GatewayContext.open(settings)
     upgrade(context.engine)

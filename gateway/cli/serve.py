@@ -5,21 +5,24 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
-from rich.table import Table
 
-from chain import devnet
 from chain.cli import app, console
-from chain.deploy import deploy
 from chain.errors import ChainError
 from gateway.cli.common import fail, open_context
-from gateway.context import GatewayContext
 from gateway.db import write_in_background
 from gateway.errors import GatewayError
+from gateway.runtime.background import BackgroundRoles, start_background, start_role
 from gateway.settings import get_settings
+
+if TYPE_CHECKING:
+    from gateway.context import GatewayContext
+
+# Roles worker and indexer import only what they run: the API (FastAPI, uvicorn), the
+# deployer and the migrations (alembic) are imported below where they are used, and
+# tests/gateway/test_memory_roles.py checks what each role's process loads.
 
 # ---------------------------------------------------------------- serve
 
@@ -56,14 +59,17 @@ def serve(
     settings = get_settings()
     if role in ("worker", "indexer"):
         write_in_background()  # their SQLite writes go ahead of the API's requests
+        try:  # a supervised child's database was migrated before it started
+            roles = start_role(settings, role, signer_index, migrate=supervised_by is None)
+        except (ChainError, GatewayError) as exc:
+            raise typer.Exit(fail(exc)) from exc
+        _run_until_stopped(roles, role, supervised_by)
+        return
     try:
         context = open_context(settings)  # migrates the database before any child starts
     except (ChainError, GatewayError) as exc:
         raise typer.Exit(fail(exc)) from exc
-    if role in ("worker", "indexer"):
-        _run_background_role(context, role, signer_index, supervised_by)
-        return
-    from gateway.app import create_app, start_background
+    from gateway.app import create_app
 
     if role == "all" and not in_process:
         from gateway.runtime.supervisor import Supervisor
@@ -84,12 +90,16 @@ def serve(
             if background is not None:
                 background.shutdown()
         return
+    import uvicorn
+
     application = create_app(context, run_background=role == "all", signer_indexes=signer_index)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
 
 
 def _run_api(context: GatewayContext, workers: int) -> None:
     """The HTTP API in this process, or in ``workers`` uvicorn processes."""
+    import uvicorn
+
     settings = context.settings
     if workers > 1:
         uvicorn.run(
@@ -102,16 +112,8 @@ def _run_api(context: GatewayContext, workers: int) -> None:
     uvicorn.run(create_app(context), host=settings.host, port=settings.port, log_level="warning")
 
 
-def _run_background_role(
-    context: GatewayContext, role: str, signer_index: list[int] | None, supervised_by: int | None
-) -> None:
+def _run_until_stopped(roles: BackgroundRoles, role: str, supervised_by: int | None) -> None:
     """Role worker or indexer in this process until SIGINT/SIGTERM (or its supervisor's end)."""
-    from gateway.app import start_background
-
-    try:
-        roles = start_background(context, (role,), signer_index)
-    except ChainError as exc:
-        raise typer.Exit(fail(exc)) from exc
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -133,6 +135,10 @@ def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
 ) -> None:
     """Devnet + contracts + gateway with a demo network of three partners (make run)."""
+    from rich.table import Table
+
+    from chain import devnet
+    from chain.deploy import deploy
     from gateway.cli.demo import ensure_demo
 
     settings = get_settings()
