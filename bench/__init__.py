@@ -11,8 +11,8 @@
 - :mod:`bench.gas`: ``pointsnet bench gas``, gas per operation;
 - :mod:`bench.chaos`: ``pointsnet chaos``, SIGKILLs and node restarts under load;
 - :mod:`bench.faultproxy`: a JSON-RPC proxy that injects node faults (tests/chaos);
-- scripts: :mod:`bench.accept_cost`, :mod:`bench.sql_per_event`,
-  :mod:`bench.instrumented_serve`, :mod:`bench.multiprocess`,
-  :mod:`bench.audit_replay`, :mod:`bench.e2e_markdown`,
-  :mod:`bench.profile_breakdown` (and ``bench/e2e_experiments.sh``).
+- :mod:`bench.instrumented_serve`: ``pointsnet serve`` with SQL and write-lock counters
+  (``pointsnet bench e2e --instrument``);
+- scripts: :mod:`bench.audit_replay` (the audit over a long history) and
+  :mod:`bench.e2e_markdown` (an e2e JSON report as the tables of docs/BENCHMARKS.md).
 """

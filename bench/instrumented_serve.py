@@ -11,15 +11,8 @@ request threads, outbox worker, indexer, webhook dispatcher):
   IMMEDIATE``), and the time the lock was held (begin to end of commit).
 
 Nothing in the gateway is changed: ``gateway.db.transaction`` and
-``gateway.db.make_engine`` are wrapped before the gateway's modules import them.
-
-What-if experiments (``E2E_WHATIF``, comma-separated; for measuring a proposed
-fix before anyone writes it, never for the published figures):
-
-- ``mutex``: a process-wide lock taken before ``BEGIN IMMEDIATE``, so writers
-  of one process queue on a mutex instead of SQLite's busy handler (which
-  sleeps up to 100 ms between retries);
-- ``pool``: a connection pool of 64 (+64 overflow) instead of 5 (+10).
+``gateway.db.make_engine`` are wrapped (the originals still do the work, the SQLite
+write turn included) before the gateway's modules import them.
 """
 
 from __future__ import annotations
@@ -67,42 +60,32 @@ def _record(caller: str, wait: float, hold: float) -> None:
             entry["holds"].append(hold)
 
 
-WHATIF = set(filter(None, os.environ.get("E2E_WHATIF", "").split(",")))
-_write_mutex = threading.Lock() if "mutex" in WHATIF else None
+_transaction = db.transaction
 
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """The gateway's write transaction, timed: the wait is until the write lock is held
+    (this process's turn, then ``BEGIN IMMEDIATE`` on SQLite), the hold until the commit."""
     caller = sys._getframe(2).f_code.co_name
     t0 = time.perf_counter()
-    with _write_mutex or _nothing(), factory() as session, session.begin():
-        session.connection(execution_options={"pointsnet_write": True})
+    committed = [0.0]
+    with _transaction(factory) as session:
         t1 = time.perf_counter()
-        try:
-            yield session
-        finally:
-            t2_box = [0.0]
 
-            @event.listens_for(session, "after_commit", once=True)
-            def _committed(_session: Session) -> None:
-                t2_box[0] = time.perf_counter()
+        @event.listens_for(session, "after_commit", once=True)
+        def _committed(_session: Session) -> None:
+            committed[0] = time.perf_counter()
 
-    t2 = t2_box[0] or time.perf_counter()
+        yield session
+    t2 = committed[0] or time.perf_counter()
     _record(caller, t1 - t0, t2 - t1)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 _make_engine = db.make_engine
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    if "pool" in WHATIF:
-        kwargs.setdefault("pool_size", 64)
-        kwargs.setdefault("max_overflow", 64)
     engine = _make_engine(url, **kwargs)
     starts: dict[int, float] = {}
 
@@ -143,7 +126,6 @@ def _dump(role: str) -> None:
         }
         data = {
             "role": role,
-            "whatif": sorted(WHATIF),
             "seconds": time.time() - _started,
             "statements": {k: {"count": v[0], "seconds": v[1]} for k, v in _statements.items()},
             "transactions": transactions,
