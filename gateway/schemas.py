@@ -10,12 +10,23 @@ overflows.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    InstanceOf,
+    ValidationError,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from gateway.webhooks.destinations import check_postable
 
@@ -212,15 +223,54 @@ class BatchItemIn(StrictModel):
     event: EventCreate
 
 
+@dataclass(frozen=True)
+class InvalidBatchItem:
+    """A batch item that failed :class:`BatchItemIn`: answered 422 on its own, nothing
+    accepted or stored for it; the batch's other items go on."""
+
+    #: The key as sent, when it is text (it may be the invalid part), else None.
+    idempotency_key: str | None
+    #: pydantic's errors (``loc``, ``msg``, ``type``), ``loc`` relative to the item.
+    errors: list[dict[str, Any]]
+
+
+def _item_or_errors(value: Any, _handler: Any) -> BatchItemIn | InvalidBatchItem:
+    """Validate one batch item as :class:`BatchItemIn` (python mode, as FastAPI validates
+    a body), keeping its errors instead of failing the whole batch."""
+    try:
+        return BatchItemIn.model_validate(value)
+    except ValidationError as exc:
+        key = value.get("idempotency_key") if isinstance(value, dict) else None
+        errors = [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+        return InvalidBatchItem(key if isinstance(key, str) else None, errors)
+
+
+#: One item of a batch: valid, or its errors (documented as :class:`BatchItemIn`).
+BatchEntry = Annotated[
+    BatchItemIn | SkipJsonSchema[InstanceOf[InvalidBatchItem]], WrapValidator(_item_or_errors)
+]
+
+
 class EventBatchCreate(StrictModel):
-    events: list[BatchItemIn] = Field(min_length=1, max_length=1000)
+    """Up to 1,000 events.  An item that fails the schema is answered 422 on its own
+    (``invalid_request``, as a single event would be); a body that is not such an
+    object, or holds no items or more than 1,000, is refused as a whole."""
+
+    events: list[BatchEntry] = Field(min_length=1, max_length=1000)
 
 
 class BatchItemResult(BaseModel):
-    idempotency_key: str
-    status_code: int
+    idempotency_key: str | None = Field(
+        description="the item's key as sent (null when the item carried no key as text)"
+    )
+    status_code: int = Field(description="202 accepted (or replayed), else the error's status")
     event: EventPublic | None = None
-    error: dict[str, Any] | None = None
+    error: dict[str, Any] | None = Field(
+        default=None, description="the error body's `error` object, as for a single event"
+    )
 
 
 class EventBatchPublic(BaseModel):

@@ -10,6 +10,7 @@ internals.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -55,6 +56,26 @@ def error_response(
     )
 
 
+def invalid_request(
+    errors: Sequence[Mapping[str, Any]], loc_prefix: Sequence[Any] = ()
+) -> dict[str, Any]:
+    """The body of a ``422 invalid_request``: the offending fields of pydantic's
+    ``errors`` (each ``loc`` after ``loc_prefix``, as text), their messages and types.
+    A request that fails validation gets it, and so does each batch item that does."""
+    fields = [
+        {"loc": [str(p) for p in (*loc_prefix, *e.get("loc", ()))], "msg": str(e.get("msg", "")),
+         "type": str(e.get("type", ""))}
+        for e in errors
+    ]  # fmt: skip
+    return {
+        "error": {
+            "code": "invalid_request",
+            "message": "the request is not valid",
+            "details": {"errors": fields},
+        }
+    }
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
@@ -78,14 +99,7 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(400, "malformed_json", "the request body is not valid JSON")
-        fields = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
-             "type": str(e.get("type", ""))}
-            for e in errors
-        ]  # fmt: skip
-        return error_response(
-            422, "invalid_request", "the request is not valid", {"errors": fields}
-        )
+        return JSONResponse(status_code=422, content=invalid_request(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -9,15 +9,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from gateway.api.deps import ContextDep, CurrentMerchant, SessionDep
+from gateway.api.errors import invalid_request
 from gateway.api.group_commit import GroupCommitter
 from gateway.api.responses import FastJSONResponse
 from gateway.schemas import (
     RESOURCE_ID_PATTERN,
+    BatchItemIn,
     ErrorResponse,
     EventBatchCreate,
     EventBatchPublic,
     EventCreate,
     EventPublic,
+    InvalidBatchItem,
 )
 from gateway.services import events as event_service
 
@@ -72,25 +75,42 @@ def post_events_batch(
 ) -> JSONResponse:
     """Up to 1,000 events, each with its own idempotency key and its own result.
 
-    They are accepted a few dozen to a database transaction, each item in a
-    savepoint of its own: a refused item is answered on its own and does not
-    affect the others.
+    They are accepted a few dozen to a database transaction, each decided on its
+    own: a refused item is answered on its own and does not affect the others.
+    An item that fails the schema is answered ``422 invalid_request`` (the error
+    body a single event gets, ``loc`` from the request body) and nothing is
+    stored under its key; the valid items are accepted.  A body that is not an
+    object with 1 to 1,000 ``events`` is refused as a whole.
     """
-    answers = event_service.submit_many(
-        context, merchant, [(item.idempotency_key, item.event) for item in body.events]
+    valid = [item for item in body.events if isinstance(item, BatchItemIn)]
+    answers = iter(
+        event_service.submit_many(
+            context, merchant, [(item.idempotency_key, item.event) for item in valid]
+        )
+        if valid
+        else []
     )
     # The answers are already EventPublic / error bodies in JSON form (as stored under
     # their keys): sent as they are, not validated and dumped once more per item.
-    results = [
-        {
-            "idempotency_key": item.idempotency_key,
-            "status_code": status,
-            "event": answer if status < 400 else None,
-            "error": answer["error"] if status >= 400 else None,
-        }
-        for item, (status, answer) in zip(body.events, answers, strict=True)
-    ]
+    results: list[dict[str, Any]] = []
+    for index, item in enumerate(body.events):
+        if isinstance(item, InvalidBatchItem):
+            error = invalid_request(item.errors, ("body", "events", index))
+            results.append(_result(item.idempotency_key, 422, error))
+        else:
+            status, answer = next(answers)
+            results.append(_result(item.idempotency_key, status, answer))
     return FastJSONResponse(content={"data": results, "count": len(results)})
+
+
+def _result(key: str | None, status: int, answer: dict[str, Any]) -> dict[str, Any]:
+    """One item of a batch's answer (:class:`gateway.schemas.BatchItemResult`)."""
+    return {
+        "idempotency_key": key,
+        "status_code": status,
+        "event": answer if status < 400 else None,
+        "error": answer["error"] if status >= 400 else None,
+    }
 
 
 @router.get("/{event_id}", response_model=EventPublic, responses=ERRORS)
