@@ -2,24 +2,27 @@
 
 A watched process is the root of a tree: ``pointsnet serve`` and everything it starts
 (uvicorn's worker processes with ``--workers N``, the worker and indexer children of role
-all, a multiprocessing helper). Each sample reads every process of the machine once
-(pid, parent, start time, CPU, RSS) and books each process to the watched root nearest
-above it (a watched process inside another's tree is its own group). A :class:`CpuLedger`
-keeps the last CPU seen of every process, by pid and start time, so the CPU of a process
-that exits stays counted; only what it spent after its last sample (at most one
-interval) is missed. A process's own user + system time is counted, never its reaped
-children's (they are counted themselves), so nothing is counted twice.
+all, a multiprocessing helper). Each sample reads the watched processes and those below
+them once (pid, parent, start time, CPU, RSS; children from
+``/proc/<pid>/task/*/children``, not a scan of the machine) and books each process to the
+watched root nearest above it (a watched process inside another's tree is its own group).
+A :class:`CpuLedger` keeps the last CPU seen of every process, by pid and start time, so
+the CPU of a process that exits stays counted; only what it spent after its last sample
+(at most one interval) is missed. A process's own user + system time is counted, never
+its reaped children's (they are counted themselves), so nothing is counted twice.
 
-A local PostgreSQL server can be watched too (:meth:`Monitor.watch_postgres`): its
-shared processes (postmaster, checkpointer, background and WAL writers, autovacuum: they
-also serve other databases of the server) plus the backends connected to the run's own
-database (not the backends of other databases, e.g. another test run's).
+A local PostgreSQL server can be watched too (:meth:`Monitor.watch_postgres`: the tree
+of its postmaster): its shared processes (postmaster, checkpointer, background and WAL
+writers, autovacuum: they also serve the server's other databases) plus the backends
+connected to the run's own database (not those of other databases, e.g. another test
+run's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import threading
 import time
@@ -47,26 +50,58 @@ class Proc:
         return (self.pid, self.started)
 
 
-def read_processes() -> list[Proc]:
-    """Every process of the machine that can be read, once."""
-    procs: list[Proc] = []
-    attrs = ["pid", "ppid", "create_time", "cpu_times", "memory_info", "name"]
-    for process in psutil.process_iter(attrs):
-        info = process.info
-        times, memory = info["cpu_times"], info["memory_info"]
-        if times is None or memory is None:
-            continue
-        cmdline = ""
-        if info["name"] == "postgres":
-            with contextlib.suppress(psutil.Error):
-                cmdline = " ".join(process.cmdline())
-        procs.append(
-            Proc(
-                info["pid"], info["ppid"] or 0, info["create_time"] or 0.0,
-                times.user + times.system, memory.rss // 1024, info["name"] or "", cmdline,
-            )
+def _proc(process: psutil.Process) -> Proc:
+    with process.oneshot():
+        times, name = process.cpu_times(), process.name()
+        cmdline = " ".join(process.cmdline()) if name == "postgres" else ""
+        return Proc(
+            process.pid, process.ppid(), process.create_time(), times.user + times.system,
+            process.memory_info().rss // 1024, name, cmdline,
         )  # fmt: skip
+
+
+#: Linux lists each thread's children in /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN):
+#: a tree is then read without scanning every process of the machine.
+_CHILDREN_FILES = Path(f"/proc/self/task/{os.getpid()}/children").exists()
+
+
+def _children(pid: int) -> list[int]:
+    if not _CHILDREN_FILES:
+        return [child.pid for child in psutil.Process(pid).children()]
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def read_processes(roots: Iterable[int]) -> list[Proc]:
+    """``roots`` and every process below them, read once (gone ones left out)."""
+    procs: list[Proc] = []
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            procs.append(_proc(psutil.Process(pid)))
+            todo += _children(pid)
+        except (psutil.Error, OSError):
+            continue  # exited meanwhile
     return procs
+
+
+def postmaster_pid() -> int | None:
+    """The local PostgreSQL server's first process (the parent of all its others)."""
+    for process in psutil.process_iter(["name", "ppid"]):
+        if process.info["name"] != "postgres":
+            continue
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(process.info["ppid"]).name() != "postgres":
+                return int(process.pid)
+    return None
 
 
 def assign_trees(procs: Iterable[Proc], roots: dict[str, int]) -> dict[int, str]:
@@ -136,12 +171,13 @@ class Monitor:
     thread (``read`` replaces :func:`read_processes`, for tests)."""
 
     def __init__(
-        self, interval: float = 0.25, read: Callable[[], list[Proc]] = read_processes
+        self, interval: float = 0.25, read: Callable[[Iterable[int]], list[Proc]] = read_processes
     ) -> None:
         self.interval = interval
         self.read = read
         self.roots: dict[str, int] = {}
         self.postgres_database: str | None = None
+        self.postmaster: int | None = None
         self.ledger = CpuLedger()
         self.samples: list[tuple[float, dict[str, Usage]]] = []
         self.file: Path | None = None
@@ -161,9 +197,12 @@ class Monitor:
         """Count ``pid`` and the processes below it as ``name``."""
         self.roots[name] = pid
 
-    def watch_postgres(self, database: str) -> None:
-        """Count a local PostgreSQL server's work for ``database`` as ``postgres``."""
+    def watch_postgres(self, database: str, postmaster: int | None = None) -> None:
+        """Count a local PostgreSQL server's work for ``database`` as ``postgres`` (the
+        server whose first process is ``postmaster``; by default the one running here, if
+        any)."""
         self.postgres_database = database
+        self.postmaster = postmaster or postmaster_pid()
 
     def watch_file(self, path: Path | None) -> None:
         """Track the largest size ``path`` reaches (the SQLite WAL)."""
@@ -171,8 +210,10 @@ class Monitor:
 
     def snapshot(self) -> dict[str, Usage]:
         """Read the processes once: each watched group's :class:`Usage`."""
-        procs = self.read()
-        owner = assign_trees(procs, dict(self.roots))
+        roots = dict(self.roots)
+        tops = [*roots.values(), *([self.postmaster] if self.postmaster else [])]
+        procs = self.read(tops)
+        owner = assign_trees(procs, roots)
         live: dict[str, list[Proc]] = {name: [] for name in self.roots}
         database = self.postgres_database
         if database is not None:

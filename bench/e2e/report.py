@@ -89,6 +89,9 @@ def render_table(report: E2EReport) -> Any:
     row("gateway CPU (s) / ms per event", lambda p: (
         f"{_fmt(p.server_cpu_s, 1)} / {_fmt(1000 * p.server_cpu_s / max(1, p.events), 2)}"
         if not math.isnan(p.server_cpu_s) else "—"))  # fmt: skip
+    row("gateway CPU ms per event, by role", lambda p: ", ".join(
+        f"{role} {_fmt(1000 * cpu / p.events, 2)}" for role, cpu in p.cpu_by_role.items()
+    ) if p.events and p.cpu_by_role else "—")  # fmt: skip
     row("gateway processes at the end (by role)", lambda p: ", ".join(
         f"{role} {n}" for role, n in p.processes_by_role.items()) or "—")  # fmt: skip
     row("gateway peak RSS (MiB, all its processes)", lambda p: _fmt(p.server_peak_rss_mib))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 import bench.e2e
@@ -125,7 +126,8 @@ def report(config: E2EConfig) -> E2EReport:
     phase = PhaseFigures("batch / saturation", 1_000, None, confirmed_per_s=500.0)
     phase.server_cpu_s, phase.database_cpu_s = 2.0, 1.5
     phase.txs_by_sender = {"0xA": 7, "0xB": 6}
-    phase.processes_by_role = {"api": 3, "worker": 1, "indexer": 1}
+    phase.processes_by_role = {"api": 4, "worker": 1, "indexer": 1}
+    phase.cpu_by_role = {"api": 1.2, "worker": 0.5, "indexer": 0.3}
     return E2EReport(
         {**config.__dict__, "out_dir": None}, {}, [ModeResult("batch", [phase], 1, 1, 1.0, 0)],
         [], "", 0.0,
@@ -146,3 +148,8 @@ def test_the_report_says_the_layout_and_the_lanes(tmp_path: Path) -> None:
     assert "| gateway CPU ms/event | 2.0 |" in markdown
     one = report(E2EConfig())
     assert str(render_table(one).title).endswith("; 1 API process, 1 signer lane, SQLite")
+    console = Console(record=True, width=200)
+    console.print(render_table(r))
+    text = console.export_text()
+    assert "api 1.20, worker 0.50, indexer 0.30" in text  # ms per event, by role
+    assert "api 4, worker 1, indexer 1" in text

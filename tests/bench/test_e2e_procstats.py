@@ -42,7 +42,7 @@ def test_each_process_goes_to_the_watched_root_nearest_above_it() -> None:
 def fed(*tables: list[Proc]) -> Monitor:
     """A monitor that reads ``tables`` one per sample, and has taken every sample."""
     feed = iter(tables)
-    monitor = Monitor(read=lambda: next(feed))
+    monitor = Monitor(read=lambda _roots: next(feed))
     for name, pid in ROOTS.items():
         monitor.watch(name, pid)
     for t, _ in enumerate(tables):
@@ -84,7 +84,7 @@ def test_a_reused_pid_is_another_process() -> None:
     # the window adds 0.5 s, not 0.5 - 7.0.
     second = [Proc(API, 1, 1.0, 3.0, 0), Proc(UVI1, API, 9.0, 0.5, 0)]
     feed = iter([first, second])
-    monitor = Monitor(read=lambda: next(feed))
+    monitor = Monitor(read=lambda _roots: next(feed))
     monitor.watch("gateway-api", API)
     monitor.sample()
     monitor.sample()
@@ -119,8 +119,8 @@ def test_postgres_counts_the_servers_shared_processes_and_the_runs_backends() ->
         ]
 
     feed = iter([server(0), server(1)])
-    monitor = Monitor(read=lambda: next(feed))
-    monitor.watch_postgres(ours)
+    monitor = Monitor(read=lambda _roots: next(feed))
+    monitor.watch_postgres(ours, postmaster=1)
     monitor.sample()
     monitor.sample()
     first, last = monitor.samples[0][1]["postgres"], monitor.samples[-1][1]["postgres"]
