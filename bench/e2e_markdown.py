@@ -68,6 +68,9 @@ def table(report: dict[str, Any]) -> str:
     row("txs", lambda m, p: ", ".join(f"{k} {v:,}" for k, v in sorted(p["txs"].items())))
     row("gateway CPU ms/event", lambda m, p: _f(1000 * p["server_cpu_s"] / max(1, p["events"]), 1)
         if p["server_cpu_s"] == p["server_cpu_s"] else "—")  # fmt: skip
+    row("gateway CPU ms/event by role", lambda m, p: ", ".join(
+        f"{role} {_f(1000 * cpu / max(1, p['events']), 2)}"
+        for role, cpu in p.get("cpu_by_role", {}).items()) or "—")  # fmt: skip
     if any(_number(p.get("database_cpu_s")) for _m, p in phases):
         row("PostgreSQL server CPU ms/event", lambda m, p: _f(
             1000 * p["database_cpu_s"] / max(1, p["events"]), 1) if m else "—")  # fmt: skip

@@ -146,6 +146,7 @@ def test_the_report_says_the_layout_and_the_lanes(tmp_path: Path) -> None:
     assert "| confirmed txs per signer lane | 7 / 6 |" in markdown
     assert "| PostgreSQL server CPU ms/event | 1.5 |" in markdown
     assert "| gateway CPU ms/event | 2.0 |" in markdown
+    assert "| gateway CPU ms/event by role | api 1.20, worker 0.50, indexer 0.30 |" in markdown
     one = report(E2EConfig())
     assert str(render_table(one).title).endswith("; 1 API process, 1 signer lane, SQLite")
     console = Console(record=True, width=200)
