@@ -34,7 +34,16 @@ from chain.audit.anomalies import (
     status_anomalies,
 )
 from chain.audit.reader import AuditLog, Contracts, History, ProgressCallback
-from chain.audit.report import AuditReport, build_report, csv_columns, of_kind, write_csv
+from chain.audit.report import (
+    VALUE_CHANGE_KINDS,
+    VALUE_CHANGE_PARTS,
+    AuditReport,
+    build_report,
+    csv_columns,
+    is_value_change,
+    of_kind,
+    write_csv,
+)
 from chain.audit.settlement import (
     MerchantSettlement,
     SettlementReport,
@@ -88,6 +97,8 @@ __all__ = [
     "ANOMALY_CHECKS",
     "RECORD_TYPES",
     "ROLE_ARTIFACTS",
+    "VALUE_CHANGE_KINDS",
+    "VALUE_CHANGE_PARTS",
     "ZERO_ADDRESS",
     "ZERO_WORD",
     "Address",
@@ -142,6 +153,7 @@ __all__ = [
     "find_anomalies",
     "format_money",
     "is_limit_error",
+    "is_value_change",
     "iso_time",
     "of_kind",
     "parse_time",

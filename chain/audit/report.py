@@ -21,7 +21,26 @@ from chain.audit.supply import ChainState, SupplyReport, supply_report
 from chain.audit.timeline import TimelineEntry, rule_timeline
 from chain.records import ADDRESS_FIELDS, RECORD_TYPES, Record, checksum, iso_time
 
+#: Kinds whose record is one change of points balances. One change is stated by more
+#: than one log (a relayed transfer by the token's ``Transfer`` and the hub's
+#: ``PointsTransferred``, an issuance by its mint and its ``PointsIssued`` batch, a
+#: redemption or clawback by the hub's event and the token's burn): the record of one of
+#: those kinds stands for the change, so that summing their amounts counts every point
+#: once. The role follows from the kind alone (only the hub burns, and only when it
+#: redeems or claws back), so a filtered list or CSV says it right.
+VALUE_CHANGE_KINDS = frozenset(
+    {"issuance", "redemption", "clawback", "token_transfer", "token_mint"}
+)
+#: Kinds that are part of a value change recorded by another record of the same
+#: transaction, and the kinds of that record.
+VALUE_CHANGE_PARTS = {
+    "points_issued": ("issuance",),
+    "relayed_transfer": ("token_transfer",),
+    "token_burn": ("redemption", "clawback"),
+}
+
 #: CSV columns: the ones every reader looks for first, then every other field.
+#: ``value_change`` is ``true`` on the rows whose amounts add up (VALUE_CHANGE_KINDS).
 LEADING_COLUMNS = (
     "block",
     "time",
@@ -29,6 +48,7 @@ LEADING_COLUMNS = (
     "log_index",
     "contract",
     "kind",
+    "value_change",
     "merchant",
     "member",
     "amount",
@@ -50,8 +70,17 @@ def csv_columns() -> list[str]:
     return columns
 
 
+def is_value_change(record: Record) -> bool:
+    """True if ``record`` stands for one change of points (see VALUE_CHANGE_KINDS)."""
+    return record.kind in VALUE_CHANGE_KINDS
+
+
 def write_csv(records: Iterable[Record], out: IO[str]) -> int:
-    """Write one CSV row per record with every field; returns the number of rows."""
+    """Write one CSV row per record with every field; returns the number of rows.
+
+    The ``value_change`` column marks the rows to sum: the others are parts of one of
+    them (an issuance batch, a relay notice, a burn) or change no balance at all.
+    """
     columns = csv_columns()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
@@ -77,6 +106,7 @@ def write_csv(records: Iterable[Record], out: IO[str]) -> int:
                 value = json.dumps(value, default=str)
             row[i] = value
         row[index["time"]] = iso_time(record.time)
+        row[index["value_change"]] = "true" if is_value_change(record) else "false"
         writer.writerow(row)
         rows += 1
     return rows

@@ -20,7 +20,15 @@ from rich.console import Console
 from rich.text import Text
 from typer.testing import CliRunner
 
-from chain.audit import AuditLog, Issuance, Rpc, build_report, of_kind, replay_balances
+from chain.audit import (
+    VALUE_CHANGE_PARTS,
+    AuditLog,
+    Issuance,
+    Rpc,
+    build_report,
+    of_kind,
+    replay_balances,
+)
 from chain.audit.cli import render_report
 from chain.audit.supply import chain_state_at
 from chain.cli import app
@@ -190,6 +198,47 @@ def test_csv_has_one_row_per_record_and_zips_every_issuance_with_its_mint(
     for kind, n in scenario.ledger.counts.items():
         assert counts.get(kind) == n, kind
     assert counts.get("token_mint") is None  # every mint belongs to a PointsIssued
+
+
+def test_csv_marks_one_value_change_per_change_and_every_part_has_its_own(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """Summing ``amount`` over the ``value_change`` rows counts every point once."""
+    out = tmp_path / "audit.csv"
+    code, _stdout, output = audit(scenario, "report", "--csv", str(out), "--quiet")
+    assert code == 0, output
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    book = scenario.ledger
+
+    changes = [r for r in rows if r["value_change"] == "true"]
+    assert {r["value_change"] for r in rows} == {"true", "false"}
+    assert {r["kind"] for r in changes} == {"issuance", "redemption", "clawback", "token_transfer"}
+
+    def total(kind: str) -> int:
+        return sum(int(r["amount"]) for r in changes if r["kind"] == kind)
+
+    assert total("issuance") == sum(book.issued.values())
+    assert total("redemption") == sum(book.redeemed.values())
+    assert total("clawback") == sum(book.clawed.values())
+    assert total("token_transfer") == 40  # the one relayed transfer, once
+    by_tx: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_tx.setdefault(r["tx_hash"], []).append(r)
+    parts = [r for r in rows if r["kind"] in VALUE_CHANGE_PARTS]
+    assert {r["kind"] for r in parts} == set(VALUE_CHANGE_PARTS)
+    for part in parts:
+        assert part["value_change"] == "false"
+        owners = [
+            r
+            for r in by_tx[part["tx_hash"]]
+            if r["value_change"] == "true" and r["kind"] in VALUE_CHANGE_PARTS[part["kind"]]
+        ]
+        if part["kind"] == "points_issued":  # the batch holds its issuances
+            held = [r for r in owners if r["batch_log_index"] == part["log_index"]]
+            assert sum(int(r["amount"]) for r in held) == int(part["amount"])
+        else:  # a relay notice or a burn states the same change as one owner
+            assert any(r["amount"] == part["amount"] for r in owners), part
 
 
 def test_replayed_balances_equal_each_members_balance_on_chain(scenario: Scenario) -> None:

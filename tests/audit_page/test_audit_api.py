@@ -14,7 +14,7 @@ from typing import Any
 from audit_page_kit import Book
 
 from chain.artifacts import load_artifact
-from chain.audit import ROLE_ARTIFACTS
+from chain.audit import ROLE_ARTIFACTS, VALUE_CHANGE_KINDS
 from chain.deploy import operator_sender
 from chain.devnet import rpc_call
 from gateway.services.audit.view import AuditView
@@ -261,6 +261,25 @@ def test_history_csv_has_one_row_per_matching_record(book: Book) -> None:
     assert len(rows) == get(book, "history", address=alice.member)["count"]
     assert sum(int(r["amount"]) for r in rows if r["kind"] == "issuance") == alice.points
     assert list(rows[0])[:6] == ["block", "time", "tx_hash", "log_index", "contract", "kind"]
+
+
+def test_history_csv_says_which_rows_are_value_changes(book: Book) -> None:
+    """Summing the amounts of the value_change rows counts every point once."""
+    response = book.gateway.client.get("/v1/audit/history.csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    changes = [r for r in rows if r["value_change"] == "true"]
+
+    def total(kind: str) -> int:
+        return sum(int(r["amount"]) for r in changes if r["kind"] == kind)
+
+    assert total("issuance") == book.issued()
+    assert total("redemption") == book.redeemed()
+    assert total("clawback") == book.clawed_back()
+    assert total("token_transfer") == sum(amount for _s, _t, amount in book.transfers)
+    for row in rows:
+        assert (row["value_change"] == "true") == (row["kind"] in VALUE_CHANGE_KINDS), row
+    parts = {r["kind"] for r in rows if r["value_change"] == "false"}
+    assert {"points_issued", "relayed_transfer", "token_burn"} <= parts
 
 
 # ---------------------------------------------------------------- timeline

@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from audit_page_kit import Book
 
+from chain.audit import VALUE_CHANGE_KINDS, VALUE_CHANGE_PARTS
 from chain.config import PROJECT_ROOT
 from chain.devnet import free_port
 from gateway.app import create_app
@@ -153,4 +154,79 @@ def test_searching_a_member_address_in_the_page_lists_their_records(
     assert page.get_attribute("#history-csv", "href") == (
         f"/v1/audit/history.csv?address={alice.member}"
     )
+    page.close()
+
+
+def _records(book: Book, **params: Any) -> list[dict[str, Any]]:
+    response = book.gateway.client.get("/v1/audit/history", params={"limit": 500, **params})
+    assert response.status_code == 200, response.text
+    return list(response.json()["data"])
+
+
+def _amounts(page: Any) -> list[int]:
+    cells = page.locator("#history-table tbody tr td:nth-child(6)").all_inner_texts()
+    return [int(text.replace(",", "")) for text in cells if text.strip()]
+
+
+def test_history_shows_one_row_per_value_change_with_its_parts_as_details(
+    book: Book, server: str, browser: Any
+) -> None:
+    """Summing the Amount column counts every point once: an issuance batch, the hub's
+    relay notice and a burn are details of the change they belong to, not rows."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    expected_parts = {
+        "relayed_transfer": ("token_transfer", "relayed_transfer"),
+        "redemption": ("redemption", "token_burn"),
+        "clawback": ("clawback", "token_burn"),
+        "points_issued": ("issuance", "points_issued"),
+    }
+    for kind, (change_kind, part_kind) in expected_parts.items():
+        tx = _records(book, kind=kind)[0]["tx_hash"]
+        logs = _records(book, tx=tx)
+        changes = [r for r in logs if r["kind"] in VALUE_CHANGE_KINDS]
+        page.goto(f"{server}/audit/?tx={tx}")
+        page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+
+        rows = page.locator("#history-table tbody tr")
+        kinds = rows.evaluate_all("rows => rows.map(r => r.dataset.kind)")
+        assert sorted(kinds) == sorted(r["kind"] for r in changes), (kind, kinds)
+        assert not set(kinds) & set(VALUE_CHANGE_PARTS)
+        assert sum(_amounts(page)) == sum(r["amount"] for r in changes)
+        row = page.locator(f"#history-table tbody tr[data-kind={change_kind}]").first
+        assert part_kind in (row.get_attribute("data-parts") or "").split()
+        row.locator("details.parts summary").click()
+        assert row.locator(f"details.parts li[data-kind={part_kind}]").is_visible()
+        if change_kind == "token_transfer":
+            assert row.locator(".kind").inner_text() == "transfer (relayed)"
+
+    # the newest page of everything: the rows are the page's records less the parts
+    page.goto(f"{server}/audit/")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    newest = _records(book, limit=25)
+    changes = [r for r in newest if r["kind"] in VALUE_CHANGE_KINDS]
+    assert page.locator("#history-table tbody tr").count() == sum(
+        1 for r in newest if r["kind"] not in VALUE_CHANGE_PARTS
+    )
+    assert sum(_amounts(page)) == sum(r["amount"] for r in changes)
+    page.close()
+
+
+def test_the_page_fits_a_390_px_phone(book: Book, server: str, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    page.goto(f"{server}/audit/")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+
+    width = page.evaluate("document.documentElement.scrollWidth")
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "audit-page-390.png"), full_page=True)
+    # what sticks out, outside the tables' own scrolling boxes (for the failure message)
+    sticking_out = page.evaluate(
+        """() => [...document.querySelectorAll("body *")]
+          .filter((e) => e.getBoundingClientRect().right > 390.5 && !e.closest(".scroll"))
+          .map((e) => `${e.tagName}#${e.id}.${e.className} ${e.getBoundingClientRect().right}`)"""
+    )
+    assert width <= 390, "\n".join(sticking_out)
+    for selector in ("#net-status", "header nav a[href='#verification']", "#history-csv"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, selector
     page.close()
