@@ -12,7 +12,8 @@ from gateway.settings import Settings
 EXAMPLE = PROJECT_ROOT / ".env.example"
 #: variables read straight from the environment by one process, not settings fields
 PROCESS_VARIABLES = {
-    "POINTSNET_ANVIL_BIN": "chain/devnet.py",
+    "POINTSNET_ANVIL_BIN": "chain/toolchain.py",
+    "POINTSNET_FORGE_BIN": "chain/toolchain.py",
     "POINTSNET_FAULT": "gateway/faults.py",
 }
 LINE = re.compile(r"^(?P<comment>#\s*)?(?P<name>POINTSNET_[A-Z0-9_]+)=(?P<value>\S*)")
