@@ -37,7 +37,7 @@ import httpx
 
 from chain.config import DEVNET_CHAIN_ID, ChainSettings
 from chain.errors import DevnetError
-from chain.toolchain import anvil_binary as anvil_binary
+from chain.toolchain import anvil_binary
 
 
 def rpc_call(url: str, method: str, params: Sequence[Any] = (), timeout: float = 10.0) -> Any:

@@ -29,7 +29,7 @@ from bench.e2e.report import write_chart
 from bench.e2e.stack import GatewayStack
 from bench.e2e.workload import Workload
 from chain.config import PROJECT_ROOT
-from chain.devnet import anvil_binary
+from chain.toolchain import anvil_binary
 
 
 def machine_info() -> dict[str, str]:
