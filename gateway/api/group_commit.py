@@ -71,9 +71,11 @@ class _Waiting:
     future: asyncio.Future[Answer]
     api_key: str = ""
     outcome: Answer | BaseException | None = field(default=None)
+    resolved: bool = False  # handed to the event loop
 
     def resolve(self) -> None:
         """Hand the outcome to the request's event loop (called from the committer)."""
+        self.resolved = True
         loop = self.future.get_loop()
         if not loop.is_closed():
             loop.call_soon_threadsafe(self._set)
@@ -190,20 +192,28 @@ class GroupCommitter:
             self._ready.wait(remaining)
 
     def commit(self, group: list[_Waiting]) -> None:
-        """Accept ``group`` (one ``submit_many`` per merchant) and answer each request."""
+        """Accept ``group`` (one ``submit_many`` per merchant) and answer each request:
+        a merchant's requests as soon as its transaction is done, not after the
+        group's other merchants (a group of the bench's four merchants spent a
+        third of a request's time waiting for the others' commits)."""
         try:
             self._authenticate([w for w in group if w.merchant is None])
             by_merchant: dict[int, list[_Waiting]] = {}
             for waiting in group:
                 if waiting.merchant is not None:
                     by_merchant.setdefault(waiting.merchant.id, []).append(waiting)
+                else:
+                    waiting.resolve()  # not authenticated: for the route to answer
             for items in by_merchant.values():
                 self._commit_merchant(items)
+                for waiting in items:
+                    waiting.resolve()
             self.groups += 1
             self.events += len(group)
         finally:
             for waiting in group:
-                waiting.resolve()
+                if not waiting.resolved:  # the committer failed before answering it
+                    waiting.resolve()
             self._last_commit = time.monotonic()
 
     def _authenticate(self, items: list[_Waiting]) -> None:
