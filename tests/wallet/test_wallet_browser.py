@@ -13,99 +13,28 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
-from wallet_kit import LiveGateway
+from wallet_kit import CHROMIUM, PASSWORD, LiveGateway, launch_browser, open_page, purchase, shot
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(
         "Debian's chromium is not installed (make test installs it: scripts/setup.sh --browser)",
         allow_module_level=True,
     )
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "wallet"
-PASSWORD = "violet-harbour-42"
-PHONE = {"width": 390, "height": 844}
+from playwright.sync_api import Browser, expect  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def shot(page: Page, name: str) -> None:
-    """A full-page screenshot, without the transient status toast."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.locator("#status").evaluate(
-        "el => { el.style.transition = 'none'; el.classList.remove('visible'); }"
-    )
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-@dataclass
-class Watched:
-    """A phone-sized page whose script errors and off-site requests are recorded."""
-
-    page: Page
-    errors: list[str]
-    foreign: list[str]
-
-    def assert_clean(self) -> None:
-        assert self.errors == []
-        assert self.foreign == [], "the page must load nothing from other hosts"
-
-
-def open_page(browser: Browser, gw: LiveGateway, locale: str = "en-US") -> Watched:
-    context = browser.new_context(viewport=PHONE, locale=locale)
-    page = context.new_page()
-    watched = Watched(page, [], [])
-    local = (gw.url, "data:", "blob:")
-    page.on("pageerror", lambda error: watched.errors.append(str(error)))
-    page.on(
-        "request",
-        lambda request: (
-            None if request.url.startswith(local) else watched.foreign.append(request.url)
-        ),
-    )
-    return watched
-
-
-def purchase(customer: str, order: str, amount: str, currency: str) -> dict[str, object]:
-    return {
-        "type": "purchase",
-        "customer_id": customer,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "order": {
-            "id": order,
-            "amount": amount,
-            "currency": currency,
-            "items": [{"sku": "scarf", "category": "apparel", "amount": amount, "eco": True}],
-        },
-    }
+    yield from launch_browser()
 
 
 def test_member_journey_in_chromium(live_gateway: LiveGateway, browser: Browser) -> None:
@@ -223,9 +152,8 @@ def test_member_journey_in_chromium(live_gateway: LiveGateway, browser: Browser)
     expect(rows.filter(has_text="Sent to")).to_have_count(1)
     expect(rows.filter(has_text="Redeemed: Matcha tea set")).to_contain_text("Sakura Goods")
     expect(rows.filter(has_text="Points earned")).to_contain_text("rules v1")
-    assert (
-        rows.first.locator("a.tx").get_attribute("href", timeout=5_000).startswith("/audit?tx=0x")
-    )
+    audit_link = rows.first.locator("a.tx").get_attribute("href", timeout=5_000)
+    assert audit_link is not None and audit_link.startswith("/audit?tx=0x")
     page.get_by_label("Show", exact=True).select_option("transfer")
     expect(rows).to_have_count(1)
     shot(page, "07-history")
@@ -233,7 +161,7 @@ def test_member_journey_in_chromium(live_gateway: LiveGateway, browser: Browser)
     # -- back up: the encrypted file, and the key itself behind the password and a warning
     page.get_by_role("link", name="Settings").click()
     download = page.get_by_role("link", name="Download encrypted backup file")
-    assert download.get_attribute("href").startswith("blob:")
+    assert (download.get_attribute("href") or "").startswith("blob:")
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Reveal private key and phrase").click()
     secret = page.locator("code.secret").first

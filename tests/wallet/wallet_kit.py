@@ -1,5 +1,6 @@
 """Wallet test kit: a gateway served for real (uvicorn on a free port, worker running),
-and the member-side signing helpers the API tests use.
+the member-side signing helpers the API tests use, and the pieces the browser tests share
+(Debian's Chromium launched through playwright with fixed flags, a watched phone-sized page).
 
 ``start_live_gateway`` runs what ``pointsnet serve`` runs, against a real anvil:
 the browser test talks to it over HTTP like a member's phone would.
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
@@ -27,6 +28,9 @@ from chain.devnet import free_port
 from gateway.app import create_app
 from gateway.context import GatewayContext
 from gateway.services.merchants import NewMerchant
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 
 @dataclass
@@ -126,3 +130,87 @@ def personal_sign(key: str, text: str) -> str:
 
 def typed_sign(key: str, kind: str, chain_id: int, hub: str, message: dict[str, Any]) -> str:
     return "0x" + signing.sign(key, kind, chain_id, hub, message).hex()
+
+
+# ---------------------------------------------------------------------- browser side
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "wallet"
+PASSWORD = "violet-harbour-42"
+PHONE_WIDTH, PHONE_HEIGHT = 390, 844
+
+
+def launch_browser() -> Iterator[Browser]:
+    """Debian's Chromium through playwright (never a downloaded browser), for a fixture."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def shot(page: Page, name: str) -> None:
+    """A full-page screenshot, without the transient status toast."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#status").evaluate(
+        "el => { el.style.transition = 'none'; el.classList.remove('visible'); }"
+    )
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@dataclass
+class Watched:
+    """A phone-sized page whose script errors and off-site requests are recorded."""
+
+    page: Page
+    errors: list[str]
+    foreign: list[str]
+
+    def assert_clean(self) -> None:
+        assert self.errors == []
+        assert self.foreign == [], "the page must load nothing from other hosts"
+
+
+def open_page(
+    browser: Browser, gw: LiveGateway, locale: str = "en-US", origin: str | None = None
+) -> Watched:
+    """A new phone-sized page; ``origin`` is where the gateway is reached (its URL unless
+    told, e.g. ``http://localhost:<port>`` where WebAuthn needs a domain, not an IP)."""
+    context = browser.new_context(
+        viewport={"width": PHONE_WIDTH, "height": PHONE_HEIGHT}, locale=locale
+    )
+    page = context.new_page()
+    watched = Watched(page, [], [])
+    local = (origin or gw.url, "data:", "blob:")
+    page.on("pageerror", lambda error: watched.errors.append(str(error)))
+    page.on(
+        "request",
+        lambda request: (
+            None if request.url.startswith(local) else watched.foreign.append(request.url)
+        ),
+    )
+    return watched
+
+
+def purchase(customer: str, order: str, amount: str, currency: str) -> dict[str, object]:
+    return {
+        "type": "purchase",
+        "customer_id": customer,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "order": {
+            "id": order,
+            "amount": amount,
+            "currency": currency,
+            "items": [{"sku": "scarf", "category": "apparel", "amount": amount, "eco": True}],
+        },
+    }

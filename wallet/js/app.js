@@ -5,8 +5,8 @@ import { ApiError } from "./api.js";
 import { clear, h } from "./dom.js";
 import { applyI18n, preferredLanguage, setLanguage, t } from "./i18n.js";
 import { storedWallet } from "./keys.js";
-import { loadConfig, resumeCustodial, signOut, state, useLoginLink } from "./session.js";
-import { errorMessage } from "./ui.js";
+import { loadConfig, resumeAfterRefusedLink, resumeCustodial, signOut, state, useLoginLink } from "./session.js";
+import { dismissStatus, errorMessage, notify } from "./ui.js";
 import { renderAccounts, renderSettings } from "./views/accounts.js";
 import { renderRewards, renderSend } from "./views/actions.js";
 import { renderHistory, renderHome } from "./views/home.js";
@@ -60,6 +60,7 @@ function routeFromHash() {
 function render(route) {
   for (const handler of leaveHandlers) handler();
   leaveHandlers = [];
+  dismissStatus();
   current = route;
   for (const link of nav.querySelectorAll("a[data-route]")) {
     if (link.dataset.route === route) link.setAttribute("aria-current", "page");
@@ -116,7 +117,13 @@ async function boot() {
       app.enter();
       return;
     } catch (error) {
-      showStart(error);
+      const why = await resumeAfterRefusedLink(loginToken, error);
+      if (why) {
+        app.enter();
+        notify(t(why));
+      } else {
+        showStart(error);
+      }
       return;
     }
   }

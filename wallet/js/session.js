@@ -1,6 +1,6 @@
 // The signed-in member: configuration, session (HttpOnly cookie) and signer.
 
-import { api } from "./api.js";
+import { ApiError, api } from "./api.js";
 import { siweMessage } from "./siwe.js";
 
 export const state = {
@@ -55,8 +55,58 @@ export async function signIn(signer) {
 /** Trade a merchant's one-time login link for a custodial session. */
 export async function useLoginLink(token) {
   await api("POST", "/v1/wallet/login-link", { token });
+  await rememberUsedLink(token);
   Object.assign(state, { signer: null, custodial: true, signedIn: true });
   return refreshMe();
+}
+
+// Digests of the login links this browser traded (the last few): a link opened again
+// is then known to be used, whatever the gateway's answer says.
+const USED_LINKS_KEY = "pointsnet.usedLoginLinks";
+const USED_LINKS_KEPT = 8;
+
+async function linkDigest(token) {
+  if (!crypto.subtle) return null; // not a secure context: nothing is remembered
+  const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token));
+  return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function usedLinks() {
+  try {
+    const list = JSON.parse(localStorage.getItem(USED_LINKS_KEY) || "[]");
+    return Array.isArray(list) ? list : [];
+  } catch {
+    return [];
+  }
+}
+
+async function rememberUsedLink(token) {
+  const digest = await linkDigest(token);
+  if (!digest) return;
+  const kept = [digest, ...usedLinks().filter((d) => d !== digest)].slice(0, USED_LINKS_KEPT);
+  localStorage.setItem(USED_LINKS_KEY, JSON.stringify(kept));
+}
+
+/**
+ * A login link the gateway refused while this browser still has a custodial session
+ * (the member opened the link again): resume that session and return the key of the
+ * message that says why the link did nothing; null when there is no session to keep.
+ * `login_link_used` is the gateway's answer for a link already traded; the older
+ * `login_link_invalid` (used, unknown or expired) counts as used when this browser
+ * traded the link itself.
+ */
+export async function resumeAfterRefusedLink(token, error) {
+  if (!(error instanceof ApiError) || !["login_link_used", "login_link_invalid"].includes(error.code)) return null;
+  let me = null;
+  try {
+    me = await resumeCustodial();
+  } catch {
+    return null;
+  }
+  if (!me) return null;
+  const digest = await linkDigest(token);
+  const used = error.code === "login_link_used" || (digest !== null && usedLinks().includes(digest));
+  return used ? "login.alreadyUsed" : "login.invalidSignedIn";
 }
 
 /** Resume a custodial session kept in the cookie (after a reload). */

@@ -25,13 +25,20 @@ export function alertBox() {
 }
 
 let statusTimer = null;
-/** A polite announcement in the status bar (screen readers read it too). */
+/** A polite announcement in the status bar (screen readers read it too), for 6 s
+ * or until the member opens another view. */
 export function notify(text) {
   const region = document.getElementById("status");
   region.textContent = text;
   region.classList.add("visible");
   clearTimeout(statusTimer);
-  statusTimer = setTimeout(() => region.classList.remove("visible"), 6000);
+  statusTimer = setTimeout(dismissStatus, 6000);
+}
+
+/** Take the status bar's announcement away (it belongs to the view being left). */
+export function dismissStatus() {
+  clearTimeout(statusTimer);
+  document.getElementById("status").classList.remove("visible");
 }
 
 /** A page heading that receives focus when the screen changes. */

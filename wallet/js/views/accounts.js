@@ -81,9 +81,9 @@ function claimCard(main, app) {
     const signature = await wallet.signMessage(message);
     const claimed = await api("POST", "/v1/wallet/claim", { address: wallet.address, signature });
     await signIn(new LocalSigner(wallet));
-    notify(t("claim.done", { points: claimed.amount, address: short(claimed.address) }));
     history.replaceState(null, "", "#/home");
-    app.enter();
+    app.enter(); // renders home at once: the hash already names it
+    notify(t("claim.done", { points: claimed.amount, address: short(claimed.address) }));
   }
   const fresh = h("button", { type: "button", class: "primary" }, t("claim.create"));
   fresh.addEventListener("click", () => renderCreate(main, app, { onCreated: claimWith }));
@@ -156,10 +156,17 @@ function exportCard(saved) {
   );
 }
 
+/** What signing out leaves behind, true of this member's kind of key. */
+function sessionText() {
+  if (state.custodial) return t("settings.sessionTextCustodial");
+  if (state.signer && state.signer.kind === "injected") return t("settings.sessionTextInjected", { name: state.signer.info.name });
+  return t("settings.sessionText");
+}
+
 function sessionCard(app) {
   const out = h("button", { type: "button", class: "secondary" }, t("app.signOut"));
   out.addEventListener("click", () => app.signOut());
-  return h("section", { class: "card" }, h("h2", {}, t("settings.session")), h("p", {}, t("settings.sessionText")), out);
+  return h("section", { class: "card" }, h("h2", {}, t("settings.session")), h("p", { "data-testid": "session-text" }, sessionText()), out);
 }
 
 function forgetCard(app) {

@@ -71,7 +71,7 @@ export function renderSend(main, app) {
     }
   });
 
-  clear(main).append(heading(t("send.title")), h("p", { class: "lead" }, t("send.lead")), form, receiveCard(state.me ? state.me.address : ""));
+  clear(main).append(heading(t("send.title")), h("p", { class: "lead" }, t(state.custodial ? "send.leadCustodial" : "send.lead")), form, receiveCard(state.me ? state.me.address : ""));
   main.querySelector("h1").focus();
 }
 

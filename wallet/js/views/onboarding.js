@@ -169,7 +169,7 @@ export function renderImport(main, app, { onImported } = {}) {
 /** Show the new wallet's recovery phrase once, behind a warning and a confirmation. */
 export function renderBackup(main, wallet, next) {
   const words = wallet.mnemonic ? wallet.mnemonic.phrase.split(" ") : [];
-  const list = h("ol", { class: "phrase", hidden: true, "aria-label": t("backup.phrase") }, words.map((w) => h("li", {}, w)));
+  const list = h("ol", { class: "phrase", role: "list", hidden: true, "aria-label": t("backup.phrase") }, words.map((w) => h("li", {}, w)));
   const reveal = h("button", { type: "button", class: "secondary" }, t("backup.reveal"));
   reveal.addEventListener("click", () => {
     list.hidden = !list.hidden;
