@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chain import artifacts, devnet
+from chain import artifacts
 from chain.audit.cli import audit_app
 from chain.config import get_chain_settings
 from chain.errors import ChainError
@@ -50,6 +50,8 @@ def devnet_start(
     background: Annotated[bool, typer.Option(help="detach and return once it answers")] = False,
 ) -> None:
     """Start anvil with its state persisted under the data directory."""
+    from chain import devnet  # httpx: not loaded by the gateway's server processes
+
     settings = get_chain_settings()
     try:
         if background:
@@ -73,6 +75,8 @@ def devnet_start(
 @devnet_app.command("stop")
 def devnet_stop() -> None:
     """Stop a background devnet (its state is written on the way out)."""
+    from chain import devnet
+
     stopped = devnet.stop_background(get_chain_settings())
     console.print("devnet stopped" if stopped else "no devnet was running")
 
@@ -80,6 +84,8 @@ def devnet_stop() -> None:
 @devnet_app.command("status")
 def devnet_status() -> None:
     """Show whether the devnet runs, and its chain id and block."""
+    from chain import devnet
+
     console.print_json(json.dumps(devnet.status(get_chain_settings())))
 
 
@@ -108,6 +114,8 @@ def deploy_command(
 @app.command("up")
 def up() -> None:
     """Start the devnet in the background if needed, deploy if needed, print addresses."""
+    from chain import devnet
+
     settings = get_chain_settings()
     if settings.is_devnet and not devnet.status(settings)["running"]:
         try:

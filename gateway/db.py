@@ -38,6 +38,13 @@ def write_in_background() -> None:
     _background_writer = True
 
 
+#: Page cache of each SQLite connection, KiB (SQLite's default: 2,000). The API keeps a
+#: connection per busy request thread, each cache filling to its size, and another
+#: process's commit empties it anyway (WAL): at 1 MiB, an API process under eight
+#: concurrent batch clients peaked at 160-163 MiB instead of 175-183.
+SQLITE_CACHE_KIB = 1024
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the pragmas pointsnet relies on."""
     if url.startswith("sqlite"):
@@ -58,6 +65,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             # Truncate the WAL after checkpoints instead of letting it keep its peak size.
             cursor.execute("PRAGMA journal_size_limit=67108864")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             cursor.close()
 
         # Write transactions take the lock at BEGIN so concurrent writers queue
