@@ -4,16 +4,19 @@ One event per request used to mean one write transaction per request, each in a
 threadpool thread of its own, all of them queueing for SQLite's one writer (or
 PostgreSQL's commit flush): the commit, not the event, was the cost.  Here the
 requests' coroutines hand their event to one committer thread per process and
-await its answer.  The committer takes every event waiting at that moment (up
-to ``max_events``), splits them by merchant and accepts each merchant's group
-with one :func:`gateway.services.events.submit_many` call, which keeps every
-per-item guarantee: its own answer, a replay or a 422 on a reused key (also when
+await its answer.  The committer works in turns: a turn takes the events waiting
+for the merchant whose event has waited longest (up to ``max_events``) and
+accepts them with one :func:`gateway.services.events.submit_many` call, which
+keeps every per-item guarantee: its own answer, a replay or a 422 on a reused key (also when
 two requests of one group carry the same key), refusals stored under their keys,
 exactly once under concurrency.
 
 The window is first the commit itself: events arriving while a group is being
-committed wait for that commit and go together in the next one, so the group
-grows with the load (arrival rate times commit time).  An event arriving after
+committed wait for that commit and go together in their merchant's next turn, so
+the group grows with the load (arrival rate times the time of a round of turns).
+Turns by merchant, rather than a group of everything waiting split by merchant,
+let a merchant's events that arrive during another merchant's commit join their
+merchant's coming turn instead of waiting for the whole group to finish.  An event arriving after
 a quiet spell is committed at once, alone: a lone request never waits for
 company it will not get.  Only while the committer is busy (it answered a group
 less than ``BUSY_WINDOWS`` windows ago) does a group also wait up to ``window``
@@ -72,6 +75,13 @@ class _Waiting:
     api_key: str = ""
     outcome: Answer | BaseException | None = field(default=None)
     resolved: bool = False  # handed to the event loop
+
+    @property
+    def turn(self) -> tuple[str, int | str]:
+        """Whose turn accepts this event: its merchant's, or its API key's."""
+        return (
+            ("merchant", self.merchant.id) if self.merchant is not None else ("key", self.api_key)
+        )
 
     def resolve(self) -> None:
         """Hand the outcome to the request's event loop (called from the committer)."""
@@ -174,15 +184,33 @@ class GroupCommitter:
                 if not self._waiting:
                     return
                 self._gather()
-                group = self._waiting[: self.max_events]
-                del self._waiting[: self.max_events]
+                group = self._take_turn()
             self.commit(group)
+
+    def _take_turn(self) -> list[_Waiting]:
+        """The events waiting for the merchant (or API key, for requests not yet
+        authenticated) of the oldest waiting event, oldest first, up to ``max_events``.
+        Called holding the condition's lock."""
+        turn = self._waiting[0].turn
+        group: list[_Waiting] = []
+        rest: list[_Waiting] = []
+        for waiting in self._waiting:
+            if len(group) < self.max_events and waiting.turn == turn:
+                group.append(waiting)
+            else:
+                rest.append(waiting)
+        self._waiting = rest
+        return group
 
     def _gather(self) -> None:
         """While busy (a group was answered less than ``BUSY_WINDOWS`` windows ago) wait up
-        to ``window`` for a fuller group; a first event after a quiet spell goes at once.
-        Called holding the condition's lock."""
+        to ``window`` for a fuller group; a first event after a quiet spell goes at once,
+        and so does a turn while other merchants' events wait (theirs are the window in
+        which this merchant's next events gather).  Called holding the condition's lock."""
         if self.window <= 0 or time.monotonic() - self._last_commit > BUSY_WINDOWS * self.window:
+            return
+        first = self._waiting[0].turn
+        if any(waiting.turn != first for waiting in self._waiting):
             return
         deadline = time.monotonic() + self.window
         while len(self._waiting) < self.max_events and not self._stopping:
@@ -192,10 +220,8 @@ class GroupCommitter:
             self._ready.wait(remaining)
 
     def commit(self, group: list[_Waiting]) -> None:
-        """Accept ``group`` (one ``submit_many`` per merchant) and answer each request:
-        a merchant's requests as soon as its transaction is done, not after the
-        group's other merchants (a group of the bench's four merchants spent a
-        third of a request's time waiting for the others' commits)."""
+        """Accept ``group`` (one ``submit_many`` per merchant in it: a turn holds one) and
+        answer each request as soon as its merchant's transaction is done."""
         try:
             self._authenticate([w for w in group if w.merchant is None])
             by_merchant: dict[int, list[_Waiting]] = {}

@@ -41,6 +41,11 @@ def parsed_as_json(content_type: bytes | None) -> bool:
     return subtype == b"json" or subtype.endswith(b"+json")
 
 
+def _too_large(limit: int) -> ASGIApp:
+    """The ``413 payload_too_large`` answer (built only when needed: most requests fit)."""
+    return error_response(413, "payload_too_large", f"the request body exceeds {limit} bytes")
+
+
 class BodyGuard:
     """ASGI middleware: reads the body (up to the route's limit), checks it, replays it."""
 
@@ -53,12 +58,9 @@ class BodyGuard:
             return
         limit = body_limit(scope["path"])
         headers = dict(scope["headers"])
-        too_large = error_response(
-            413, "payload_too_large", f"the request body exceeds {limit} bytes"
-        )
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await too_large(scope, receive, send)
+            await _too_large(limit)(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -69,7 +71,7 @@ class BodyGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await too_large(scope, receive, send)
+                await _too_large(limit)(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
