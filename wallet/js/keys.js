@@ -1,9 +1,11 @@
 // Keys never leave the browser: a wallet is created or imported here, kept in
-// localStorage only as an encrypted keystore (ethers' scrypt + AES JSON), and
-// decrypted into memory with the member's password. Browser wallets announced
-// through EIP-6963 are offered too.
+// localStorage only encrypted, and decrypted into memory when the member unlocks it:
+// with a passkey where the browser offers WebAuthn PRF (passkeys.js), else with a
+// password (ethers' scrypt + AES keystore JSON). Browser wallets announced through
+// EIP-6963 are offered too.
 
 import { ethers } from "/wallet/vendor/ethers.js";
+import { openWithPasskey, protectWithPasskey } from "./passkeys.js";
 
 const STORAGE_KEY = "pointsnet.keystore";
 export const MIN_PASSWORD = 8;
@@ -15,11 +17,11 @@ export class KeyError extends Error {
   }
 }
 
-/** The stored wallet ({address, keystore, createdAt}) or null. */
+/** The stored wallet ({address, keystore | passkey, createdAt}) or null. */
 export function storedWallet() {
   try {
     const saved = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null");
-    return saved && saved.address && saved.keystore ? saved : null;
+    return saved && saved.address && (saved.keystore || saved.passkey) ? saved : null;
   } catch {
     return null;
   }
@@ -34,11 +36,18 @@ function checkPassword(password, confirmation) {
   if (confirmation !== undefined && password !== confirmation) throw new KeyError("password_mismatch");
 }
 
+function store(record) {
+  localStorage.setItem(STORAGE_KEY, JSON.stringify({ ...record, createdAt: new Date().toISOString() }));
+}
+
 async function save(wallet, password, onProgress) {
   const keystore = await wallet.encrypt(password, (p) => onProgress && onProgress(p));
-  const record = { address: wallet.address, keystore, createdAt: new Date().toISOString() };
-  localStorage.setItem(STORAGE_KEY, JSON.stringify(record));
-  return record;
+  store({ address: wallet.address, keystore });
+}
+
+/** Keep `wallet` encrypted with a new passkey (instead of a password). */
+export async function saveWithPasskey(wallet) {
+  store({ address: wallet.address, passkey: await protectWithPasskey(wallet) });
 }
 
 /** A new random wallet with a 12-word recovery phrase, saved encrypted. */
@@ -54,6 +63,20 @@ export async function importWallet(secret, password, confirmation, onProgress) {
   checkPassword(password, confirmation);
   const wallet = walletFromSecret(secret);
   await save(wallet, password, onProgress);
+  return wallet;
+}
+
+/** A new random wallet with a 12-word recovery phrase, kept with a new passkey. */
+export async function createPasskeyWallet() {
+  const wallet = ethers.Wallet.createRandom();
+  await saveWithPasskey(wallet);
+  return wallet;
+}
+
+/** Import a private key or recovery phrase, kept with a new passkey. */
+export async function importPasskeyWallet(secret) {
+  const wallet = walletFromSecret(secret);
+  await saveWithPasskey(wallet);
   return wallet;
 }
 
@@ -74,7 +97,7 @@ export function walletFromSecret(secret) {
 /** Decrypt the stored wallet with `password`. */
 export async function unlockWallet(password, onProgress) {
   const saved = storedWallet();
-  if (!saved) throw new KeyError("no_wallet");
+  if (!saved || !saved.keystore) throw new KeyError("no_wallet");
   try {
     return await ethers.Wallet.fromEncryptedJson(saved.keystore, password, (p) => onProgress && onProgress(p));
   } catch {
@@ -82,10 +105,17 @@ export async function unlockWallet(password, onProgress) {
   }
 }
 
+/** Decrypt the stored wallet with its passkey (the member confirms in the browser). */
+export async function unlockWithPasskey() {
+  const saved = storedWallet();
+  if (!saved || !saved.passkey) throw new KeyError("no_wallet");
+  return openWithPasskey(saved);
+}
+
 /** A download link for the encrypted keystore file (safe to keep as a backup). */
 export function keystoreDownload() {
   const saved = storedWallet();
-  if (!saved) return null;
+  if (!saved || !saved.keystore) return null;
   const blob = new Blob([saved.keystore], { type: "application/json" });
   return {
     url: URL.createObjectURL(blob),

@@ -3,7 +3,8 @@
 import { api } from "../api.js";
 import { busy, clear, h } from "../dom.js";
 import { t } from "../i18n.js";
-import { LocalSigner, forgetWallet, keystoreDownload, storedWallet, unlockWallet } from "../keys.js";
+import { LocalSigner, forgetWallet, keystoreDownload, saveWithPasskey, storedWallet, unlockWallet, unlockWithPasskey } from "../keys.js";
+import { passkeysOffered } from "../passkeys.js";
 import { refreshMe, signIn, state } from "../session.js";
 import { alertBox, field, heading, keyProgress, notify, showError, short } from "../ui.js";
 import { renderCreate, renderImport } from "./onboarding.js";
@@ -102,7 +103,10 @@ function claimCard(main, app) {
 export function renderSettings(main, app) {
   clear(main).append(heading(t("settings.title")));
   const saved = storedWallet();
-  if (saved && state.signer && state.signer.kind === "local") main.append(exportCard(saved));
+  if (saved && state.signer && state.signer.kind === "local") {
+    main.append(exportCard(saved));
+    if (saved.keystore) main.append(passkeySwitchCard(main, app));
+  }
   if (state.signer && state.signer.kind === "injected") {
     main.append(h("section", { class: "card" }, h("h2", {}, t("settings.injected")), h("p", {}, t("settings.injectedText", { name: state.signer.info.name }))));
   }
@@ -116,18 +120,19 @@ function exportCard(saved) {
   const box = alertBox();
   const download = keystoreDownload();
   const secrets = h("div", { class: "secrets", hidden: true });
-  const password = field(t("keys.password"), { type: "password", autocomplete: "current-password", required: true });
+  // A passkey wallet is opened with its passkey; a password wallet with its password.
+  const password = saved.keystore ? field(t("keys.password"), { type: "password", autocomplete: "current-password", required: true }) : null;
   const progress = keyProgress();
   const reveal = h("button", { type: "submit", class: "danger" }, t("export.reveal"));
-  const form = h("form", { novalidate: true }, password.wrap, progress.wrap, box, h("div", { class: "actions" }, reveal));
+  const form = h("form", { novalidate: true }, password ? password.wrap : null, progress.wrap, box, h("div", { class: "actions" }, reveal));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     showError(box, null);
-    const done = busy(reveal, t("unlock.working"));
+    const done = busy(reveal, password ? t("unlock.working") : t("passkey.working"));
     progress.start();
     try {
-      const wallet = await unlockWallet(password.input.value, progress.update);
-      password.input.value = "";
+      const wallet = password ? await unlockWallet(password.input.value, progress.update) : await unlockWithPasskey();
+      if (password) password.input.value = "";
       clear(secrets).append(
         h("p", { class: "warning", role: "alert" }, t("export.shown")),
         h("h3", {}, t("export.privateKey")),
@@ -150,7 +155,7 @@ function exportCard(saved) {
     h("p", { class: "address-label" }, t("export.address")),
     h("code", { class: "address" }, saved.address),
     download ? h("a", { class: "button secondary", href: download.url, download: download.filename }, t("export.download")) : null,
-    h("p", { class: "muted" }, t("export.downloadHint")),
+    h("p", { class: "muted" }, download ? t("export.downloadHint") : t("export.passkeyHint")),
     form,
     secrets,
   );
@@ -161,6 +166,46 @@ function sessionText() {
   if (state.custodial) return t("settings.sessionTextCustodial");
   if (state.signer && state.signer.kind === "injected") return t("settings.sessionTextInjected", { name: state.signer.info.name });
   return t("settings.sessionText");
+}
+
+/** A password wallet, where passkeys are offered: protect the key with a passkey instead. */
+function passkeySwitchCard(main, app) {
+  const box = alertBox();
+  const password = field(t("passkey.password"), { type: "password", autocomplete: "current-password", required: true });
+  const progress = keyProgress();
+  const submit = h("button", { type: "submit", class: "secondary" }, t("passkey.switch"));
+  const form = h("form", { class: "card passkey-switch", novalidate: true, hidden: true },
+    h("h2", {}, t("passkey.switchTitle")),
+    h("p", {}, t("passkey.switchText")),
+    password.wrap,
+    progress.wrap,
+    box,
+    h("div", { class: "actions" }, submit),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError(box, null);
+    const done = busy(submit, t("passkey.working"));
+    progress.start();
+    try {
+      const wallet = await unlockWallet(password.input.value, progress.update);
+      password.input.value = "";
+      progress.stop();
+      await saveWithPasskey(wallet);
+      renderSettings(main, app);
+      notify(t("passkey.switched"));
+    } catch (e) {
+      showError(box, e);
+      done();
+    } finally {
+      progress.stop();
+    }
+  });
+  passkeysOffered().then((offered) => {
+    form.hidden = !offered;
+    form.dataset.passkeys = offered ? "offered" : "unavailable";
+  });
+  return form;
 }
 
 function sessionCard(app) {

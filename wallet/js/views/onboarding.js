@@ -5,13 +5,17 @@ import { t } from "../i18n.js";
 import {
   LocalSigner,
   connectInjected,
+  createPasskeyWallet,
   createWallet,
   discoverInjected,
   forgetWallet,
+  importPasskeyWallet,
   importWallet,
   storedWallet,
   unlockWallet,
+  unlockWithPasskey,
 } from "../keys.js";
+import { passkeysOffered } from "../passkeys.js";
 import { signIn } from "../session.js";
 import { alertBox, field, heading, keyProgress, short, showError } from "../ui.js";
 
@@ -87,14 +91,56 @@ export function passwordFields() {
   return { password, confirm };
 }
 
+/**
+ * Where the browser offers passkeys with PRF: a choice to protect the key with one
+ * (`protect()` makes the wallet and goes on), above the password fields that stay the
+ * fallback. Hidden until the browser answers, and for good where it cannot.
+ */
+function passkeyChoice(protect, passwordInput) {
+  const box = alertBox();
+  const button = h("button", { type: "button", class: "primary" }, t("passkey.use"));
+  const choice = h(
+    "div",
+    { class: "passkey-choice", hidden: true },
+    h("h2", {}, t("passkey.title")),
+    h("p", {}, t("passkey.text")),
+    box,
+    h("div", { class: "actions" }, button),
+    h("h2", { class: "or" }, t("passkey.orPassword")),
+  );
+  button.addEventListener("click", async () => {
+    showError(box, null);
+    const done = busy(button, t("passkey.working"));
+    try {
+      await protect();
+    } catch (e) {
+      showError(box, e);
+      done();
+      if (e.code === "passkey_no_prf") passwordInput.focus();
+    }
+  });
+  passkeysOffered().then((offered) => {
+    choice.hidden = !offered;
+    choice.dataset.passkeys = offered ? "offered" : "unavailable";
+  });
+  return choice;
+}
+
 export function renderCreate(main, app, { onCreated } = {}) {
   const box = alertBox();
   const { password, confirm } = passwordFields();
   const progress = keyProgress();
   const submit = h("button", { type: "submit", class: "primary" }, t("create.submit"));
+  const backUp = (wallet) =>
+    renderBackup(main, wallet, async () => {
+      if (onCreated) return onCreated(wallet);
+      await signIn(new LocalSigner(wallet));
+      app.enter();
+    });
   const form = h(
     "form",
     { class: "card", novalidate: true },
+    passkeyChoice(async () => backUp(await createPasskeyWallet()), password.input),
     h("p", {}, t("create.text")),
     password.wrap,
     confirm.wrap,
@@ -108,12 +154,7 @@ export function renderCreate(main, app, { onCreated } = {}) {
     const done = busy(submit, t("create.working"));
     progress.start();
     try {
-      const wallet = await createWallet(password.input.value, confirm.input.value, progress.update);
-      renderBackup(main, wallet, async () => {
-        if (onCreated) return onCreated(wallet);
-        await signIn(new LocalSigner(wallet));
-        app.enter();
-      });
+      backUp(await createWallet(password.input.value, confirm.input.value, progress.update));
     } catch (e) {
       showError(box, e);
       done();
@@ -131,10 +172,20 @@ export function renderImport(main, app, { onImported } = {}) {
   const { password, confirm } = passwordFields();
   const progress = keyProgress();
   const submit = h("button", { type: "submit", class: "primary" }, t("import.submit"));
+  async function imported(wallet) {
+    secret.input.value = "";
+    if (onImported) {
+      await onImported(wallet);
+    } else {
+      await signIn(new LocalSigner(wallet));
+      app.enter();
+    }
+  }
   const form = h(
     "form",
     { class: "card", novalidate: true },
     secret.wrap,
+    passkeyChoice(async () => imported(await importPasskeyWallet(secret.input.value)), password.input),
     password.wrap,
     confirm.wrap,
     progress.wrap,
@@ -147,14 +198,7 @@ export function renderImport(main, app, { onImported } = {}) {
     const done = busy(submit, t("import.working"));
     progress.start();
     try {
-      const wallet = await importWallet(secret.input.value, password.input.value, confirm.input.value, progress.update);
-      secret.input.value = "";
-      if (onImported) {
-        await onImported(wallet);
-      } else {
-        await signIn(new LocalSigner(wallet));
-        app.enter();
-      }
+      await imported(await importWallet(secret.input.value, password.input.value, confirm.input.value, progress.update));
     } catch (e) {
       showError(box, e);
       done();
@@ -208,9 +252,42 @@ export function renderBackup(main, wallet, next) {
   main.querySelector("h1").focus();
 }
 
-/** Unlock the stored wallet with its password, then sign in (or reuse the session). */
+/** Unlock the stored wallet with its passkey or password, then sign in (or reuse the session). */
 export function renderUnlock(main, app) {
   const saved = storedWallet();
+  const form = saved.passkey ? passkeyUnlock(saved, app) : passwordUnlock(saved, app);
+  const forgetBox = h("details", { class: "card subtle" },
+    h("summary", {}, t("unlock.other")),
+    h("p", { class: "warning" }, t("unlock.forgetWarning")),
+    h("button", { type: "button", class: "danger", onclick: () => { forgetWallet(); renderWelcome(main, app); } }, t("unlock.forget")),
+  );
+  clear(main).append(heading(t("unlock.title")), form, forgetBox);
+  form.querySelector("input, button").focus();
+}
+
+function passkeyUnlock(saved, app) {
+  const box = alertBox();
+  const submit = h("button", { type: "button", class: "primary" }, t("unlock.passkey"));
+  submit.addEventListener("click", async () => {
+    showError(box, null);
+    const done = busy(submit, t("passkey.working"));
+    try {
+      const wallet = await unlockWithPasskey();
+      await signIn(new LocalSigner(wallet));
+      app.enter();
+    } catch (e) {
+      showError(box, e);
+      done();
+    }
+  });
+  return h("section", { class: "card" },
+    h("p", {}, t("unlock.passkeyText", { address: short(saved.address) })),
+    box,
+    h("div", { class: "actions" }, submit),
+  );
+}
+
+function passwordUnlock(saved, app) {
   const box = alertBox();
   const password = field(t("keys.password"), { type: "password", autocomplete: "current-password", required: true });
   const progress = keyProgress();
@@ -241,11 +318,5 @@ export function renderUnlock(main, app) {
       progress.stop();
     }
   });
-  const forgetBox = h("details", { class: "card subtle" },
-    h("summary", {}, t("unlock.other")),
-    h("p", { class: "warning" }, t("unlock.forgetWarning")),
-    h("button", { type: "button", class: "danger", onclick: () => { forgetWallet(); renderWelcome(main, app); } }, t("unlock.forget")),
-  );
-  clear(main).append(heading(t("unlock.title")), form, forgetBox);
-  password.input.focus();
+  return form;
 }
