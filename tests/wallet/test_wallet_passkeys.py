@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from eth_account import Account
-from wallet_kit import CHROMIUM, PASSWORD, LiveGateway, Watched, launch_browser, open_page, shot
+from wallet_kit import (
+    CHROMIUM,
+    PASSWORD,
+    LiveGateway,
+    Watched,
+    launch_browser,
+    open_page,
+    purchase,
+    shot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -196,5 +207,39 @@ def test_no_passkey_is_offered_where_none_can_work(
     expect(page.locator('[data-passkeys="unavailable"]')).to_have_count(1)
     expect(page.get_by_role("button", name="Use a passkey")).to_have_count(0)
     expect(page.get_by_label("Password", exact=True)).to_be_visible()
+    watched.assert_clean()
+    page.context.close()
+
+
+def test_a_custodial_member_claims_into_a_passkey_wallet(
+    live_gateway: LiveGateway, browser: Browser
+) -> None:
+    gw = live_gateway
+    merchant = httpx.Client(base_url=gw.url, timeout=30)
+    customer = f"pk-{uuid.uuid4().hex[:8]}"
+    points = merchant.post(
+        "/v1/events",
+        json=purchase(customer, "pk-1", "80.00", "EUR"),
+        headers=gw.merchant_headers(0, key=uuid.uuid4().hex),
+    ).json()["points"]
+    gw.wait_idle()
+    url = merchant.post(
+        f"/v1/members/{customer}/login-link", headers=gw.merchant_headers(0)
+    ).json()["url"]
+
+    watched = open_on_localhost(browser, gw)
+    page = watched.page
+    add_authenticator(page, prf=True)
+    page.goto(url.replace(gw.url, localhost(gw)))
+    page.get_by_role("link", name="Take control").click()
+    page.get_by_role("button", name="Create a new wallet").click()
+    page.get_by_role("button", name="Use a passkey").click()
+    page.get_by_label("I have written down my recovery phrase").check(timeout=30_000)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Home")).to_be_visible(timeout=15_000)
+    expect(page.get_by_test_id("balance")).to_contain_text(str(points), timeout=30_000)
+    owner = page.get_by_test_id("address").inner_text().strip()
+    assert stored_record(page)["address"] == owner and "passkey" in stored_record(page)
+    assert gw.context.link.network.token.balance_of(owner) == points
     watched.assert_clean()
     page.context.close()
