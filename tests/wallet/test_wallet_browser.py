@@ -228,6 +228,10 @@ def test_custodial_member_opens_a_login_link_and_claims_into_a_new_wallet(
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("heading", name="Home")).to_be_visible(timeout=15_000)
     expect(page.get_by_role("heading", name="Your points are kept for you")).to_have_count(0)
+    # The claim is announced on the home view it opens (a view change dismisses the toast).
+    toast = page.locator("#status")
+    expect(toast).to_contain_text(f"{points} points are moving to your wallet")
+    expect(toast).to_have_class(re.compile(r"\bvisible\b"))
     expect(page.get_by_test_id("balance")).to_contain_text(str(points), timeout=30_000)
     owner = page.get_by_test_id("address").inner_text().strip()
     assert owner != custodial
