@@ -96,6 +96,16 @@ def consume_challenge(session: Session, purpose: str, secret: str) -> WalletChal
     ).one()
 
 
+def _already_used(session: Session, purpose: str, secret: str) -> bool:
+    """Whether ``secret`` names a challenge that was used (not one unknown or expired)."""
+    used_at = session.scalars(
+        select(WalletChallenge.used_at).where(
+            WalletChallenge.purpose == purpose, WalletChallenge.secret_hash == digest(secret)
+        )
+    ).one_or_none()
+    return used_at is not None
+
+
 def _purge_expired(session: Session) -> None:
     """Forget challenges and sessions that expired more than a day ago."""
     cutoff = utc_now() - timedelta(days=1)
@@ -318,9 +328,15 @@ def create_login_link(
 
 
 def exchange_login_link(ctx: GatewayContext, token: str) -> tuple[str, WalletSession]:
-    """Trade a login link's token (once) for a custodial session."""
+    """Trade a login link's token (once) for a custodial session; ``login_link_used``
+    for a link already traded (the member opened it again), ``login_link_invalid`` for
+    one unknown or expired."""
     with transaction(ctx.sessions) as session:
         challenge = consume_challenge(session, "login", token)
+        if challenge is None and _already_used(session, "login", token):
+            raise SignInRejected(
+                "login_link_used", "this login link was already used; ask for a new one"
+            )
         member = (
             session.get(Member, challenge.member_id) if challenge and challenge.member_id else None
         )

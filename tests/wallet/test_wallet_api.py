@@ -374,7 +374,7 @@ def test_login_link_opens_one_custodial_session_once(gateway: Gateway) -> None:
     view = me(gateway, SignedIn(session.json()["address"], "", _bearer(session.json()["token"])))
     assert view["custodial"] is True and view["balance"] == points
     again = gateway.client.post("/v1/wallet/login-link", json={"token": token})
-    assert error_of(again) == (401, "login_link_invalid")
+    assert error_of(again) == (401, "login_link_used")
 
 
 def test_login_link_expires(gateway: Gateway) -> None:

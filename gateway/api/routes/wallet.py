@@ -166,7 +166,8 @@ def exchange_login_link(
     body: LoginLinkExchangeCreate, request: Request, response: Response, context: ContextDep
 ) -> WalletSessionPublic:
     """Trade a merchant's one-time login link token for a custodial session
-    (``login_link_invalid`` when unknown, used or expired)."""
+    (``login_link_used`` when already traded, ``login_link_invalid`` when unknown or
+    expired)."""
     token, row = sessions.exchange_login_link(context, body.token)
     return _session_answer(request, response, token, row)
 
