@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
+import sys
 import threading
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,11 +13,11 @@ import typer
 
 from chain.cli import app, console
 from chain.errors import ChainError
-from gateway.cli.common import fail, open_context
+from gateway.cli.common import fail
 from gateway.db import write_in_background
 from gateway.errors import GatewayError
 from gateway.runtime.background import BackgroundRoles, start_background, start_role
-from gateway.settings import get_settings
+from gateway.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from gateway.context import GatewayContext
@@ -65,10 +67,7 @@ def serve(
             raise typer.Exit(fail(exc)) from exc
         _run_until_stopped(roles, role, supervised_by)
         return
-    try:
-        context = open_context(settings)  # migrates the database before any child starts
-    except (ChainError, GatewayError) as exc:
-        raise typer.Exit(fail(exc)) from exc
+    context = _open_api_context(settings)  # migrates the database before any child starts
     from gateway.app import create_app
 
     if role == "all" and not in_process:
@@ -94,6 +93,23 @@ def serve(
 
     application = create_app(context, run_background=role == "all", signer_indexes=signer_index)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+
+
+def _open_api_context(settings: Settings) -> GatewayContext:
+    """The API process's context, its database migrated by ``pointsnet db upgrade`` in a
+    child process: alembic and the migration scripts would stay in this long-lived
+    process's memory (7-10 MiB measured) for a step done once."""
+    from gateway.context import GatewayContext
+
+    try:
+        context = GatewayContext.open(settings)
+    except (ChainError, GatewayError) as exc:
+        raise typer.Exit(fail(exc)) from exc
+    upgrade = [sys.executable, "-m", "gateway.cli", "db", "upgrade"]
+    migration = subprocess.run(upgrade, stdin=subprocess.DEVNULL, check=False)
+    if migration.returncode != 0:
+        raise typer.Exit(migration.returncode)
+    return context
 
 
 def _run_api(context: GatewayContext, workers: int) -> None:
@@ -147,7 +163,7 @@ def demo(
         console.log(f"devnet started at {settings.rpc_url}")
     try:
         deploy(settings, progress=lambda m: console.log(m))
-        context = open_context(settings)
+        context = _open_api_context(settings)
         partners = ensure_demo(context, progress=lambda m: console.log(m))
     except (ChainError, GatewayError) as exc:
         raise typer.Exit(fail(exc)) from exc
