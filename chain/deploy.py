@@ -27,7 +27,6 @@ from chain.artifacts import load_artifact
 from chain.config import ChainSettings
 from chain.contracts import Network
 from chain.deployment import Deployment, check_chain_id
-from chain.deployment import load_deployment as load_deployment  # chain.audit.cli's import
 from chain.devnet import rpc_call
 from chain.errors import DeploymentError
 from chain.governance import ZERO32, ScheduledChange, execute, schedule

@@ -79,7 +79,7 @@ def resolve_target(rpc_url: str | None, hub: str | None) -> tuple[Rpc, str]:
     settings = get_chain_settings()
     url = rpc_url or settings.rpc_url
     if hub is None:
-        from chain.deploy import load_deployment
+        from chain.deployment import load_deployment
 
         hub = load_deployment(settings).hub
     if not (hub.startswith("0x") and len(hub) == 42):
