@@ -27,9 +27,9 @@ event of a group of twenty.  The default stays at the short end because every
 request pays it in latency; 5 ms doubled the groups in that measurement.
 
 Requests from the fast path (:mod:`gateway.api.fast_events`) bring their API key,
-not their merchant: the committer looks up the keys of a whole group at once and
-checks each as the route's ``current_merchant`` does (known key, rate limit,
-active merchant); a key it refuses is left for the route to answer.
+not their merchant: before a turn the committer looks up the keys of every request
+waiting at once and checks each as the route's ``current_merchant`` does (known
+key, rate limit, active merchant); a key it refuses is left for the route to answer.
 
 A group that fails as a whole (an unexpected error, contention after the
 service's retries) wrote nothing: each of its events is then accepted again on
@@ -78,7 +78,7 @@ class _Waiting:
 
     @property
     def turn(self) -> tuple[str, int | str]:
-        """Whose turn accepts this event: its merchant's, or its API key's."""
+        """Whose turn accepts this event: its merchant's (its API key's until authenticated)."""
         return (
             ("merchant", self.merchant.id) if self.merchant is not None else ("key", self.api_key)
         )
@@ -184,12 +184,31 @@ class GroupCommitter:
                 if not self._waiting:
                     return
                 self._gather()
+                new = [waiting for waiting in self._waiting if waiting.merchant is None]
+            if new:
+                self._admit(new)
+            with self._ready:
+                if not self._waiting:  # all refused
+                    continue
                 group = self._take_turn()
             self.commit(group)
 
+    def _admit(self, new: list[_Waiting]) -> None:
+        """Authenticate the API keys of every request waiting (one look-up for all
+        merchants, not one per turn); those refused leave the queue, answered."""
+        self._authenticate(new)
+        refused = [waiting for waiting in new if waiting.merchant is None]
+        if not refused:
+            return
+        gone = {id(waiting) for waiting in refused}
+        with self._ready:
+            self._waiting = [waiting for waiting in self._waiting if id(waiting) not in gone]
+        for waiting in refused:
+            waiting.resolve()
+
     def _take_turn(self) -> list[_Waiting]:
-        """The events waiting for the merchant (or API key, for requests not yet
-        authenticated) of the oldest waiting event, oldest first, up to ``max_events``.
+        """The events waiting for the merchant (or API key, for requests sent since the
+        last look-up) of the oldest waiting event, oldest first, up to ``max_events``.
         Called holding the condition's lock."""
         turn = self._waiting[0].turn
         group: list[_Waiting] = []

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 from gateway_kit import Gateway, purchase
 from test_group_commit import merchant_row
 
-from gateway.api.group_commit import Answer, GroupCommitter
+from gateway.api.group_commit import Answer, GroupCommitter, NotAuthenticated
 from gateway.context import GatewayContext
 from gateway.models import Merchant
 from gateway.schemas import EventCreate
@@ -136,3 +137,43 @@ def test_while_busy_a_turn_waits_for_the_window_only_when_no_other_merchant_wait
         committer.close()
     assert first < 0.4, "a's turn waited for the window while b's event was waiting"
     assert second >= 0.45, "b's turn, alone while busy, should wait for the window"
+
+
+def test_the_keys_of_every_waiting_request_are_looked_up_at_once(gateway: Gateway) -> None:
+    """Fast-path requests of two merchants (and a key nobody owns) waiting together: one
+    look-up for all, then one turn per merchant; the unknown key is left to the route."""
+    a = merchant_row(gateway, 0)
+    held = Held(1)
+    committer = GroupCommitter(gateway.context, 64, submit_many=held)
+    lookups: list[list[str]] = []
+    authenticate = committer._authenticate
+
+    def counted(items: list[Any]) -> None:
+        if items:
+            lookups.append(sorted(waiting.key for waiting in items))
+        authenticate(items)
+
+    committer._authenticate = counted  # type: ignore[method-assign]
+    key_a, key_b = gateway.merchants[0].api_key, gateway.merchants[1].api_key
+
+    async def main() -> list[Any]:
+        head = asyncio.ensure_future(committer.submit(a, "a-0", BODY))
+        await entered(held, 1)
+        sent = [
+            asyncio.ensure_future(committer.submit_with_api_key(key, idem, BODY))
+            for key, idem in ((key_b, "b-1"), (key_a, "a-1"), ("nobody", "x-1"), (key_b, "b-2"))
+        ]
+        await asyncio.sleep(0.05)
+        held.release[1].set()
+        await head
+        return await asyncio.gather(*sent, return_exceptions=True)
+
+    try:
+        answers = asyncio.run(main())
+    finally:
+        held.open_all()
+        committer.close()
+    assert lookups == [["a-1", "b-1", "b-2", "x-1"]]
+    assert held.calls == [["a-0"], ["b-1", "b-2"], ["a-1"]]
+    assert answers[0] == (202, {"idempotency_key": "b-1"})
+    assert isinstance(answers[2], NotAuthenticated)
