@@ -23,6 +23,15 @@ hears otherwise: the dangerous case for double sends):
 - ``refuse``: a permanent refusal (``refuse_message``, by default an invalid
   transaction type), never forwarded.
 
+Inside a JSON-RPC batch each ``eth_sendRawTransaction`` item draws a fault of its own
+(counted as ``item_<name>``), the batch as a whole the faults on any request: the
+send faults above, answered for that item alone (``drop_after``: forwarded, its answer
+left out of the batch answer), and
+
+- ``item_drop``: the item is neither forwarded nor answered (the batch answer lacks it);
+- ``item_delay``: the item is forwarded ``hang`` seconds after the rest of its batch
+  (the node sees its nonce after later ones), then answered with them.
+
 ``FaultProxy`` is a context manager running a threaded HTTP server on a free
 port; ``stats`` counts what was injected.
 """
@@ -47,6 +56,8 @@ from chain.devnet import StartStop
 ANY_FAULTS = ("timeout", "drop", "rate_limit")
 #: Faults that only hit eth_sendRawTransaction.
 SEND_FAULTS = ("drop_after", "nonce_too_low", "already_known", "underpriced", "refuse")
+#: Faults that only hit one eth_sendRawTransaction item of a JSON-RPC batch.
+ITEM_FAULTS = ("item_drop", "item_delay")
 #: JSON-RPC error messages, as geth and anvil word them.
 MESSAGES = {
     "nonce_too_low": "nonce too low",
@@ -67,10 +78,12 @@ class FaultRates:
     already_known: float = 0.0
     underpriced: float = 0.0
     refuse: float = 0.0
+    item_drop: float = 0.0
+    item_delay: float = 0.0
     #: Share of the error faults (nonce_too_low, already_known, underpriced) that
     #: are answered after the transaction was forwarded to the node.
     after_forward: float = 0.5
-    hang: float = 2.0  # seconds a "timeout" holds the request
+    hang: float = 2.0  # seconds a "timeout" holds the request (and an "item_delay" its item)
     refuse_message: str = "transaction type not supported"
 
     def total(self, names: tuple[str, ...]) -> float:
@@ -149,6 +162,62 @@ class FaultProxy(StartStop):
                 return name
         return None
 
+    def draw_item(self, method: object) -> str | None:
+        """The fault for one item of a JSON-RPC batch (None: forward it untouched); only
+        ``eth_sendRawTransaction`` items draw one."""
+        if not self.enabled or method != "eth_sendRawTransaction":
+            return None
+        with self._rng_lock:
+            roll = self._rng.random()
+        acc = 0.0
+        for name in SEND_FAULTS + ITEM_FAULTS:
+            acc += float(getattr(self.rates, name))
+            if roll < acc:
+                return name
+        return None
+
+    def answer_batch(self, items: list[Any]) -> list[Any]:
+        """Forward the batch ``items`` with each item's fault applied; the batch answer
+        (in the items' order, without the answers a fault leaves out)."""
+        forward: list[Any] = []
+        delayed: list[Any] = []
+        ours: dict[Any, Any] = {}  # id -> the answer the proxy gives instead of the node's
+        left_out: set[Any] = set()
+        for item in items:
+            request_id = item.get("id") if isinstance(item, dict) else None
+            method = item.get("method") if isinstance(item, dict) else None
+            fault = self.draw_item(method)
+            named = fault if fault is None or fault in ITEM_FAULTS else f"item_{fault}"
+            self.stats.add(named or "item_forwarded")
+            if fault is None:
+                forward.append(item)
+            elif fault == "item_drop":
+                left_out.add(request_id)
+            elif fault == "item_delay":
+                delayed.append(item)
+            elif fault == "drop_after":
+                forward.append(item)
+                left_out.add(request_id)
+            elif fault == "refuse":
+                ours[request_id] = _error(request_id, -32003, self.rates.refuse_message)
+            else:  # nonce_too_low, already_known, underpriced
+                if self.after_forward():
+                    self.stats.add(f"item_{fault}_after_forward")
+                    forward.append(item)
+                ours[request_id] = _error(request_id, -32000, MESSAGES[fault])
+        answers: dict[Any, Any] = {}
+        for part, wait in ((forward, 0.0), (delayed, self.rates.hang)):
+            if not part:
+                continue
+            time.sleep(wait)
+            status, content = self.forward(json.dumps(part).encode())
+            if status == 200:
+                for answer in json.loads(content):
+                    answers[answer.get("id")] = answer
+        answers.update(ours)
+        ordered = [item.get("id") for item in items if isinstance(item, dict)]
+        return [answers[i] for i in ordered if i in answers and i not in left_out]
+
     def after_forward(self) -> bool:
         with self._rng_lock:
             return self._rng.random() < self.rates.after_forward
@@ -160,11 +229,16 @@ class FaultProxy(StartStop):
         return response.status_code, response.content
 
 
+def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:
+    """A JSON-RPC error answer."""
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
 def _method_of(payload: Any) -> str | None:
     if isinstance(payload, dict):
         method = payload.get("method")
         return method if isinstance(method, str) else None
-    return None  # a batch: only whole-request faults apply
+    return None  # a batch: whole-request faults here, its items' own in answer_batch
 
 
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
@@ -192,6 +266,14 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return
             if fault == "rate_limit":
                 self._answer(429, b'{"error": "Too Many Requests"}')
+                return
+            if isinstance(payload, list):
+                try:
+                    answer = proxy.answer_batch(payload)
+                except httpx.HTTPError:
+                    self._answer(502, b'{"error": "upstream unreachable"}')
+                    return
+                self._answer(200, json.dumps(answer).encode())
                 return
             if fault == "refuse":
                 self._rpc_error(payload, -32003, proxy.rates.refuse_message)
@@ -222,12 +304,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _rpc_error(self, payload: Any, code: int, message: str) -> None:
             request_id = payload.get("id") if isinstance(payload, dict) else None
-            error = {
-                "jsonrpc": "2.0",
-                "id": request_id,
-                "error": {"code": code, "message": message},
-            }
-            self._answer(200, json.dumps(error).encode())
+            self._answer(200, json.dumps(_error(request_id, code, message)).encode())
 
         def _abort(self) -> None:
             """Close the connection without a byte of answer."""

@@ -105,6 +105,19 @@ class OutboxState:
         self._stuck_scan_at = 0.0
         #: Kinds whose next batch is priced by eth_estimateGas: one ran out of gas on chain.
         self._estimate_next: set[str] = set()
+        #: Gas the next block still has for this sender's transactions: the block gas limit
+        #: less the gas limits of those signed or sent and not mined yet (set each time the
+        #: worker packs, lowered by each transaction it stores; None: not known yet).
+        self._room: int | None = None
+        #: The gas limits of this sender's transactions in flight, as the cycle's probe read
+        #: them (None: not read, or changed since).
+        self._in_flight: int | None = None
+        #: The gas limit of the last transaction of each kind: a badge or tier batch waits
+        #: for the next block without being planned when one like it would not fit.
+        self._last_gas: dict[str, int] = {}
+        #: time.monotonic() before which no issue batch is due: the last plan found its
+        #: batch neither full nor due, so none is planned again before its time.
+        self._issues_due_at = 0.0
 
     def _read_head(self) -> Head:
         """Read the latest block (once a cycle: its base fee prices every transaction the

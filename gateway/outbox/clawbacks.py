@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from web3.contract.contract import ContractFunction
 
 from chain import merkle
+from chain.contracts import encode_call
 from chain.errors import (
     ContractRevert,
 )
@@ -72,26 +73,25 @@ class Clawbacks(Packing):
                 # Clawed back before a database loss: confirmed now, before a simulation
                 # that would revert (the hub counts what was burned) and fail the refund.
                 continue
+            data = encode_call(plan.call)
             try:
-                prepared = self._simulate(plan.call)
+                prepared = self._simulate(plan.call, data)
             except ContractRevert as revert:
                 alone = revert.name not in ("LoyaltyNetworkSequenceUsed", "EnforcedPause")
                 if len(plan.op_ids) > 1 and alone:
                     self._clawbacks_one_at_a_time(plan.merchant_id, plan.op_ids, str(revert))
                     continue
-                with transaction(self.sessions) as session:
-                    ops = self._claim(session, plan.op_ids)
-                    if len(ops) == len(plan.op_ids):
-                        self._handle_revert(session, "clawback", plan.merchant_id, ops, revert)
+                self._revert_planned("clawback", plan.merchant_id, plan.op_ids, revert)
                 continue
-            stored = self._store_in_sequence(
-                "clawback", plan.merchant_id, plan.first_seq, plan.op_ids, plan.call, prepared,
-                plan.original_seqs,
+            if not self._fits(prepared[0]):
+                return did  # the next block is full: the batch goes after it
+            stored = self._sign_and_store(
+                "clawback", plan.merchant_id, plan.call, data, plan.op_ids, prepared,
+                first_seq=plan.first_seq, original_seqs=plan.original_seqs,
             )  # fmt: skip
             if not stored:
                 continue  # plan again
             fault_point("after_store")
-            self._broadcast_new()
         return did
 
     def _plan_clawback_batch(self) -> ClawbackPlan | None:
@@ -128,7 +128,8 @@ class Clawbacks(Packing):
                     del self._clawbacks_alone[merchant_id]
                     alone = None
                 group = group[:1] if alone is not None else group[:CLAWBACK_BATCH]
-                if len(group) < CLAWBACK_BATCH and alone is None and not self._due(session, group):
+                full = len(group) == CLAWBACK_BATCH
+                if not full and alone is None and self._wait_left(session, group) > 0:
                     continue  # let the batch fill up a little
                 merchant = session.get(Merchant, merchant_id)
                 assert merchant is not None

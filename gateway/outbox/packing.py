@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from hexbytes import HexBytes
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from web3.contract.contract import ContractFunction
 
@@ -33,10 +33,11 @@ from chain.errors import (
 )
 from gateway.db import NO_KEY_UPDATE, is_postgres, transaction
 from gateway.faults import fault_point
-from gateway.models import ChainOp, Event, Merchant
-from gateway.outbox.base import HOLD_RECHECK, PAUSABLE_KINDS, CapHold, chain_tx_row, log
-from gateway.outbox.gas import fill_issue_batch
+from gateway.models import ChainOp, ChainTx, Event, Merchant
+from gateway.outbox.base import HOLD_RECHECK, PAUSABLE_KINDS, CapHold, log
+from gateway.outbox.gas import TX_GAS_CAP, fill_issue_batch
 from gateway.outbox.replacement import Replacement
+from gateway.outbox.store import store_signed
 from gateway.timeutil import aware as _aware
 
 #: Every kind of op the outbox packs.
@@ -66,22 +67,6 @@ class Packing(Replacement):
             query = query.with_for_update(skip_locked=True)
         return list(session.scalars(query).all())
 
-    def _kinds_waiting(self) -> set[str]:
-        """The op kinds with pending ops: one statement of index probes, so a cycle with
-        nothing of a kind to do neither reads nor locks anything for it."""
-        with self.sessions() as session:
-            row = session.execute(
-                select(
-                    *(
-                        exists()
-                        .where(ChainOp.status == "pending", ChainOp.kind == kind)
-                        .label(kind)
-                        for kind in OP_KINDS
-                    )
-                )
-            ).one()
-        return {kind for kind, waiting in zip(OP_KINDS, row, strict=True) if waiting}
-
     def _claim(self, session: Session, op_ids: list[int]) -> list[ChainOp]:
         """The ops of ``op_ids`` that are still pending, locked, in the order given."""
         query = select(ChainOp).where(ChainOp.id.in_(op_ids), ChainOp.status == "pending")
@@ -90,20 +75,19 @@ class Packing(Replacement):
         found = {op.id: op for op in session.scalars(query)}
         return [found[i] for i in op_ids if i in found]
 
-    def _due(self, session: Session, ops: list[ChainOp]) -> bool:
-        """Whether the oldest event of ``ops`` has waited ``batch_max_wait`` for a fuller batch."""
-        oldest = session.scalar(
-            select(func.min(Event.created_at)).where(
-                Event.id.in_({op.event_id for op in ops if op.event_id})
-            )
+    def _wait_left(self, session: Session, ops: list[Any]) -> float:
+        """Seconds until the oldest event of ``ops`` (in id order: an op is created with its
+        event, so the first one's is the oldest) has waited ``batch_max_wait`` for a fuller
+        batch (0 or less: the batch is due)."""
+        event_id = next((op.event_id for op in ops if op.event_id), None)
+        oldest = (
+            session.scalar(select(Event.created_at).where(Event.id == event_id))
+            if event_id is not None
+            else None
         )
         if oldest is None:
-            return True  # no event waits on these ops
-        return (datetime.now(UTC) - _aware(oldest)).total_seconds() >= self.settings.batch_max_wait
-
-    def _published_versions(self, session: Session) -> dict[int, int]:
-        rows = session.execute(select(Merchant.id, Merchant.rule_version)).all()
-        return {int(merchant_id): int(version) for merchant_id, version in rows}
+            return 0.0  # no event waits on these ops
+        return self.settings.batch_max_wait - (datetime.now(UTC) - _aware(oldest)).total_seconds()
 
     def _next_plan(
         self, kind: str, did: bool, deadline: float, plan: Callable[[], PlanT | None]
@@ -118,59 +102,105 @@ class Packing(Replacement):
         return plan()
 
     def _simulate(
-        self, call: ContractFunction, gas: int | None = None, kind: str = ""
+        self, call: ContractFunction, data: bytes, gas: int | None = None, kind: str = ""
     ) -> tuple[int, tuple[int, int]]:
         """Gas and fees for ``call``; a revert raises ContractRevert.
 
         With a computed ``gas`` one ``eth_call`` at that limit is the simulation that
         detects reverts; without one, when it falls short, or for the next batch of a
-        ``kind`` that ran out of gas on chain, ``eth_estimateGas`` prices the call."""
-        data = encode_call(call)
+        ``kind`` that ran out of gas on chain, ``eth_estimateGas`` prices the call.
+
+        A revert without data at the computed gas is taken for running out of it too:
+        the token's call runs out inside the hub, which reverts with nothing to say (a
+        member counted as holding points, from a batch sent but not mined yet, is new to
+        the chain the simulation runs on). ``eth_estimateGas`` then tells a real revert."""
         if gas is not None and kind not in self._estimate_next:
             try:
                 self.sender.simulate(call.address, data, gas)
                 return gas, self._fees()
             except ContractRevert as revert:
-                if revert.name != "OutOfGas":
+                if revert.name not in ("OutOfGas", "UnknownRevert"):
                     raise
                 log.warning("a %s batch needs more than its computed %d gas: estimating", kind, gas)
         self._estimate_next.discard(kind)
         return self.sender.estimate_gas(call.address, data), self._fees()
 
-    def _store(
+    def _in_flight_gas(self) -> Any:
+        """The gas limits of this sender's transactions signed or sent, not mined yet
+        (a scalar subquery: the worker's one probe per cycle carries it)."""
+        return (
+            select(func.coalesce(func.sum(ChainTx.gas), 0))
+            .where(ChainTx.sender == self.sender.address, ChainTx.status.in_(("signed", "sent")))
+            .scalar_subquery()
+        )
+
+    def _room_left(self) -> int:
+        """How much gas the next block has left for this sender (``_room``): the block gas
+        limit less the limits of its transactions in flight (read if not known yet)."""
+        if self._room is None:
+            if self._in_flight is None:
+                with self.sessions() as session:
+                    self._in_flight = int(session.scalar(select(self._in_flight_gas())) or 0)
+            self._room = self._block_gas() - self._in_flight
+        return self._room
+
+    def _fits(self, gas: int) -> bool:
+        """Whether a transaction of ``gas`` may go now: it fits in what the next block has
+        left beside this sender's transactions in flight (or none is in flight).
+
+        Transactions beyond one block's gas only wait in the node's pool, and a node may
+        drop them there (anvil drops the later nonces of a transaction a full block left
+        out): they go once the block before them is mined, so every block carries as
+        many events as its gas allows, and nothing waits beyond it."""
+        room = self._room_left()
+        return gas <= room or room >= self._block_gas()
+
+    def _issue_room(self) -> int | None:
+        """The gas the next issue batch may fill: the block's, or with transactions of this
+        sender in flight what the next block has left beside them; None when that is under
+        a quarter of a full batch (it waits for the next block rather than go small)."""
+        block, room = self._block_gas(), self._room_left()
+        if room >= block:
+            return block
+        return room if room * 4 >= min(block, TX_GAS_CAP) else None
+
+    def _sign_and_store(
         self,
-        session: Session,
         kind: str,
         merchant_id: int | None,
         call: ContractFunction,
-        ops: list[ChainOp],
-        prepared: tuple[int, tuple[int, int]] | None = None,
+        data: bytes,
+        op_ids: list[int],
+        prepared: tuple[int, tuple[int, int]],
+        *,
+        first_seq: int | None = None,
+        original_seqs: list[int] | None = None,
     ) -> bool:
-        """Sign ``call`` and store it with its ops marked sent; False if it would revert.
+        """Sign ``call`` (encoded as ``data``) at the ``prepared`` gas and fees, then store
+        it with its ops marked sent in one short write transaction (:func:`store_signed`:
+        signing stays outside the lock). False when the world moved on since the plan; the
+        nonce is then given back."""
+        gas, fees = prepared
+        signed = self.sender.sign(call.address, data, gas=gas, fees=fees)
+        stored = store_signed(
+            self.sessions, kind, merchant_id, signed, op_ids,
+            first_seq=first_seq, original_seqs=original_seqs,
+        )  # fmt: skip
+        if stored:
+            self._room = self._room_left() - gas
+        else:
+            self.sender.release_nonce(signed.nonce)
+        return stored
 
-        ``prepared`` is (gas, fees) from a simulation made before the transaction
-        began; without it the call is simulated here.
-        """
-        try:
-            gas, fees = prepared if prepared is not None else (None, self._fees())
-            signed = self.sender.sign(call.address, encode_call(call), gas=gas, fees=fees)
-        except ContractRevert as revert:
-            self._handle_revert(session, kind, merchant_id, ops, revert)
-            return False
-        tx = chain_tx_row(kind, merchant_id, signed)
-        session.add(tx)
-        session.flush()
-        for op in ops:
-            op.status = "sent"
-            op.tx_id = tx.id
-        event_ids = {op.event_id for op in ops if op.event_id}
-        if event_ids:
-            session.execute(
-                update(Event)
-                .where(Event.id.in_(event_ids), Event.status == "accepted")
-                .values(status="submitted")
-            )
-        return True
+    def _revert_planned(
+        self, kind: str, merchant_id: int | None, op_ids: list[int], revert: ContractRevert
+    ) -> None:
+        """The planned batch of ``op_ids`` would revert: act on it (:meth:`_handle_revert`)
+        if its ops are all still pending."""
+        with transaction(self.sessions) as session:
+            ops = self._claim(session, op_ids)
+            if len(ops) == len(op_ids):
+                self._handle_revert(session, kind, merchant_id, ops, revert)
 
     def _handle_revert(
         self,
@@ -239,45 +269,13 @@ class Packing(Replacement):
         with transaction(self.sessions) as session:
             return recovery.claim(session, self._claim(session, op_ids)) > 0
 
-    def _store_in_sequence(
-        self,
-        kind: str,
-        merchant_id: int,
-        first_seq: int,
-        op_ids: list[int],
-        call: ContractFunction,
-        prepared: tuple[int, tuple[int, int]],
-        original_seqs: list[int] | None = None,
-    ) -> bool:
-        """Store the planned batch ``call`` of ``op_ids`` (issue or clawback) with the
-        merchant's sequence numbers from ``first_seq``, in one short write transaction.
-
-        False when the world moved on since the plan (another worker took some ops, the
-        merchant's next sequence number changed, or the call now reverts): the caller
-        plans again.
-        """
-        with transaction(self.sessions) as session:
-            merchant = session.get(Merchant, merchant_id, with_for_update=NO_KEY_UPDATE)
-            assert merchant is not None
-            ops = self._claim(session, op_ids)
-            if merchant.next_seq != first_seq or len(ops) != len(op_ids):
-                return False
-            for i, op in enumerate(ops):
-                op.seq = first_seq + i
-                if original_seqs is not None:
-                    op.original_seq = original_seqs[i]
-            if not self._store(session, kind, merchant_id, call, ops, prepared):
-                return False
-            merchant.next_seq = first_seq + len(ops)
-        return True
-
     def _pack_issues(self) -> bool:
         """Issue batches, planned and simulated outside any write transaction.
 
         The plan (ops, first sequence number, the call and its gas) is made from
-        a read snapshot; the write transaction only checks that nothing changed
-        meanwhile (another worker, a new sequence number) and stores the signed
-        transaction, so SQLite's write lock is never held across an RPC.
+        a read snapshot and signed; the write transaction only checks that nothing
+        changed meanwhile (another worker, a new sequence number) and stores the signed
+        transaction, so SQLite's write lock is never held across an RPC or a signature.
         """
         did = False
         deadline = time.monotonic() + PACK_SECONDS
@@ -286,26 +284,36 @@ class Packing(Replacement):
             if plan is None:
                 return did
             merchant_id, first_seq, op_ids, call, gas = plan
+            if not self._fits(gas):
+                return did  # the next block is full: the batch goes after it
             if self._taken_by_recovery(op_ids):
                 continue  # issued before a database loss: confirmed now, plan again
+            data = encode_call(call)
             try:
-                prepared = self._simulate(call, gas, "issue")
+                prepared = self._simulate(call, data, gas, "issue")
             except ContractRevert as revert:
-                with transaction(self.sessions) as session:
-                    ops = self._claim(session, op_ids)
-                    if len(ops) == len(op_ids):
-                        self._handle_revert(session, "issue", merchant_id, ops, revert)
+                self._revert_planned("issue", merchant_id, op_ids, revert)
                 continue
-            if not self._store_in_sequence("issue", merchant_id, first_seq, op_ids, call, prepared):
+            stored = self._sign_and_store(
+                "issue", merchant_id, call, data, op_ids, prepared, first_seq=first_seq
+            )
+            if not stored:
                 continue  # plan again
             fault_point("after_store")
             did = True
-            self._broadcast_new()
         return did
 
     def _plan_issue_batch(self) -> tuple[int, int, list[int], ContractFunction, int] | None:
         """The next issue batch that is due: (merchant, first seq, op ids in order, call,
-        its gas computed from the batch's size and composition)."""
+        its gas computed from the batch's size and composition).
+
+        Filled by gas (:func:`fill_issue_batch`: the block's gas limit and EIP-7825's cap),
+        ``batch_max_events`` being only a safety bound above what gas allows."""
+        if time.monotonic() < self._issues_due_at:
+            return None  # the last batch planned was not due yet, and still is not
+        room = self._issue_room()
+        if room is None:
+            return None  # the next block is (nearly) full: plan after it
         with self.sessions() as session:
             # Plain rows, not ORM objects: with a backlog this reads thousands per plan.
             ops = session.execute(
@@ -315,15 +323,20 @@ class Packing(Replacement):
                 )
                 .where(ChainOp.status == "pending", ChainOp.kind == "issue")
                 .order_by(ChainOp.id)
-                .limit(self.settings.batch_max_events * 4)
+                .limit(self.settings.batch_max_events * 2)
             ).all()  # fmt: skip
             if not ops:
                 return None
-            published = self._published_versions(session)
+            merchants = {
+                int(row.id): (int(row.rule_version), int(row.next_seq))
+                for row in session.execute(
+                    select(Merchant.id, Merchant.rule_version, Merchant.next_seq)
+                )
+            }
             groups: dict[tuple[int, int], list[Any]] = defaultdict(list)
             for op in ops:
                 assert op.merchant_id is not None
-                if op.rule_version <= published.get(op.merchant_id, 0):
+                if op.rule_version <= merchants.get(op.merchant_id, (0, 0))[0]:
                     groups[(op.merchant_id, op.rule_version)].append(op)
             chosen = None
             for (merchant_id, version), group in groups.items():
@@ -335,15 +348,14 @@ class Packing(Replacement):
                 return None  # every merchant with work is held back
             merchant_id, version, group, limit = chosen
             members = [op.member_address for op in group[:limit]]
-            taken, gas = fill_issue_batch(
-                members, self._holding(session, members), self._block_gas()
-            )
-            if taken == len(group) < limit and not self._due(session, group):
-                return None  # neither full (by count or by gas) nor due: let it fill up
+            taken, gas = fill_issue_batch(members, self._holding(session, members), room)
+            if taken == len(group) < limit:
+                left = self._wait_left(session, group)
+                if left > 0:  # neither full (by count or by gas) nor due: let it fill up
+                    self._issues_due_at = time.monotonic() + left
+                    return None
             group = group[:taken]
-            merchant = session.get(Merchant, merchant_id)
-            assert merchant is not None
-            first_seq = merchant.next_seq
+            first_seq = merchants[merchant_id][1]
             call = self.hub.issue_batch(
                 merchant_id, version, first_seq,
                 [HexBytes(op.ref) for op in group],
@@ -359,15 +371,18 @@ class Packing(Replacement):
         return self._block_gas_limit
 
     def _holding(self, session: Session, members: list[str]) -> set[str]:
-        """Which of ``members`` hold points, as far as the outbox knows: it issued to them
-        (sent or confirmed). A member who spent everything since takes a fresh slot again:
-        the batch's simulation at its computed gas catches that (see ``_simulate``)."""
+        """Which of ``members`` hold points on chain, as far as the outbox knows: an issuance
+        to them is confirmed. One in a batch sent but not mined yet still counts as new:
+        the batch is simulated on the latest block, where that member has no points yet
+        (counting it as holding ran batches out of gas in their simulation, which failed
+        their events). A member who spent everything since takes a fresh slot again: the
+        simulation at the computed gas catches that (see ``_simulate``)."""
         return set(
             session.scalars(
                 select(ChainOp.member_address)
                 .where(
                     ChainOp.kind == "issue",
-                    ChainOp.status.in_(("sent", "confirmed")),
+                    ChainOp.status == "confirmed",
                     ChainOp.member_address.in_(set(members)),
                 )
                 .distinct()

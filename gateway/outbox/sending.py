@@ -2,8 +2,10 @@
 
 Responsibilities:
 
-- broadcast every stored transaction not sent yet, outside the write lock, and record
-  the outcome (``after_broadcast`` fault point once the node has it);
+- broadcast every stored transaction not sent yet in one JSON-RPC batch, outside the
+  write lock, and record the outcome (``after_broadcast`` fault point once the node has
+  it); an item the batch answer refuses or leaves out is sent again alone and its answer
+  classified as a single broadcast's;
 - act on a refusal: a nonce taken elsewhere requeues the ops (unless the chain shows
   their sequence numbers used), a permanent refusal fails them and hands the nonce out
   again or fills it with a no-op; a transient one leaves the transaction stored;
@@ -15,11 +17,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from hexbytes import HexBytes
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from web3.exceptions import TransactionNotFound
 
-from chain.errors import ChainError, NonceConsumed, TransientTransactionError
+from chain.errors import (
+    ChainError,
+    NonceConsumed,
+    RpcError,
+    RpcTransportError,
+    TransientTransactionError,
+)
+from chain.jsonrpc import ALREADY_KNOWN
 from chain.sender import SignedTx
 from gateway.db import transaction
 from gateway.faults import fault_point
@@ -51,33 +60,72 @@ class Broadcasting(EventStatus):
     """Broadcasts and nonces."""
 
     def _broadcast_new(self) -> None:
-        """Broadcast stored transactions not sent yet; the RPCs run outside the write lock.
+        """Broadcast stored transactions not sent yet, all in one JSON-RPC batch, outside
+        the write lock; those the node took are marked sent in one statement.
 
         A crash between broadcast and the status update only means the same raw
         transaction is broadcast again on recovery, which the node accepts or
         recognises.
         """
         with self.sessions() as session:
-            stored = [
-                (tx.id, signed_of(tx))
-                for tx in session.scalars(
-                    select(ChainTx)
-                    .where(ChainTx.sender == self.sender.address, ChainTx.status == "signed")
-                    .order_by(ChainTx.nonce)
-                )
-            ]
+            stored = session.execute(
+                select(ChainTx.id, ChainTx.raw)
+                .where(ChainTx.sender == self.sender.address, ChainTx.status == "signed")
+                .order_by(ChainTx.nonce)
+            ).all()
         if not stored:
             return
-        outcomes = [(tx_id, self._send(signed)) for tx_id, signed in stored]
+        outcomes = self._send_all([(int(tx_id), bytes(raw)) for tx_id, raw in stored])
+        taken = [tx_id for tx_id, error in outcomes.items() if error is None]
+        refused = {tx_id: error for tx_id, error in outcomes.items() if error is not None}
         with transaction(self.sessions) as session:
-            txs = {
-                tx.id: tx
-                for tx in session.scalars(
-                    select(ChainTx).where(ChainTx.id.in_([tx_id for tx_id, _ in outcomes]))
+            if taken:
+                session.execute(
+                    update(ChainTx)
+                    .where(ChainTx.id.in_(taken), ChainTx.status == "signed")
+                    .values(status="sent", sent_at=datetime.now(UTC), attempts=ChainTx.attempts + 1)
+                    .execution_options(synchronize_session=False)
                 )
-            }
-            for tx_id, error in outcomes:
-                self._record_broadcast(session, txs[tx_id], error)
+            if refused:
+                # Highest nonce first: a permanent refusal hands its nonce out again when no
+                # later transaction waits, so refusals of a whole batch give back every
+                # nonce, where in nonce order each would leave a gap filled by a no-op.
+                for tx in session.scalars(
+                    select(ChainTx).where(ChainTx.id.in_(refused)).order_by(ChainTx.nonce.desc())
+                ):
+                    self._record_broadcast(session, tx, refused[tx.id])
+
+    def _send_all(self, stored: list[tuple[int, bytes]]) -> dict[int, ChainError | None]:
+        """Broadcast the raw transactions ``stored`` (id, raw) in one JSON-RPC batch; what
+        the node answered each, by id (None: it has the transaction).
+
+        An item the batch answer refuses (or leaves out) is not judged here: it is sent
+        again alone through :meth:`_send`, which classifies its answer as every single
+        broadcast's (a node that has it, a nonce taken, transient or permanent). A batch
+        that fails as a whole (transport) is a transient failure of each item."""
+        calls = [("eth_sendRawTransaction", ["0x" + raw.hex()]) for _id, raw in stored]
+        try:
+            answers = self.sender.rpc.batch_outcomes(calls, size=len(calls))
+        except RpcTransportError as exc:
+            return {tx_id: TransientTransactionError(str(exc)) for tx_id, _raw in stored}
+        outcomes: dict[int, ChainError | None] = {}
+        for (tx_id, _raw), answer in zip(stored, answers, strict=True):
+            known = isinstance(answer, RpcError) and any(
+                fragment in answer.rpc_message.lower() for fragment in ALREADY_KNOWN
+            )
+            if isinstance(answer, RpcError) and not known:
+                outcomes[tx_id] = self._send(self._stored_signed(tx_id))
+            else:
+                outcomes[tx_id] = None
+        if any(error is None for error in outcomes.values()):
+            fault_point("after_broadcast")
+        return outcomes
+
+    def _stored_signed(self, tx_id: int) -> SignedTx:
+        with self.sessions() as session:
+            tx = session.get(ChainTx, tx_id)
+            assert tx is not None
+            return signed_of(tx)
 
     def _broadcast(self, session: Session, tx: ChainTx) -> None:
         self._record_broadcast(session, tx, self._send(signed_of(tx)))

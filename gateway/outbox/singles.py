@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from web3.contract.contract import ContractFunction
 
+from chain.contracts import encode_call
 from chain.errors import (
     ContractRevert,
 )
-from gateway.db import transaction
 from gateway.models import ChainOp
 from gateway.outbox.clawbacks import Clawbacks
 
@@ -33,8 +33,9 @@ class Singles(Clawbacks):
     """Badge, tier and single-op transactions."""
 
     def _pack_small_batches(self, kind: str) -> bool:
-        """Badge awards (one merchant per call) or tier changes, simulated outside the lock."""
-        if self._held_while_paused(kind):
+        """Badge awards (one merchant per call) or tier changes, simulated and signed
+        outside the lock."""
+        if self._held_while_paused(kind) or not self._fits(self._last_gas.get(kind, 0)):
             return False
         with self.sessions() as session:
             ops = self._pending(session, kind, SMALL_BATCH, lock=False)
@@ -51,24 +52,26 @@ class Singles(Clawbacks):
                 )
             else:
                 call = self.hub.set_tiers(members, [int(op.tier or 0) for op in ops])
+        data = encode_call(call)
         try:
-            prepared: tuple[int, tuple[int, int]] | None = self._simulate(call)
-        except ContractRevert:
-            prepared = None  # _store simulates again and handles the revert
-        with transaction(self.sessions) as session:
-            claimed = self._claim(session, op_ids)
-            if len(claimed) != len(op_ids):
-                return True  # another worker took some: look again next cycle
-            if not self._store(session, kind, merchant_id, call, claimed, prepared):
-                return False
-        self._broadcast_new()
+            prepared = self._simulate(call, data)
+        except ContractRevert as revert:
+            self._revert_planned(kind, merchant_id, op_ids, revert)
+            return True
+        self._last_gas[kind] = prepared[0]
+        if not self._fits(prepared[0]):
+            return False  # the next block is full: the batch goes after it
+        if not self._sign_and_store(kind, merchant_id, call, data, op_ids, prepared):
+            return True  # another worker took some: look again next cycle
         return True
 
     def _pack_singles(self, kinds: tuple[str, ...]) -> bool:
+        """Rule sets, redemptions and transfers, one per transaction: each read, priced
+        (``eth_estimateGas``) and signed outside the lock, stored in a short transaction."""
         did = False
         for _ in range(50):  # bounded per cycle
-            with transaction(self.sessions) as session:
-                ops = self._pending(session, kinds, 20)
+            with self.sessions() as session:
+                ops = self._pending(session, kinds, 20, lock=False)
                 op = next(
                     (
                         o
@@ -79,11 +82,17 @@ class Singles(Clawbacks):
                 )
                 if op is None:
                     return did
+                op_id, kind, merchant_id = op.id, op.kind, op.merchant_id
                 call = self._single_call(op)
-                if not self._store(session, op.kind, op.merchant_id, call, [op]):
-                    continue
+            data = encode_call(call)
+            try:
+                prepared = self._simulate(call, data)
+            except ContractRevert as revert:
+                self._revert_planned(kind, merchant_id, [op_id], revert)
+                continue
+            if not self._sign_and_store(kind, merchant_id, call, data, [op_id], prepared):
+                continue  # another worker took it
             did = True
-            self._broadcast_new()
         return did
 
     def _ready(self, session: Session, op: ChainOp) -> bool:

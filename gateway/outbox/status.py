@@ -18,17 +18,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from gateway.db import NO_KEY_UPDATE
-from gateway.models import ChainOp, ChainTx, Event, Redemption
+from gateway.models import ChainOp, ChainTx, Event, Redemption, table_of
 from gateway.outbox.base import VALUE_KINDS, OutboxState
 from gateway.services.accept.counters import count_failed
 from gateway.webhooks.dispatcher import Webhook, queue_webhook, queue_webhooks
 
 #: Events read (and locked) per statement when their statuses are derived from their ops.
 EVENTS_PER_READ = 500
+#: The events' table, for the Core statements below.
+EVENTS = table_of(Event)
+#: What an ``event.*`` webhook carries, in this order (``event_id`` is the event's id).
+PAYLOAD_FIELDS = (
+    "event_id", "idempotency_key", "type", "customer_id", "status", "reason", "points",
+    "clawback", "badges", "rule_version", "tx_hash", "block_number",
+)  # fmt: skip
+#: The event columns read to update its status, queue its webhook and, if it failed, take
+#: it out of its member's counters (:func:`count_failed`).
+EVENT_COLUMNS = (
+    "id", "merchant_id", "idempotency_key", "type", "customer_id", "status", "reason",
+    "points", "clawback", "badges", "rule_version", "tx_hash", "block_number", "member_id",
+    "occurred_at", "network_amount",
+)  # fmt: skip
 
 
 class EventStatus(OutboxState):
@@ -67,24 +81,27 @@ class EventStatus(OutboxState):
         self._update_event_ids(session, [op.event_id for op in ops if op.event_id])
 
     def _update_event_ids(self, session: Session, ids: Iterable[str]) -> None:
-        """:meth:`_update_events` for events ``ids``, set-based: per chunk of
-        ``EVENTS_PER_READ`` events one locking read of the events, one of their ops and one
-        of their transactions; the changed events are written in one flush, their webhooks
-        queued in one insert, and those that failed taken out of their members' counters."""
+        """:meth:`_update_events` for events ``ids``, set-based, in SQLAlchemy Core (no ORM
+        object per event): per chunk of ``EVENTS_PER_READ`` events one locking read of the
+        events, one of their ops and one of their transactions; the changed events written
+        with one ``UPDATE … WHERE id IN`` per outcome (usually one per transaction), their
+        webhooks queued in one insert, and those that failed taken out of their members'
+        counters."""
         event_ids = sorted(set(ids))
+        if not event_ids:
+            return
+        session.flush()  # ops changed through the ORM are read below
         for start in range(0, len(event_ids), EVENTS_PER_READ):
             chunk = event_ids[start : start + EVENTS_PER_READ]
             # Lock the events and re-read their ops: another signer lane may be finalizing
             # another op of the same event concurrently (read committed would let both
             # miss the other's op and leave the event "submitted" for good). Rows are
             # locked in id order, as every lane does, so two lanes cannot deadlock.
-            events = session.scalars(
-                select(Event)
-                .where(Event.id.in_(chunk))
-                .order_by(Event.id)
-                .options(lazyload(Event.ops))
+            events = session.execute(
+                select(*(EVENTS.c[name] for name in EVENT_COLUMNS))
+                .where(EVENTS.c.id.in_(chunk))
+                .order_by(EVENTS.c.id)
                 .with_for_update(**NO_KEY_UPDATE)
-                .execution_options(populate_existing=True)
             ).all()
             ops: dict[str, list[Any]] = defaultdict(list)
             for row in session.execute(
@@ -103,21 +120,28 @@ class EventStatus(OutboxState):
                     )
                 )
             } if main_txs else {}  # fmt: skip
+            changes: dict[tuple[tuple[str, Any], ...], list[str]] = defaultdict(list)
             hooks: list[Webhook] = []
-            failed: list[Event] = []
+            failed: list[Any] = []
             for event in events:
                 outcome = outcomes[event.id]
                 if outcome is None or event.status in ("confirmed", "failed"):
                     continue
-                event.status = outcome.status
+                values: dict[str, Any] = {"status": outcome.status}
                 if outcome.reason is not None:
-                    event.reason = outcome.reason
+                    values["reason"] = outcome.reason[:200]
                 tx = txs.get(outcome.tx_id) if outcome.tx_id else None
                 if tx is not None:
-                    event.tx_hash, event.block_number = tx.tx_hash, tx.block_number
+                    values["tx_hash"], values["block_number"] = tx.tx_hash, tx.block_number
+                changes[tuple(sorted(values.items()))].append(event.id)
                 if outcome.status == "failed":
                     failed.append(event)
-                hooks.append((event.merchant_id, f"event.{outcome.status}", event_payload(event)))
+                payload = event_payload({**event._asdict(), "event_id": event.id, **values})
+                hooks.append((event.merchant_id, f"event.{outcome.status}", payload))
+            for values_key, changed in changes.items():
+                session.execute(
+                    update(EVENTS).where(EVENTS.c.id.in_(changed)).values(dict(values_key))
+                )
             # A failed event no longer counts toward its member's counters (caps, streaks).
             count_failed(session, failed)
             queue_webhooks(session, hooks)
@@ -151,18 +175,6 @@ def _outcome(ops: list[Any]) -> _Outcome | None:
     return _Outcome("confirmed", reason, main.tx_id)
 
 
-def event_payload(event: Event) -> dict[str, Any]:
-    return {
-        "event_id": event.id,
-        "idempotency_key": event.idempotency_key,
-        "type": event.type,
-        "customer_id": event.customer_id,
-        "status": event.status,
-        "reason": event.reason,
-        "points": event.points,
-        "clawback": event.clawback,
-        "badges": event.badges,
-        "rule_version": event.rule_version,
-        "tx_hash": event.tx_hash,
-        "block_number": event.block_number,
-    }
+def event_payload(event: dict[str, Any]) -> dict[str, Any]:
+    """The ``event.*`` webhook's data, from the event's columns (``EVENT_COLUMNS``)."""
+    return {name: event[name] for name in PAYLOAD_FIELDS}

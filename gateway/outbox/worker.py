@@ -18,21 +18,26 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from web3.exceptions import ContractLogicError
 
 from chain.errors import (
     ChainError,
 )
 from gateway.db import transaction
-from gateway.models import ChainTx
+from gateway.models import ChainOp, ChainTx
 from gateway.outbox.base import log
+from gateway.outbox.packing import OP_KINDS
 from gateway.outbox.recovery import ChainRecovery
 from gateway.outbox.singles import SINGLE_KINDS, Singles
 from gateway.rules.badges import BADGES
 
 #: Seconds between two scans for stuck transactions (``tx_stuck_after`` is far longer).
 STUCK_SCAN_SECONDS = 1.0
+#: What :meth:`OutboxWorker._waiting` says when transactions are stored, not broadcast.
+SIGNED = "tx:signed"
+#: What :meth:`OutboxWorker._waiting` says when transactions are broadcast, not final.
+SENT = "tx:sent"
 
 
 class OutboxWorker(Singles):
@@ -61,15 +66,43 @@ class OutboxWorker(Singles):
         if not self._recovered:
             self.recover()
         self._head = None  # read again, once, when the cycle first needs it
-        did = self.follow_receipts()
-        did |= self.pack_and_send()
+        waiting = self._waiting()
+        did = self.follow_receipts() if SENT in waiting else False
+        if did:
+            self._in_flight = None  # some were mined: read again when packing
+        did |= self.pack_and_send(waiting)
         now = time.monotonic()
         if now >= self._stuck_scan_at:
             self._stuck_scan_at = now + STUCK_SCAN_SECONDS
             did |= self.replace_stuck()
-        else:
+        elif SIGNED in waiting:
             self._broadcast_new()  # stored transactions a transient error kept from the node
         return did
+
+    def _waiting(self) -> set[str]:
+        """What this cycle has to do, in one statement of index probes: the op kinds with
+        pending ops, and :data:`SIGNED` / :data:`SENT` when this sender has transactions
+        stored but not broadcast / broadcast but not final; it also reads the gas of this
+        sender's transactions in flight (for ``_room_left``). An idle cycle costs that one
+        read, and reads or locks nothing else."""
+        probes = {
+            **{
+                kind: exists().where(ChainOp.status == "pending", ChainOp.kind == kind)
+                for kind in OP_KINDS
+            },
+            **{
+                marker: exists().where(
+                    ChainTx.sender == self.sender.address, ChainTx.status == status
+                )
+                for marker, status in ((SIGNED, "signed"), (SENT, "sent"))
+            },
+        }
+        with self.sessions() as session:
+            row = session.execute(
+                select(*(p.label(n) for n, p in probes.items()), self._in_flight_gas())
+            ).one()
+        self._room, self._in_flight = None, int(row[-1] or 0)
+        return {name for name, found in zip(probes, row[:-1], strict=True) if found}
 
     def recover(self) -> None:
         """Re-broadcast stored, unfinished transactions and set the next nonce."""
@@ -120,19 +153,28 @@ class OutboxWorker(Singles):
             return False
         return True
 
-    def pack_and_send(self) -> bool:
-        """Pack pending ops into transactions (stored, then broadcast)."""
+    def pack_and_send(self, waiting: set[str] | None = None) -> bool:
+        """Pack pending ops into transactions (stored, then broadcast), as many as the
+        next block has gas for (see ``_fits``); ``waiting``: what :meth:`_waiting` found
+        (read here when not given)."""
         did = False
-        waiting = self._kinds_waiting()
+        waiting = self._waiting() if waiting is None else waiting
+        if not waiting.intersection(OP_KINDS):
+            return False
         for kinds in SINGLE_KINDS:
             if waiting.intersection(kinds):
                 did |= self._pack_singles(kinds)
         if "clawback" in waiting:
             did |= self._pack_clawbacks()
-        if "issue" in waiting:
-            did |= self._pack_issues()
+        # Badges and tiers before issuances: they take what the next block has left first,
+        # so a steady inflow of issue batches cannot keep them waiting for good.
         if "badge" in waiting and self.badges_defined():
             did |= self._pack_small_batches("badge")
         if "tier" in waiting:
             did |= self._pack_small_batches("tier")
+        if "issue" in waiting:
+            did |= self._pack_issues()
+        if did:
+            self._broadcast_new()  # the cycle's transactions, in one JSON-RPC batch
+        self._room = self._in_flight = None
         return did

@@ -1,7 +1,9 @@
 """RPC faults: the worker talks to anvil through a proxy that times out, drops connections,
 rate-limits, and answers "nonce too low", "already known" and "replacement transaction
 underpriced" (some of them after forwarding the transaction, so the node has it while the
-worker hears otherwise).
+worker hears otherwise), to single calls and to each item of the worker's batched
+broadcasts, where it also drops an item, leaves its answer out, or delays it behind later
+nonces.
 
 Transient faults are retried until every event is confirmed; a permanent refusal fails the
 events it carried with the node's reason and leaves the worker able to go on. Whatever the
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chaos_kit import Stack, unique
+from chaos_kit import Running, Stack, unique
 from sqlalchemy import select
 
 from bench.faultproxy import FaultProxy, FaultRates
@@ -48,13 +50,16 @@ def test_worker_retries_transient_rpc_faults_and_never_double_sends(stack: Stack
         operator = running.worker.sender.address
         start_block = int(stack.w3.eth.block_number)
         proxy.enabled = True
-        wanted = ("drop", "rate_limit", "drop_after", "nonce_too_low", "already_known")
+        # Broadcasts go as JSON-RPC batches: their items meet the send faults; an item
+        # refused or left out is sent again alone, where single calls meet them too.
+        wanted = ("drop", "rate_limit", "item_drop_after", "item_nonce_too_low",
+                  "item_already_known", "item_underpriced")  # fmt: skip
         for wave in range(60):  # waves (several transactions) until every fault was met
             for i in range(4):
                 stack.post(unique(f"rpc-{wave}-{i}"), f"rpc-customer-{i}", f"{20 + wave}.00")
             time.sleep(0.3)
             counts = proxy.stats.counts
-            after_forward = counts["nonce_too_low_after_forward"] + counts["underpriced"]
+            after_forward = counts["item_nonce_too_low_after_forward"] + counts["item_underpriced"]
             if wave >= 8 and after_forward and all(counts[f] for f in wanted):
                 break
         stack.wait_final(timeout=120)
@@ -63,8 +68,54 @@ def test_worker_retries_transient_rpc_faults_and_never_double_sends(stack: Stack
 
     for fault in wanted:
         assert stats.get(fault, 0) > 0, f"{fault} never injected: {stats}"
-    assert stats.get("nonce_too_low_after_forward", 0) + stats.get("underpriced", 0) > 0
+    assert stats.get("item_nonce_too_low_after_forward", 0) > 0, stats
+    assert_exactly_once(stack, running, operator, start_block)
 
+
+#: Faults on the items of batched broadcasts only (the rest of the traffic is clean): an
+#: item lost before the node (dropped), lost after it (its answer left out), answered
+#: with an error after the node took it, or sent to the node after later nonces.
+ITEMS_LOST_OR_FAILED = FaultRates(
+    item_drop=0.15,
+    drop_after=0.15,
+    nonce_too_low=0.1,
+    already_known=0.1,
+    item_delay=0.1,
+    after_forward=0.5,
+    hang=0.5,
+)
+
+
+def test_a_lost_or_failed_item_of_a_batch_send_is_recovered_exactly_once(stack: Stack) -> None:
+    with FaultProxy(stack.node.url, ITEMS_LOST_OR_FAILED, seed=11) as proxy:
+        proxy.enabled = False
+        running = stack.open(proxy.url)
+        operator = running.worker.sender.address
+        start_block = int(stack.w3.eth.block_number)
+        proxy.enabled = True
+        wanted = ("item_drop", "item_drop_after", "item_nonce_too_low_after_forward",
+                  "item_already_known", "item_delay")  # fmt: skip
+        for wave in range(60):
+            for i in range(4):
+                stack.post(unique(f"item-{wave}-{i}"), f"item-customer-{i}", f"{30 + wave}.00")
+            time.sleep(0.3)
+            if wave >= 6 and all(proxy.stats.counts[f] for f in wanted):
+                break
+        stack.wait_final(timeout=120)
+        proxy.enabled = False
+        stats = dict(proxy.stats.counts)
+
+    for fault in wanted:
+        assert stats.get(fault, 0) > 0, f"{fault} never injected: {stats}"
+    # Only single calls are the resends of items refused or left out: all of the rest
+    # went as batches.
+    assert stats.get("item_forwarded", 0) > 0, stats
+    assert_exactly_once(stack, running, operator, start_block)
+
+
+def assert_exactly_once(stack: Stack, running: Running, operator: str, start_block: int) -> None:
+    """Every event issued once, every balance exact, exactly one transaction mined per
+    nonce, each the outbox's own, and no nonce drift."""
     issued = stack.issued_refs()
     for key in stack.answers:
         assert issued[stack.ref(key)] == 1, key  # issued once, never twice

@@ -10,7 +10,7 @@ import pytest
 from gateway_kit import Gateway
 from sqlalchemy import select
 
-from chain.errors import TransientTransactionError
+from chain.errors import RpcError, TransientTransactionError
 from chain.sender import SignedTx
 from gateway.db import transaction
 from gateway.models import ChainOp, ChainTx
@@ -47,6 +47,11 @@ def test_a_badge_refused_past_its_budget_fails_and_an_issuance_keeps_waiting(
     def refuse(tx: SignedTx) -> str:
         raise TransientTransactionError("txpool is full")
 
+    def refuse_each(calls: list[tuple[str, list[str]]], size: int = 250) -> list[RpcError]:
+        return [RpcError(method, -32000, "txpool is full") for method, _params in calls]
+
+    # Both go in one batch, refused item by item; each is then sent alone and refused.
+    monkeypatch.setattr(sender.rpc, "batch_outcomes", refuse_each)
     monkeypatch.setattr(sender, "broadcast", refuse)
     worker._broadcast_new()
 
