@@ -153,6 +153,11 @@ def fuzz_operation(fuzz: FuzzTarget, operation: Any) -> None:
     def run(case: Any) -> None:
         response = case.call(headers=auth)
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
+        if operation.path == "/readyz" and response.status_code == 503:
+            # "not ready" is an answer of /readyz, not a server error: no worker runs
+            # here, so the events the fuzzer queues age past the worker-lag threshold.
+            assert response.json()["ready"] is False
+            return
         assert response.status_code < 500, f"{case.as_curl_command()}\n-> {response.text}"
         if response.status_code >= 400:
             assert_error_body(response)
