@@ -1,7 +1,8 @@
 """The FastAPI application and the background roles that run beside it.
 
 ``create_app`` builds the HTTP API on a :class:`GatewayContext`.
-``start_background`` runs the background roles as threads: the outbox workers
+``start_background`` (:mod:`gateway.runtime.background`) runs the background roles as
+threads: the outbox workers
 (one per signer key: :mod:`gateway.runtime.lanes`) with the webhook dispatcher (role
 ``worker``), and the indexer (role ``indexer``); ``pointsnet serve --role
 worker|indexer`` is one of them in a process of its own.  ``pointsnet serve``'s
@@ -18,8 +19,7 @@ Beside the API: ``/healthz`` (liveness), ``/readyz`` (readiness,
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
@@ -44,11 +44,9 @@ from gateway.api.routes import (
     webhooks,
 )
 from gateway.context import GatewayContext
-from gateway.indexer import Indexer
+from gateway.runtime.background import start_background
 from gateway.runtime.health import ReadinessProbe
-from gateway.runtime.lanes import SignerLane, lane_senders
 from gateway.runtime.metrics import GatewayMetrics
-from gateway.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("pointsnet.gateway")
 
@@ -61,50 +59,6 @@ Authenticate with `Authorization: Bearer <API key>`. Post events with an
 `Idempotency-Key`: points are issued on chain exactly once. Every error has the
 body `{"error": {"code", "message", "details"}}` with a stable `code`.
 """
-
-
-class BackgroundRoles:
-    """Threads running the worker loops until stopped."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.threads: list[threading.Thread] = []
-
-    def start(self, name: str, target: Callable[[threading.Event], None]) -> None:
-        thread = threading.Thread(target=target, args=(self.stop,), name=name, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def shutdown(self, timeout: float = 10.0) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout)
-
-
-def start_background(
-    context: GatewayContext,
-    roles_wanted: tuple[str, ...] = ("worker", "indexer"),
-    signer_indexes: list[int] | None = None,
-) -> BackgroundRoles:
-    """Start the background threads: an outbox worker per signer key (all keys of the
-    pool, or those of ``signer_indexes``) with the webhook dispatcher (role "worker")
-    and the indexer (role "indexer")."""
-    roles = BackgroundRoles()
-    if "worker" in roles_wanted:
-        for index, sender in lane_senders(context.link, signer_indexes):
-            lane = SignerLane(context.link, context.engine, context.sessions, sender, index)
-            roles.start(f"outbox-worker-{index}", lane.run)
-        dispatcher = WebhookDispatcher(
-            context.sessions,
-            context.box,
-            max_attempts=context.settings.webhook_max_attempts,
-            allow_private=context.settings.allows_private_webhooks,
-        )
-        roles.start("webhook-dispatcher", dispatcher.run)
-    if "indexer" in roles_wanted:
-        indexer = Indexer(context.settings, context.link.deployment.hub, context.sessions)
-        roles.start("indexer", indexer.run)
-    return roles
 
 
 def create_app(
