@@ -38,6 +38,9 @@ VALUE_KINDS = ("issue", "clawback")
 PAUSABLE_KINDS = ("issue", "clawback", "badge", "redeem", "transfer")
 #: Seconds between two attempts at ops held back (network paused, merchant at its cap).
 HOLD_RECHECK = 2.0
+#: Share of the chain's steady block interval that passes after a new block is first seen
+#: before receipts are asked again (a chain without a steady interval is asked each cycle).
+HEAD_WAIT_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,12 @@ class OutboxState:
         #: The head at which receipts were last asked for, and the transactions asked at
         #: it: none is asked again before a new block.
         self._receipts_asked_at = -1
+        #: The latest block seen (number, chain time), the chain-time gaps between the last
+        #: consecutive blocks seen, and the time.monotonic() before which no new block is
+        #: expected (receipts are not asked before it).
+        self._seen_block, self._seen_time = -1, 0
+        self._block_gaps: list[int] = []
+        self._next_block_at = 0.0
         self._receipts_asked: set[int] = set()
         #: The block gas limit, read once from the latest block (bounds the batches).
         self._block_gas_limit: int | None = None
@@ -121,9 +130,17 @@ class OutboxState:
 
     def _read_head(self) -> Head:
         """Read the latest block (once a cycle: its base fee prices every transaction the
-        cycle signs)."""
-        self._head = self.sender.head()
-        return self._head
+        cycle signs), and note when the next one is due (``_next_block_at``)."""
+        head = self._head = self.sender.head()
+        if head.number != self._seen_block:
+            if head.number == self._seen_block + 1:
+                self._block_gaps = [*self._block_gaps[-3:], head.timestamp - self._seen_time]
+            self._seen_block, self._seen_time = head.number, head.timestamp
+            # Blocks at a steady interval (the chain's clock, whole seconds): the next one
+            # is not out before that interval has passed since this one was first seen.
+            steady = min(self._block_gaps) if len(self._block_gaps) == 4 else 0
+            self._next_block_at = time.monotonic() + HEAD_WAIT_SHARE * steady
+        return head
 
     def _fees(self) -> tuple[int, int]:
         """(maxFeePerGas, maxPriorityFeePerGas) for a transaction signed now, from the

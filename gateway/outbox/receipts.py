@@ -12,6 +12,7 @@ Responsibilities:
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 from sqlalchemy import select, update
@@ -40,8 +41,12 @@ class Receipts(Broadcasting):
         Receipts are asked in one JSON-RPC batch: every sent transaction's when the head
         moved since the last ask, otherwise only those sent since (a transaction the node
         had already mined may become "sent" late, after a lost answer). They are fetched
-        outside the write transaction; only the finalizing takes the lock.
+        outside the write transaction; only the finalizing takes the lock. On a chain
+        whose blocks come at a steady interval, neither the database nor the node is asked
+        until 80% of that interval has passed since the latest block was first seen.
         """
+        if time.monotonic() < self._next_block_at:
+            return False  # no new block yet, by the chain's steady interval
         with self.sessions() as session:
             sent = session.execute(
                 select(ChainTx.id, ChainTx.tx_hash)

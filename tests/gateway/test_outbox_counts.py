@@ -81,8 +81,9 @@ def test_confirming_a_batch_costs_a_fraction_of_a_statement_and_of_a_call_per_ev
             break
     counts.on = False
     assert not outbox_busy(gateway.context)
-    assert counts.sql / EVENTS < 1.0, counts.sql
-    assert sum(counts.rpc.values()) / EVENTS < 0.1, counts.rpc
+    # Measured 0.18-0.26 statements per event (0.23-0.31 before the Core store).
+    assert counts.sql / EVENTS < 0.3, counts.sql
+    assert sum(counts.rpc.values()) / EVENTS < 0.05, counts.rpc  # 12 calls for 300 events
     assert counts.rpc["eth_getTransactionReceipt"] <= counts.rpc["eth_sendRawTransaction"] * 2
 
     counts.reset()
