@@ -70,8 +70,12 @@ __all__ = [
     "submit_many",
 ]
 
-#: Events accepted per write transaction by the batch endpoint.
-CHUNK = 25
+#: Events accepted per write transaction by the batch endpoint.  25 dated from the
+#: per-event ORM path, when 100 events held SQLite's write lock ~1.5 s and starved the
+#: outbox worker; the set-based chunk holds it ~60 ms for 100 events (~23 ms for 25,
+#: measured in process) and pays its fixed cost (~22 statements, a commit) once, not
+#: four times, per 100-event request: accept CPU per event 0.91 -> 0.61 ms.
+CHUNK = 100
 #: Attempts of one write transaction that lost a race (unique key, deadlock).
 RETRIES = 5
 #: deadlock_detected, serialization_failure
@@ -99,9 +103,9 @@ def submit_many(
 ) -> list[Answer]:
     """Accept events exactly once; one (status, answer) per item, in order.
 
-    Events are accepted ``CHUNK`` to a write transaction: fewer commits than one
-    per event, without holding SQLite's write lock so long that the outbox
-    worker starves behind a large batch.
+    Events are accepted ``CHUNK`` to a write transaction: one per 100-event
+    request, without holding SQLite's write lock so long that the outbox worker
+    starves behind a large batch (up to 1,000 events).
 
     Each item is decided in memory before anything is written: a refused item
     leaves nothing behind but its stored refusal, and does not disturb the
