@@ -17,7 +17,7 @@ from typing import Any
 
 from gateway.context import GatewayContext
 from gateway.errors import InvalidRequest, NotFound, RuleRejected
-from gateway.models import Merchant, RuleSetVersion, new_id, utcnow
+from gateway.models import Merchant, new_id, utcnow
 from gateway.rules import engine as rules_engine
 from gateway.rules.days import programme_day
 from gateway.rules.errors import RuleError
@@ -44,10 +44,10 @@ class Chunk:
     """The events of one write transaction, decided against ``state``, written by ``pending``."""
 
     def __init__(
-        self, ctx: GatewayContext, merchant: Merchant, rule_row: RuleSetVersion,
+        self, ctx: GatewayContext, merchant: Merchant, rule_version: int,
         rules: RuleSet, state: ChunkState, pending: Pending,
     ) -> None:  # fmt: skip
-        self.ctx, self.merchant, self.rule_row, self.rules = ctx, merchant, rule_row, rules
+        self.ctx, self.merchant, self.rule_version, self.rules = ctx, merchant, rule_version, rules
         self.state, self.pending = state, pending
 
     def accept(self, key: str, body: EventCreate) -> Accepted:
@@ -199,7 +199,7 @@ class Chunk:
             "network_amount": network_amount, "payload": body.model_dump(mode="json"),
             "status": status, "reason": decision.reason, "points": points,
             "clawback": clawback, "breakdown": breakdown, "badges": list(decision.badges),
-            "rule_version": self.rule_row.version, "tx_hash": None, "block_number": None,
+            "rule_version": self.rule_version, "tx_hash": None, "block_number": None,
             "device_id": body.device_id, "ip": body.ip,
         }  # fmt: skip
         self.pending.events.append(row)
