@@ -166,7 +166,7 @@ def _decide_chunk(
     """Replay, decide and stage every item of the chunk, then write them all."""
     records = _stored_answers(session, merchant.id, {key for key, _b, _d in chunk})
     fresh = [body for key, body, _digest in chunk if key not in records]
-    pending = Pending(session, merchant.id)
+    pending = Pending(session, merchant.id, hooked=bool(merchant.webhook_url))
     decider = None
     if fresh:
         version, rules = _current_rules(session, merchant.id)

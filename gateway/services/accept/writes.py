@@ -15,7 +15,7 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.models import (
@@ -38,13 +38,28 @@ _INSERT_LINKS = insert(table_of(CustomerLink))
 _INSERT_EVENTS = insert(table_of(Event))
 _INSERT_OPS = insert(table_of(ChainOp))
 _INSERT_RECORDS = insert(table_of(IdempotencyRecord))
+_M, _L = table_of(Member), table_of(CustomerLink)
+_UPDATE_MEMBERS = (
+    update(_M)
+    .where(_M.c.id == bindparam("_id"))
+    .values(birth_month=bindparam("_birth_month"), tier=bindparam("_tier"))
+)
+_UPDATE_LINKS = (
+    update(_L)
+    .where(_L.c.merchant_id == bindparam("_merchant"), _L.c.customer_id == bindparam("_customer"))
+    .values(referred_by=bindparam("_referred_by"), referral_rewarded=bindparam("_rewarded"))
+)
 
 
 class Pending:
-    """A chunk's rows not written yet."""
+    """A chunk's rows not written yet.
 
-    def __init__(self, session: Session, merchant_id: int) -> None:
-        self.session, self.merchant_id = session, merchant_id
+    ``hooked``: the merchant had a webhook URL when its request was authenticated;
+    without one, its tier changes queue no webhook (and cost no query).
+    """
+
+    def __init__(self, session: Session, merchant_id: int, hooked: bool) -> None:
+        self.session, self.merchant_id, self.hooked = session, merchant_id, hooked
         self._clear()
 
     def _clear(self) -> None:
@@ -101,7 +116,7 @@ class Pending:
         if self.records:
             conn.execute(_INSERT_RECORDS, self.records)
         write_deltas(session, self.deltas)
-        if self.tier_changes:
+        if self.tier_changes and self.hooked:
             queue_webhooks(
                 session, [(self.merchant_id, "tier.changed", c) for c in self.tier_changes]
             )
@@ -141,11 +156,8 @@ class Pending:
     def _update_members(self) -> None:
         if not self.members:
             return
-        table = table_of(Member)
-        self.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("_id"))
-            .values(birth_month=bindparam("_birth_month"), tier=bindparam("_tier")),
+        self.session.connection().execute(
+            _UPDATE_MEMBERS,
             [
                 {"_id": m.id, "_birth_month": m.birth_month, "_tier": m.tier}
                 for m in self.members.values()
@@ -157,21 +169,11 @@ class Pending:
     def _update_links(self) -> None:
         if not self.links:
             return
-        table = table_of(CustomerLink)
-        self.session.execute(
-            update(table)
-            .where(
-                and_(
-                    table.c.merchant_id == self.merchant_id,
-                    table.c.customer_id == bindparam("_customer"),
-                )
-            )
-            .values(
-                referred_by=bindparam("_referred_by"),
-                referral_rewarded=bindparam("_rewarded"),
-            ),
+        self.session.connection().execute(
+            _UPDATE_LINKS,
             [
                 {
+                    "_merchant": self.merchant_id,
                     "_customer": c,
                     "_referred_by": link.referred_by,
                     "_rewarded": link.referral_rewarded,
