@@ -93,9 +93,13 @@ def rejected_delta(kind: str) -> Bucket:
     return Bucket(orders_held=-1 if kind == "purchase" else 0)
 
 
-_BUCKETS = select(table_of(MemberCounter)).where(
-    table_of(MemberCounter).c.member_id.in_(bindparam("members", expanding=True))
-)
+_C = table_of(MemberCounter)
+#: A bucket's columns in the order :func:`read_buckets` unpacks them (tuples, not
+#: named row access: a member may have hundreds of buckets).
+_BUCKETS = select(
+    _C.c.member_id, _C.c.merchant_id, _C.c.day, _C.c.orders, _C.c.orders_held, _C.c.refunds,
+    _C.c.check_ins, _C.c.shares, _C.c.reviews, _C.c.points, _C.c.spend, _C.c.last_order_at,
+).where(_C.c.member_id.in_(bindparam("members", expanding=True)))  # fmt: skip
 
 
 def failed_delta(kind: str, points: int, network_amount: Decimal) -> Bucket:
@@ -149,12 +153,15 @@ def read_buckets(session: Session, member_ids: set[str]) -> dict[str, dict[Bucke
     found: dict[str, dict[BucketKey, Bucket]] = {member: {} for member in member_ids}
     if not member_ids:
         return found
-    for row in session.connection().execute(_BUCKETS, {"members": list(member_ids)}):
-        found[row.member_id][(row.merchant_id, _day(row.day))] = Bucket(
-            orders=row.orders, orders_held=row.orders_held, refunds=row.refunds,
-            check_ins=row.check_ins, shares=row.shares, reviews=row.reviews, points=row.points,
-            spend=Decimal(row.spend),
-            last_order_at=_utc(row.last_order_at) if row.last_order_at is not None else None,
+    rows = session.connection().execute(_BUCKETS, {"members": list(member_ids)})
+    for (
+        member_id, merchant_id, day, orders, held, refunds, check_ins, shares, reviews, points,
+        spend, last_order_at,
+    ) in rows:  # fmt: skip
+        found[member_id][(merchant_id, _day(day))] = Bucket(
+            orders=orders, orders_held=held, refunds=refunds, check_ins=check_ins,
+            shares=shares, reviews=reviews, points=points, spend=Decimal(spend),
+            last_order_at=_utc(last_order_at) if last_order_at is not None else None,
         )  # fmt: skip
     return found
 
