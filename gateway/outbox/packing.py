@@ -182,6 +182,12 @@ class Packing(Replacement):
         nonce is then given back."""
         gas, fees = prepared
         signed = self.sender.sign(call.address, data, gas=gas, fees=fees)
+        while self._hash_stored(signed.hash):
+            # The same call at the same nonce and fees was refused before and its nonce
+            # handed out again (a badge or tier award names no event, so it can repeat
+            # exactly): a wei more of fees gives this transaction a hash of its own.
+            fees = (fees[0] + 1, fees[1] + 1)
+            signed = self.sender.sign(call.address, data, gas=gas, fees=fees, nonce=signed.nonce)
         stored = store_signed(
             self.sessions, kind, merchant_id, signed, op_ids,
             first_seq=first_seq, original_seqs=original_seqs,
@@ -191,6 +197,10 @@ class Packing(Replacement):
         else:
             self.sender.release_nonce(signed.nonce)
         return stored
+
+    def _hash_stored(self, tx_hash: str) -> bool:
+        with self.sessions() as session:
+            return session.scalar(select(ChainTx.id).where(ChainTx.tx_hash == tx_hash)) is not None
 
     def _revert_planned(
         self, kind: str, merchant_id: int | None, op_ids: list[int], revert: ContractRevert
