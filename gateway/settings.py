@@ -31,7 +31,7 @@ class Settings(ChainSettings):
         default=None,
         description="encrypts custodial keys and webhook secrets; devnet: generated in data_dir",
     )
-    batch_max_events: int = 500
+    batch_max_events: int = 1500  # a safety bound: gas fills batches (EIP-7825: 2^24 per tx)
     batch_max_wait: float = 0.2  # seconds an event may wait for a fuller batch
     tx_stuck_after: float = 30.0  # seconds without a receipt before a fee bump
     webhook_max_attempts: int = 8
