@@ -10,7 +10,9 @@ lookups always go through the merchant's own id.
 
 from __future__ import annotations
 
-from eth_keys import keys
+from coincurve import PublicKey
+from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -90,9 +92,11 @@ def member_by_address(session: Session, address: str) -> Member | None:
 
 
 def derived_address(box: SecretBox, merchant_id: int, customer_id: str) -> str:
-    """The address of the custodial member first linked as (merchant, customer)."""
-    key = keys.PrivateKey(box.custodial_key(merchant_id, customer_id))
-    return str(key.public_key.to_checksum_address())
+    """The address of the custodial member first linked as (merchant, customer): the last
+    20 bytes of the keccak of the uncompressed public key (straight through coincurve:
+    eth_keys' objects cost ~3x as much, on every new member of a batch)."""
+    public = PublicKey.from_secret(box.custodial_key(merchant_id, customer_id))
+    return str(to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:]))
 
 
 def custodial_key(box: SecretBox, member: Member) -> str:
