@@ -4,6 +4,7 @@ entry by entry. Each tampering test changes one row, then puts it back."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -190,9 +191,24 @@ def test_reconcile_command_prints_json_and_exits_1_on_a_difference(book: Book) -
     assert "reconcile FAILED" in table.stdout and f"event {refund.id}" in table.stdout
 
 
+def issue_sent(book: Book, event_id: str) -> bool:
+    with book.gateway.context.sessions() as session:
+        status = session.scalar(
+            select(ChainOp.status).where(ChainOp.event_id == event_id, ChainOp.kind == "issue")
+        )
+    return status == "sent"
+
+
 def test_reconcile_lists_ops_mined_but_not_yet_confirmed_as_in_flight(book: Book) -> None:
     event_id = book.post(1, purchase("frank", "F-1", "5000", currency="JPY"))
-    book.gateway.worker.pack_and_send()  # signed, stored, broadcast (and mined): not followed
+    # Signed, stored, broadcast (and mined), receipts not followed. An issue batch that is
+    # neither full nor due (batch_max_wait) or finds the next block's gas taken waits a
+    # cycle: pack until it went.
+    deadline = time.monotonic() + 30
+    while not issue_sent(book, event_id):
+        assert time.monotonic() < deadline, "the issuance was never packed"
+        book.gateway.worker.pack_and_send()
+        time.sleep(0.05)
 
     report = reconcile(book.gateway.context)
     book.settle()
