@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import to_checksum_address
@@ -167,19 +168,24 @@ class OutboxState:
         )  # fmt: skip
 
 
+def chain_tx_values(kind: str, merchant_id: int | None, signed: SignedTx) -> dict[str, Any]:
+    """The columns of a newly signed transaction's ``chain_txs`` row."""
+    return {
+        "kind": kind,
+        "merchant_id": merchant_id,
+        "sender": signed.sender,
+        "nonce": signed.nonce,
+        "tx_hash": signed.hash,
+        "raw": signed.raw,
+        "max_fee_per_gas": signed.max_fee_per_gas,
+        "max_priority_fee_per_gas": signed.max_priority_fee_per_gas,
+        "gas": signed.gas,
+        "status": "signed",
+    }
+
+
 def chain_tx_row(kind: str, merchant_id: int | None, signed: SignedTx) -> ChainTx:
-    return ChainTx(
-        kind=kind,
-        merchant_id=merchant_id,
-        sender=signed.sender,
-        nonce=signed.nonce,
-        tx_hash=signed.hash,
-        raw=signed.raw,
-        max_fee_per_gas=signed.max_fee_per_gas,
-        max_priority_fee_per_gas=signed.max_priority_fee_per_gas,
-        gas=signed.gas,
-        status="signed",
-    )
+    return ChainTx(**chain_tx_values(kind, merchant_id, signed))
 
 
 def signed_of(tx: ChainTx) -> SignedTx:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from chain.sender import SignedTx
 from gateway.db import is_postgres, transaction
 from gateway.models import ChainOp, ChainTx, Event, Merchant, table_of
+from gateway.outbox.base import chain_tx_values
 
 #: The ops' table, for the Core statements below.
 OPS = table_of(ChainOp)
@@ -93,19 +94,7 @@ def insert_tx(session: Session, kind: str, merchant_id: int | None, signed: Sign
     return int(
         session.execute(
             insert(ChainTx)
-            .values(
-                kind=kind,
-                merchant_id=merchant_id,
-                sender=signed.sender,
-                nonce=signed.nonce,
-                tx_hash=signed.hash,
-                raw=signed.raw,
-                max_fee_per_gas=signed.max_fee_per_gas,
-                max_priority_fee_per_gas=signed.max_priority_fee_per_gas,
-                gas=signed.gas,
-                status="signed",
-                attempts=0,
-            )
+            .values(**chain_tx_values(kind, merchant_id, signed), attempts=0)
             .returning(ChainTx.id)
         ).scalar_one()
     )
