@@ -261,6 +261,10 @@ class ChainOp(Base):
     #: The block that included the op's transaction (set when it is confirmed), so what
     #: was still queued at block B is the ops whose block_number is null or above B.
     block_number: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
+    #: keccak-256 of the op's canonical input (``issuance_inputs.body``), 0x-hex: the leaf
+    #: its batch commits to on chain.  Set on issue and clawback ops accepted since
+    #: migration 0008; None on other kinds and older ops.
+    input_hash: Mapped[str | None] = mapped_column(String(66), default=None)
 
     event: Mapped[Event | None] = relationship(back_populates="ops")
 
@@ -290,10 +294,19 @@ class ChainTx(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    #: The root over the (ref, input_hash) pairs an issue or clawback batch commits to
+    #: (``chain.merkle.input_root``), 0x-hex; None for other kinds.
+    input_root: Mapped[str | None] = mapped_column(String(66), default=None)
 
 
 class RuleSetVersion(Base):
-    """A merchant's rule set, versioned; its hash is published on chain before it applies."""
+    """A merchant's rule set, versioned; published on chain, in effect from ``effective_at``.
+
+    ``canonical`` is the exact text published (``hash`` is its keccak-256).
+    ``effective_at`` (unix time, chain clock) and ``published_block`` come from the
+    publication's ``RuleSetPublished`` log; both are None while the version is queued.
+    Version 1 is in effect from the merchant's admission whatever its ``effective_at``.
+    """
 
     __tablename__ = "rule_sets"
     __table_args__ = (UniqueConstraint("merchant_id", "version"),)
@@ -302,9 +315,46 @@ class RuleSetVersion(Base):
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
     version: Mapped[int] = mapped_column(Integer)
     content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    canonical: Mapped[str] = mapped_column(Text)
     hash: Mapped[str] = mapped_column(String(66))
     tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    effective_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    published_block: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IssuanceInput(Base):
+    """The canonical input of one issue or clawback op (``gateway.rules.disclosure``).
+
+    ``ref`` is the op's reference on chain, ``body`` the canonical text and
+    ``input_hash`` its keccak-256 (also on the op, and committed on chain by its
+    batch's input root).  ``member_id`` is the member whose data it holds (the
+    inviter for a ``referral`` part): erasing a member deletes these rows while the
+    salted hash stays on chain, revealing nothing.
+    """
+
+    __tablename__ = "issuance_inputs"
+
+    ref: Mapped[str] = mapped_column(String(66), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    member_id: Mapped[str] = mapped_column(String(32), index=True)
+    merchant_id: Mapped[int] = mapped_column(Integer)
+    part: Mapped[str] = mapped_column(String(24))  # points referral clawback referral-clawback
+    format: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    input_hash: Mapped[str] = mapped_column(String(66))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Erasure(Base):
+    """A member's data erased at their request: when, and how many rows of each table."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_address: Mapped[str] = mapped_column(String(42), index=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Reward(Base):

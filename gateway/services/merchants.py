@@ -10,6 +10,7 @@ and activates the merchant.
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -313,11 +314,13 @@ def _queue_rule_set(session: Session, merchant_id: int, rules: RuleSet) -> RuleS
         select(func.max(RuleSetVersion.version)).where(RuleSetVersion.merchant_id == merchant_id)
     )
     version = int(latest or 0) + 1
+    text = canonical_json(rules)
     digest = "0x" + rule_set_hash(rules).hex()
     row = RuleSetVersion(
         merchant_id=merchant_id,
         version=version,
-        content=_json_content(rules),
+        content=json.loads(text),
+        canonical=text,
         hash=digest,
     )
     session.add(row)
@@ -332,13 +335,6 @@ def _queue_rule_set(session: Session, merchant_id: int, rules: RuleSet) -> RuleS
     )
     session.flush()
     return row
-
-
-def _json_content(rules: RuleSet) -> dict[str, Any]:
-    import json
-
-    content: dict[str, Any] = json.loads(canonical_json(rules))
-    return content
 
 
 def load_rules(row: RuleSetVersion) -> RuleSet:
