@@ -77,6 +77,23 @@ class RuleRejected(GatewayError):
     status = 422
 
 
+class RuleChangePending(GatewayError):
+    """A new rule-set version while the last one published is still in its notice period:
+    the hub takes one pending version at a time."""
+
+    code = "rule_change_pending"
+    status = 409
+
+    def __init__(self, merchant_id: int, version: int, effective_at: int) -> None:
+        super().__init__(
+            f"rule set version {version} takes effect at unix time {effective_at}; "
+            "a new version can be published from then on",
+            merchant_id=merchant_id,
+            version=version,
+            effective_at=effective_at,
+        )
+
+
 class OutOfStock(GatewayError):
     """The reward has no stock left."""
 
