@@ -53,6 +53,12 @@ class Settings(ChainSettings):
         description="while requests keep coming, how long a group may wait for more "
         "(milliseconds; a request after a quiet spell never waits)",
     )
+    chain_clock_interval: float = Field(
+        default=1.0,
+        ge=0,
+        description="seconds between reads of the chain head (rule versions switch at its "
+        "block timestamp); 0: read it on every use",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="bearer token GET /metrics requires (unset: open to whoever reaches it)",
