@@ -5,22 +5,22 @@ new version and publishes :func:`rule_set_hash` on chain, so anyone holding the
 JSON can check which rules computed an issuance.  The hash is keccak-256 of
 :func:`canonical_json`: keys sorted, no whitespace, ASCII only, Decimals as
 plain strings without trailing zeros (``"1.10"`` and ``"1.1"`` are one value),
-datetimes in UTC ISO 8601, every default written out.  Equal content therefore
+datetimes in UTC ISO 8601, every default written out
+(:mod:`gateway.rules.canonical`, shared with issuance inputs).  Equal content therefore
 hashes equally whatever the key order or spelling of the input, and any change
 of a value changes the hash.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from eth_utils import keccak
 from pydantic import Field, ValidationError, field_validator
 
+from gateway.rules.canonical import canonical_dumps
 from gateway.rules.currencies import validate_currency
 from gateway.rules.errors import InvalidRuleSet
 from gateway.rules.sections import (
@@ -139,28 +139,9 @@ def parse_rule_set(data: Mapping[str, Any] | str | bytes) -> RuleSet:
         ) from None
 
 
-def _canonical_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return "0" if value == 0 else format(value.normalize(), "f")
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(key): _canonical_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_canonical_value(item) for item in value]
-    return value
-
-
 def canonical_json(rs: RuleSet) -> str:
     """The canonical JSON text of ``rs`` (see the module docstring)."""
-    return json.dumps(
-        _canonical_value(rs.model_dump(mode="python")),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
+    return canonical_dumps(rs.model_dump(mode="python"))
 
 
 def rule_set_hash(rs: RuleSet) -> bytes:
