@@ -50,6 +50,19 @@ class InvalidRequest(GatewayError, ValueError):
     status = 422
 
 
+class RuleSetTooLarge(InvalidRequest):
+    """The rule set's canonical text exceeds what the hub takes in one publication."""
+
+    code = "rule_set_too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the rule set's canonical text is {size} bytes; the hub takes at most {limit}",
+            size=size,
+            limit=limit,
+        )
+
+
 class WebhookUrlNotAllowed(InvalidRequest):
     """The webhook URL leads to a private, loopback or other non-public address."""
 

@@ -355,12 +355,106 @@ class RedemptionPublic(BaseModel):
 # ------------------------------------------------------------------ rules & webhooks
 
 
+RuleSetStatus = Literal["queued", "published", "in_effect", "superseded"]
+
+
 class RuleSetPublic(BaseModel):
+    """A version of the merchant's rules and where it stands on chain."""
+
     version: int
     hash: str
     published: bool
     tx_hash: str | None
     rules: dict[str, Any]
+    status: RuleSetStatus | None = Field(
+        default=None,
+        description="queued (not on chain yet), published (on chain, in its notice period), "
+        "in_effect, superseded",
+    )
+    effective_at: int | None = Field(
+        default=None, description="unix time (chain clock) it takes or took effect"
+    )
+    effective_at_estimated: bool = Field(
+        default=False, description="effective_at is an estimate: the version is not published yet"
+    )
+    published_block: int | None = None
+    upcoming: RuleSetPublic | None = Field(
+        default=None, description="the version queued or published to follow this one"
+    )
+
+
+# ------------------------------------------------------------------ public rules
+
+
+ClauseParam = str | int | None
+
+
+class ClausePublic(BaseModel):
+    """A sentence in no language: the wallet's message ``key`` and its ``{param}`` values
+    (:mod:`gateway.rules.explain`)."""
+
+    key: str = Field(examples=["earn.base"])
+    params: dict[str, ClauseParam] = Field(examples=[{"rate": "1", "unit": "USD"}])
+
+
+RuleVersionStatus = Literal["pending", "in_effect", "superseded"]
+
+
+class RuleVersionPublic(BaseModel):
+    """One version of a merchant's rules as published on chain."""
+
+    version: int
+    hash: str = Field(description="keccak-256 of `canonical`, as published on chain")
+    canonical: str = Field(description="the exact text published on chain")
+    rules: dict[str, Any] = Field(description="`canonical` parsed")
+    status: RuleVersionStatus = Field(description="at the chain's latest block")
+    published_tx: str | None
+    published_block: int | None
+    effective_at: datetime | None = Field(
+        description="when it takes (or took) effect, by the chain's clock; null for versions "
+        "applied before effective times were recorded"
+    )
+    superseded_at: datetime | None = Field(description="when the next version takes effect")
+    explained: list[ClausePublic] = Field(description="how it earns, in plain words")
+    changes: list[ClausePublic] = Field(description="what it changes from the version before")
+
+
+class PublicMerchant(BaseModel):
+    id: int
+    name: str
+    currency: str
+    status: str
+
+
+class UpcomingVersionPublic(BaseModel):
+    version: int
+    effective_at: datetime | None
+
+
+class PublicMerchantSummary(PublicMerchant):
+    current_version: int | None = Field(description="the version in effect (null: none yet)")
+    upcoming: UpcomingVersionPublic | None = Field(
+        description="a published version not yet in effect"
+    )
+
+
+class PublicMerchantsPublic(BaseModel):
+    """Every merchant of the network and where its rules stand."""
+
+    chain_id: int
+    hub: str
+    notice_seconds: int = Field(description="how long a new rule version waits before it applies")
+    merchants: list[PublicMerchantSummary]
+
+
+class PublicRulesPublic(BaseModel):
+    """A merchant's rules: the version in effect, those announced, those it replaced."""
+
+    merchant: PublicMerchant
+    notice_seconds: int
+    current: RuleVersionPublic | None
+    upcoming: list[RuleVersionPublic]
+    past: list[RuleVersionPublic] = Field(description="newest first")
 
 
 class WebhookConfigIn(StrictModel):
