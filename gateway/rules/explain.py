@@ -24,12 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from gateway.rules.activities import STREAK_DAYS
 from gateway.rules.badges import BADGES_BY_KEY, TOP_REFERRER
+from gateway.rules.canonical import decimal_text, instant_text
 from gateway.rules.decision import CAMPAIGN_PREFIX, BreakdownLine
 from gateway.rules.fx import NETWORK_UNIT
 from gateway.rules.model import RuleSet
@@ -103,8 +103,7 @@ KEYS: frozenset[str] = frozenset(
 
 def number(value: Decimal | int) -> str:
     """A Decimal as the rule set's canonical JSON writes it (``"1.1"``, ``"0"``)."""
-    value = Decimal(value)
-    return "0" if value == 0 else format(value.normalize(), "f")
+    return decimal_text(Decimal(value))
 
 
 def utc_offset(minutes: int) -> str:
@@ -117,10 +116,6 @@ def utc_offset(minutes: int) -> str:
 def _money(amount: Decimal) -> str:
     """An amount as money is written: two decimals (``"124.20"``)."""
     return f"{amount.quantize(CENT):f}"
-
-
-def _instant(at: datetime) -> str:
-    return at.isoformat()
 
 
 def _c(key: str, **params: Param) -> Clause:
@@ -184,7 +179,7 @@ def _tier(index: int, level: TierLevel, unit: str) -> Clause:
 def _campaign(prefix: str, campaign: Campaign) -> Clause:
     params: dict[str, Param] = {
         "name": campaign.name, "multiplier": number(campaign.multiplier),
-        "starts": _instant(campaign.starts_at), "ends": _instant(campaign.ends_at),
+        "starts": instant_text(campaign.starts_at), "ends": instant_text(campaign.ends_at),
     }  # fmt: skip
     if campaign.categories is None:
         return Clause(prefix, params)
