@@ -1,5 +1,5 @@
-// The wallet page: boot, routes (#/home, #/history, #/send, #/rewards, #/accounts,
-// #/settings) and the language switch. Screens live in views/.
+// The wallet page: boot, routes (#/home, #/history, #/send, #/rewards, #/earn,
+// #/accounts, #/settings) and the language switch. Screens live in views/.
 
 import { ApiError } from "./api.js";
 import { clear, h } from "./dom.js";
@@ -9,6 +9,7 @@ import { loadConfig, resumeAfterRefusedLink, resumeCustodial, signOut, state, us
 import { dismissStatus, errorMessage, notify } from "./ui.js";
 import { renderAccounts, renderSettings } from "./views/accounts.js";
 import { renderRewards, renderSend } from "./views/actions.js";
+import { renderEarn } from "./views/earn.js";
 import { renderHistory, renderHome } from "./views/home.js";
 import { renderUnlock, renderWelcome } from "./views/onboarding.js";
 
@@ -17,6 +18,7 @@ const ROUTES = {
   history: renderHistory,
   send: renderSend,
   rewards: renderRewards,
+  earn: renderEarn,
   accounts: renderAccounts,
   settings: renderSettings,
 };

@@ -1,4 +1,4 @@
-// Home (balance, tier progress, badges, receive) and History.
+// Home (balance, tier progress, badges, receive, upcoming rule changes) and History.
 
 import { api } from "../api.js";
 import { clear, h, newId, svgElement } from "../dom.js";
@@ -6,8 +6,11 @@ import { formatDate, formatMoney, formatNumber, t } from "../i18n.js";
 import { qrSvg } from "../qr.js";
 import { refreshMe, state } from "../session.js";
 import { alertBox, badgeImage, heading, notify, short, showError, txLink } from "../ui.js";
+import { upcomingBanner, upcomingChanges } from "./earn.js";
 
 const REFRESH_MS = 3000;
+// Linked partners with a rule change published and not yet in effect (home banner).
+let upcoming = [];
 
 export function renderHome(main, app) {
   const box = alertBox();
@@ -21,6 +24,7 @@ export function renderHome(main, app) {
   async function load() {
     try {
       const me = await refreshMe();
+      upcoming = await upcomingChanges().catch(() => upcoming);
       showError(box, null);
       if (!alive) return;
       clear(body).append(...homeCards(me, app));
@@ -51,6 +55,8 @@ function homeCards(me, app) {
     );
   }
   if (me.frozen) cards.push(h("p", { class: "warning", role: "alert" }, t("home.frozen")));
+  const banner = upcomingBanner(upcoming);
+  if (banner) cards.push(banner);
   cards.push(
     h("section", { class: "card balance", "aria-labelledby": "balance-label" },
       h("h2", { id: "balance-label" }, t("home.balance")),
