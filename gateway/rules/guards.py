@@ -7,7 +7,10 @@ carries the points it will issue once a reviewer releases it):
 2. velocity: the member's events in the last hour or points today, then the
    merchant's events in the last minute or points today (member and inviter
    points both count for the merchant); exceeding a limit holds or rejects the
-   event as ``velocity.action`` says (``velocity_member`` / ``velocity_merchant``);
+   event as ``velocity.action`` says (``velocity_member`` / ``velocity_merchant``).
+   "Today" is the programme day (:mod:`gateway.rules.days`): the snapshots count
+   from its local midnight at the in-effect version's ``utc_offset_minutes``, not
+   a rolling 24 hours; the hour and the minute are rolling windows;
 3. clustering: more distinct members on the event's device or IP than the
    threshold holds the event (``device_cluster`` / ``ip_cluster``).
 

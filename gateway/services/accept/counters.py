@@ -15,7 +15,7 @@ window is day-granular: a bucket's orders all count at its last order's time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +26,9 @@ from sqlalchemy.orm import Session
 
 from gateway.db import is_postgres
 from gateway.models import MemberCounter, RuleSetVersion, table_of
+from gateway.rules.days import programme_day
+from gateway.rules.model import RuleSet
+from gateway.timeutil import aware
 
 #: The integer columns a delta adds to.
 COUNTS = ("orders", "orders_held", "refunds", "check_ins", "shares", "reviews", "points")
@@ -108,16 +111,24 @@ def failed_delta(kind: str, points: int, network_amount: Decimal) -> Bucket:
     ``last_order_at`` stays (a maximum cannot be undone): recency may then count
     from a failed order, which errs by at most the bucket's day.
     """
-    delta = event_delta(kind, "accepted", points, network_amount, datetime.now(UTC))
+    delta = event_delta(kind, "accepted", points, network_amount, _NO_TIME)
     for name in COUNTS:
         setattr(delta, name, -getattr(delta, name))
     delta.spend, delta.last_order_at = -delta.spend, None
     return delta
 
 
+#: The time :func:`failed_delta` gives :func:`event_delta`: only ``last_order_at`` reads
+#: it, and a failed event's delta drops that.
+_NO_TIME = datetime.fromtimestamp(0, UTC)
+
+
 def count_failed(session: Session, events: list[Any]) -> None:
     """Take events that were live (accepted or submitted) and now failed out of their
-    buckets: one read of their rule versions' UTC offsets, one upsert.
+    buckets: one read of the rule versions that decided them, one upsert.
+
+    Each event's bucket is its :func:`~gateway.rules.days.programme_day` under the
+    version that decided it (``rule_version``), as when it was counted in.
 
     ``events``: rows with ``member_id``, ``merchant_id``, ``type``, ``points``,
     ``network_amount``, ``occurred_at`` and ``rule_version`` (``Event`` objects do).
@@ -125,27 +136,36 @@ def count_failed(session: Session, events: list[Any]) -> None:
     """
     if not events:
         return
-    table = table_of(RuleSetVersion)
-    offsets = {
-        (merchant, version): int((content or {}).get("utc_offset_minutes", 0) or 0)
-        for merchant, version, content in session.connection().execute(
-            select(table.c.merchant_id, table.c.version, table.c.content).where(
-                table.c.merchant_id.in_({e.merchant_id for e in events})
-            )
-        )
-    }
+    rules = _rule_sets(session, {(e.merchant_id, e.rule_version) for e in events})
     deltas: dict[tuple[str, int, date], Bucket] = {}
     for event in events:
-        offset = timezone(
-            timedelta(minutes=offsets.get((event.merchant_id, event.rule_version), 0))
+        day = programme_day(
+            rules[(event.merchant_id, event.rule_version)], aware(event.occurred_at)
         )
-        at = (
-            event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(tzinfo=UTC)
-        )
-        key = (event.member_id, event.merchant_id, at.astimezone(offset).date())
+        key = (event.member_id, event.merchant_id, day)
         delta = failed_delta(event.type, event.points, Decimal(event.network_amount or 0))
         deltas.setdefault(key, Bucket()).add(delta)
     write_deltas(session, deltas)
+
+
+def _rule_sets(session: Session, versions: set[tuple[int, int]]) -> dict[tuple[int, int], RuleSet]:
+    """The rule sets of these (merchant, version) pairs: one query."""
+    table = table_of(RuleSetVersion)
+    rows = session.connection().execute(
+        select(table.c.merchant_id, table.c.version, table.c.content).where(
+            table.c.merchant_id.in_({merchant for merchant, _v in versions}),
+            table.c.version.in_({version for _m, version in versions}),
+        )
+    )
+    found = {
+        (merchant, version): RuleSet.model_validate(content)
+        for merchant, version, content in rows
+        if (merchant, version) in versions
+    }
+    missing = versions - set(found)
+    if missing:  # an event names the version that decided it: the row exists
+        raise LookupError(f"rule set versions not found: {sorted(missing)}")
+    return found
 
 
 def read_buckets(session: Session, member_ids: set[str]) -> dict[str, dict[BucketKey, Bucket]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,11 +25,12 @@ from gateway.crypto import SecretBox
 from gateway.models import ChainOp, CustomerLink, Event, Member, Merchant, table_of
 from gateway.rules import engine as rules_engine
 from gateway.rules.badges import BADGES_BY_ID
+from gateway.rules.days import day_start_at
 from gateway.rules.model import RuleSet
 from gateway.schemas import EventCreate
 from gateway.services.accept.counters import Bucket, BucketKey, read_buckets
 from gateway.services.members import derived_address
-from gateway.timeutil import aware
+from gateway.timeutil import aware, utc_now
 
 LIVE = ("accepted", "submitted", "confirmed")
 
@@ -109,9 +110,15 @@ class ChunkState:
 
 def load(
     session: Session, box: SecretBox, merchant: Merchant, rules: RuleSet,
-    bodies: list[EventCreate],
+    bodies: list[EventCreate], now: datetime | None = None,
 ) -> ChunkState:  # fmt: skip
-    """Read the chunk's state: one query per table (none for what no event needs)."""
+    """Read the chunk's state: one query per table (none for what no event needs).
+
+    ``rules``: the version in effect, whose offset cuts the programme day of the
+    "per day" velocity limits; ``now`` (aware; default the current time): the
+    moment the limits count back from.
+    """
+    now = utc_now() if now is None else now
     conn = session.connection()
     customers = {b.customer_id for b in bodies} | {
         b.referrer_customer_id for b in bodies if b.referrer_customer_id
@@ -139,7 +146,7 @@ def load(
     _badges(conn, members)
     velocity = rules.velocity
     if members and (velocity.member_events_per_hour or velocity.member_points_per_day):
-        _velocity(conn, members)
+        _velocity(conn, members, now - timedelta(hours=1), day_start_at(rules, now))
     _owed(conn, members)
     clustering = rules.clustering
     return ChunkState(
@@ -152,7 +159,7 @@ def load(
         if clustering.max_accounts_per_ip is not None else {},
         originals=originals,
         refunds_of=_refunds(conn, merchant.id, bodies),
-        merchant=_merchant_snapshot(conn, merchant, rules),
+        merchant=_merchant_snapshot(conn, merchant, rules, now),
     )  # fmt: skip
 
 
@@ -178,15 +185,17 @@ _BADGES = select(_O.c.member_address, _O.c.badge_id).where(
     _O.c.kind == "badge",
     _O.c.status != "failed",
 )
+#: Per member: events since ``hour_ago``, points since ``day_start`` (a scan from the
+#: earlier of the two, ``since``).
 _VELOCITY = (
     select(
         _E.c.member_id,
         func.sum(case((_E.c.created_at >= bindparam("hour_ago"), 1), else_=0)),
-        func.coalesce(func.sum(_E.c.points), 0),
+        func.sum(case((_E.c.created_at >= bindparam("day_start"), _E.c.points), else_=0)),
     )
     .where(
         _E.c.member_id.in_(bindparam("values", expanding=True)),
-        _E.c.created_at >= bindparam("day_ago"),
+        _E.c.created_at >= bindparam("since"),
     )
     .group_by(_E.c.member_id)
 )
@@ -249,9 +258,11 @@ _REFUNDS = select(_E.c.order_id, _E.c.clawback, _E.c.payload).where(
 _EVENTS_SINCE = select(func.count()).where(
     _E.c.merchant_id == bindparam("merchant_id"), _E.c.created_at >= bindparam("since")
 )
+#: The merchant's events since ``minute_ago`` and points since ``day_start`` (one scan
+#: from the earlier of the two, ``since``).
 _ACTIVITY_SINCE = select(
     func.sum(case((_E.c.created_at >= bindparam("minute_ago"), 1), else_=0)),
-    func.coalesce(func.sum(_E.c.points), 0),
+    func.sum(case((_E.c.created_at >= bindparam("day_start"), _E.c.points), else_=0)),
 ).where(_E.c.merchant_id == bindparam("merchant_id"), _E.c.created_at >= bindparam("since"))
 _POINTS_SINCE = select(func.coalesce(func.sum(_E.c.points), 0)).where(
     _E.c.merchant_id == bindparam("merchant_id"), _E.c.created_at >= bindparam("since")
@@ -299,13 +310,15 @@ def _badges(conn: Connection, members: dict[str, MemberState]) -> None:
                 by_address[address].badges.add(BADGES_BY_ID[badge].key)
 
 
-def _velocity(conn: Connection, members: dict[str, MemberState]) -> None:
-    """Each member's events created in the last hour and points of the last day."""
-    now = datetime.now(UTC)
+def _velocity(
+    conn: Connection, members: dict[str, MemberState], hour_ago: datetime, day_start: datetime
+) -> None:
+    """Each member's events created since ``hour_ago`` (all merchants) and points since
+    ``day_start``, the start of this merchant's programme day."""
     rows = conn.execute(
         _VELOCITY,
-        {"values": list(members), "hour_ago": now - timedelta(hours=1),
-         "day_ago": now - timedelta(days=1)},
+        {"values": list(members), "hour_ago": hour_ago, "day_start": day_start,
+         "since": min(hour_ago, day_start)},
     )  # fmt: skip
     for member_id, last_hour, points in rows:
         members[member_id].events_last_hour = int(last_hour or 0)
@@ -386,12 +399,12 @@ def _refunds(
 
 
 def _merchant_snapshot(
-    conn: Connection, merchant: Merchant, rules: RuleSet
+    conn: Connection, merchant: Merchant, rules: RuleSet, now: datetime
 ) -> rules_engine.MerchantSnapshot:
-    """The merchant's velocity counters; read only when a limit needs them (both from
-    one scan of the day's events when both limits are set)."""
-    now = datetime.now(UTC)
-    minute_ago, day_ago = now - timedelta(minutes=1), now - timedelta(days=1)
+    """The merchant's velocity counters: events in the minute before ``now``, points
+    since its programme day began; read only when a limit needs them (both from one
+    scan when both limits are set)."""
+    minute_ago, day_start = now - timedelta(minutes=1), day_start_at(rules, now)
     events = rules.velocity.merchant_events_per_minute is not None
     points = rules.velocity.merchant_points_per_day is not None
     last_minute: int | None = 0
@@ -399,12 +412,17 @@ def _merchant_snapshot(
     if events and points:
         last_minute, issued_today = conn.execute(
             _ACTIVITY_SINCE,
-            {"merchant_id": merchant.id, "since": day_ago, "minute_ago": minute_ago},
+            {
+                "merchant_id": merchant.id,
+                "since": min(minute_ago, day_start),
+                "minute_ago": minute_ago,
+                "day_start": day_start,
+            },
         ).one()
     elif events:
         last_minute = conn.scalar(_EVENTS_SINCE, {"merchant_id": merchant.id, "since": minute_ago})
     elif points:
-        issued_today = conn.scalar(_POINTS_SINCE, {"merchant_id": merchant.id, "since": day_ago})
+        issued_today = conn.scalar(_POINTS_SINCE, {"merchant_id": merchant.id, "since": day_start})
     return rules_engine.MerchantSnapshot(
         merchant_id=str(merchant.id),
         points_issued_today=int(issued_today or 0),
