@@ -11,7 +11,10 @@ import { state } from "../session.js";
 import { alertBox, heading, showError } from "../ui.js";
 
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
-const UPCOMING_TTL_MS = 60_000;
+// The home page polls every few seconds; the list of announced changes is asked again
+// when the page is opened and at most twice a minute while it stays open (a change is
+// announced a whole notice period before it applies).
+const UPCOMING_TTL_MS = 30_000;
 
 /** An instant in the member's language ("–" where the gateway has none). */
 function when(iso) {
@@ -165,11 +168,11 @@ function checkBlock(version) {
 
 let upcomingCache = { at: 0, merchants: null };
 
-/** Linked partners with a version published and not yet in effect (cached a minute). */
-export async function upcomingChanges() {
+/** Linked partners with a version published and not yet in effect (`fresh`: not cached). */
+export async function upcomingChanges({ fresh = false } = {}) {
   const linked = new Set(linkedPartners().map((p) => p.merchant_id));
   if (!linked.size) return [];
-  if (!upcomingCache.merchants || Date.now() - upcomingCache.at > UPCOMING_TTL_MS) {
+  if (fresh || !upcomingCache.merchants || Date.now() - upcomingCache.at > UPCOMING_TTL_MS) {
     const listing = await api("GET", "/v1/public/merchants");
     upcomingCache = { at: Date.now(), merchants: listing.merchants };
   }

@@ -21,10 +21,12 @@ export function renderHome(main, app) {
 
   let timer = null;
   let alive = true;
+  let opened = true;
   async function load() {
     try {
       const me = await refreshMe();
-      upcoming = await upcomingChanges().catch(() => upcoming);
+      upcoming = await upcomingChanges({ fresh: opened }).catch(() => upcoming);
+      opened = false;
       showError(box, null);
       if (!alive) return;
       clear(body).append(...homeCards(me, app));
