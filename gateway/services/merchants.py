@@ -1,4 +1,4 @@
-"""Merchants: admission on chain (through the timelock), API keys, rule sets, webhooks.
+"""Merchants: admission on chain (through the timelock), API keys, webhooks.
 
 Admission and suspension are operator actions run from the CLI with the admin
 (timelock) and guardian keys; they never touch the worker's operator key, so
@@ -10,14 +10,12 @@ and activates the merchant.
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from eth_account import Account
 from hexbytes import HexBytes
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chain import governance
@@ -31,16 +29,9 @@ from gateway.context import GatewayContext
 from gateway.crypto import api_key_prefix, hash_api_key, new_api_key
 from gateway.db import transaction
 from gateway.errors import AdmissionPending, InvalidRequest, NotFound, Unauthorized
-from gateway.models import ChainOp, Merchant, MerchantAdmission, RuleSetVersion
-from gateway.rules.errors import InvalidRuleSet, RuleError
-from gateway.rules.fx import FxTable
-from gateway.rules.model import (
-    RuleSet,
-    canonical_json,
-    default_rule_set,
-    parse_rule_set,
-    rule_set_hash,
-)
+from gateway.models import Merchant, MerchantAdmission
+from gateway.rules.model import default_rule_set
+from gateway.services.rulesets import queue_rule_set
 
 
 @dataclass(frozen=True)
@@ -224,7 +215,7 @@ def _activate(ctx: GatewayContext, admission_id: int, merchant_id: int) -> Merch
         )
         session.add(merchant)
         session.flush()
-        _queue_rule_set(session, merchant_id, default_rule_set(admission.currency))
+        queue_rule_set(session, merchant_id, default_rule_set(admission.currency))
         admission.status, admission.merchant_id = "admitted", merchant_id
         session.expunge(merchant)
     return merchant
@@ -275,70 +266,6 @@ def _get(session: Session, merchant_id: int) -> Merchant:
     if merchant is None:
         raise NotFound(f"no merchant {merchant_id}")
     return merchant
-
-
-# ------------------------------------------------------------------ rule sets
-
-
-def latest_rule_set(session: Session, merchant_id: int) -> RuleSetVersion:
-    version = session.scalars(
-        select(RuleSetVersion)
-        .where(RuleSetVersion.merchant_id == merchant_id)
-        .order_by(RuleSetVersion.version.desc())
-        .limit(1)
-    ).first()
-    if version is None:
-        raise NotFound("merchant has no rule set")
-    return version
-
-
-def put_rule_set(
-    session: Session, merchant: Merchant, content: dict[str, Any], fx: FxTable
-) -> RuleSetVersion:
-    """Validate and store a new rule-set version; its hash is published on chain next."""
-    try:
-        rules = parse_rule_set(content)
-    except InvalidRuleSet as exc:
-        raise InvalidRequest("invalid rule set", errors=exc.errors) from exc
-    except RuleError as exc:
-        raise InvalidRequest(str(exc), rule_error=exc.code) from exc
-    if rules.currency != merchant.currency:
-        raise InvalidRequest(
-            f"rule set currency {rules.currency} differs from the merchant's {merchant.currency}"
-        )
-    return _queue_rule_set(session, merchant.id, rules)
-
-
-def _queue_rule_set(session: Session, merchant_id: int, rules: RuleSet) -> RuleSetVersion:
-    latest = session.scalar(
-        select(func.max(RuleSetVersion.version)).where(RuleSetVersion.merchant_id == merchant_id)
-    )
-    version = int(latest or 0) + 1
-    text = canonical_json(rules)
-    digest = "0x" + rule_set_hash(rules).hex()
-    row = RuleSetVersion(
-        merchant_id=merchant_id,
-        version=version,
-        content=json.loads(text),
-        canonical=text,
-        hash=digest,
-    )
-    session.add(row)
-    session.add(
-        ChainOp(
-            merchant_id=merchant_id,
-            kind="rule",
-            member_address="0x" + "0" * 40,
-            ref=digest,
-            payload={"hash": digest, "version": version},
-        )
-    )
-    session.flush()
-    return row
-
-
-def load_rules(row: RuleSetVersion) -> RuleSet:
-    return RuleSet.model_validate(row.content)
 
 
 def new_webhook_secret() -> bytes:
