@@ -42,6 +42,7 @@ from gateway.models import (
     ChainOp,
     Event,
     IdempotencyRecord,
+    IssuanceInput,
     Member,
     Merchant,
     RuleSetVersion,
@@ -50,11 +51,13 @@ from gateway.models import (
 from gateway.rules.days import programme_day
 from gateway.rules.model import RuleSet
 from gateway.schemas import EventCreate, EventPublic
+from gateway.services import rulesets
 from gateway.services.accept import counters, reads
 from gateway.services.accept.chunk import SHORTFALL_LINE, Accepted, Chunk, line_dict
+from gateway.services.accept.inputs import ChunkStamp
 from gateway.services.accept.ops import build_ops, event_ref
 from gateway.services.accept.writes import Pending
-from gateway.services.merchants import latest_rule_set, load_rules
+from gateway.services.rulesets import load_rules
 from gateway.timeutil import aware as _aware
 
 __all__ = [
@@ -84,16 +87,10 @@ RETRYABLE_SQLSTATES = ("40P01", "40001")
 Answer = tuple[int, dict[str, Any]]
 
 # Statements built once (building one per chunk costs more than running it).
-_K, _R = table_of(IdempotencyRecord), table_of(RuleSetVersion)
+_K = table_of(IdempotencyRecord)
 _STORED_ANSWERS = select(_K.c.key, _K.c.request_hash, _K.c.status_code, _K.c.response).where(
     _K.c.merchant_id == bindparam("merchant_id"),
     _K.c.key.in_(bindparam("keys", expanding=True)),
-)
-_LATEST_RULES = (
-    select(_R.c.version, _R.c.hash)
-    .where(_R.c.merchant_id == bindparam("merchant_id"))
-    .order_by(_R.c.version.desc())
-    .limit(1)
 )
 
 
@@ -169,9 +166,13 @@ def _decide_chunk(
     pending = Pending(session, merchant.id, hooked=bool(merchant.webhook_url))
     decider = None
     if fresh:
-        version, rules = _current_rules(session, merchant.id)
-        state = reads.load(session, ctx.box, merchant, rules, fresh)
-        decider = Chunk(ctx, merchant, version, rules, state, pending)
+        # One head and one wall time for the chunk: the version in effect at the head's
+        # block timestamp decides every event, and each input names that block.
+        head, now = ctx.clock.chain_head(), ctx.clock.now()
+        version, digest, rules = _rules_in_effect(session, merchant.id, head.timestamp)
+        state = reads.load(session, ctx.box, merchant, rules, fresh, now=now)
+        stamp = ChunkStamp(head=head, now=now, rule_set_hash=digest)
+        decider = Chunk(ctx, merchant, version, rules, state, pending, stamp)
     answers: list[Answer] = []
     for key, body, digest in chunk:
         stored = records.get(key)
@@ -249,19 +250,24 @@ def _customer_lock_key(merchant_id: int, customer_id: str) -> int:
 _RULES_CACHE: dict[tuple[int, int, str], RuleSet] = {}
 
 
-def _current_rules(session: Session, merchant_id: int) -> tuple[int, RuleSet]:
-    """The merchant's latest rule-set version and its rules.
+def _rules_in_effect(
+    session: Session, merchant_id: int, timestamp: int
+) -> tuple[int, str, RuleSet]:
+    """(version, hash, rules) of the version in effect at chain time ``timestamp``.
 
     Reads the version and hash only (loading the stored content, JSON, cost about
     1 ms a chunk); the content is read and parsed once per version per process.
     """
-    latest = session.connection().execute(_LATEST_RULES, {"merchant_id": merchant_id}).first()
-    if latest is not None:
-        rules = _RULES_CACHE.get((merchant_id, latest.version, latest.hash))
-        if rules is not None:
-            return latest.version, rules
-    row = latest_rule_set(session, merchant_id)  # raises NotFound when there is none
-    return row.version, _parsed_rules(row)
+    found = rulesets.in_effect(session, merchant_id, timestamp)
+    if found is None:
+        raise NotFound("merchant has no rule set")
+    version, digest = found
+    rules = _RULES_CACHE.get((merchant_id, version, digest))
+    if rules is None:
+        row = rulesets.version_row(session, merchant_id, version)
+        assert row is not None
+        rules = _parsed_rules(row)
+    return version, digest, rules
 
 
 def _parsed_rules(row: RuleSetVersion) -> RuleSet:
@@ -327,6 +333,10 @@ def release(
             row = {column: getattr(event, column) for column in _OP_FIELDS}
             ops = build_ops(merchant.id, row, member.address, _StoredDecision(event), original, {})
             if ops:
+                # Its inputs were kept when it was accepted: the ops carry their hashes.
+                hashes = _input_hashes(session, [op.row["ref"] for op in ops])
+                for op in ops:
+                    op.row["input_hash"] = hashes.get(op.row["ref"])
                 session.execute(insert(table_of(ChainOp)), [op.row for op in ops])
             else:
                 event.status = "confirmed"  # nothing to put on chain
@@ -336,19 +346,24 @@ def release(
         return public(event, session).model_dump(mode="json")
 
 
+def _input_hashes(session: Session, refs: list[str]) -> dict[str, str]:
+    """The input hash kept for each of these op references (those that have one)."""
+    rows = session.execute(
+        select(IssuanceInput.ref, IssuanceInput.input_hash).where(IssuanceInput.ref.in_(refs))
+    )
+    return {ref: digest for ref, digest in rows}
+
+
 #: The event columns its chain ops are built from.
 _OP_FIELDS = ("id", "type", "points", "clawback", "idempotency_key", "rule_version", "member_id")
 
 
 def _rules_of(session: Session, event: Event) -> RuleSet:
     """The rule-set version that decided ``event`` (its programme day is that version's)."""
-    row = session.scalars(
-        select(RuleSetVersion).where(
-            RuleSetVersion.merchant_id == event.merchant_id,
-            RuleSetVersion.version == event.rule_version,
-        )
-    ).first()
-    return _parsed_rules(row if row is not None else latest_rule_set(session, event.merchant_id))
+    row = rulesets.version_row(session, event.merchant_id, event.rule_version)
+    if row is None:
+        raise NotFound(f"no rule set version {event.rule_version}")
+    return _parsed_rules(row)
 
 
 class _StoredDecision:

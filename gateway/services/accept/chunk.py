@@ -7,6 +7,9 @@ member and link, the event, its chain ops, counter deltas) to the chunk's
 :class:`~gateway.services.accept.writes.Pending` rows and its effects to the
 state, so the next event of the same member sees them.  A refused event
 changes nothing but raises the refusal; its answer is stored by the caller.
+
+Each issue or clawback op gets its canonical input
+(:mod:`gateway.services.accept.inputs`), staged with it.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ from typing import Any
 
 from gateway.context import GatewayContext
 from gateway.errors import InvalidRequest, NotFound, RuleRejected
-from gateway.models import Merchant, new_id, utcnow
+from gateway.models import Merchant, new_id
+from gateway.rules import disclosure
 from gateway.rules import engine as rules_engine
 from gateway.rules.days import programme_day
 from gateway.rules.errors import RuleError
 from gateway.rules.model import RuleSet
 from gateway.schemas import EventCreate
 from gateway.services.accept import counters
+from gateway.services.accept.inputs import ChunkStamp, stage_inputs
 from gateway.services.accept.ops import StagedOp, build_ops
 from gateway.services.accept.reads import ChunkState, LinkState, MemberState, Original
 from gateway.services.accept.writes import Pending
@@ -45,10 +50,10 @@ class Chunk:
 
     def __init__(
         self, ctx: GatewayContext, merchant: Merchant, rule_version: int,
-        rules: RuleSet, state: ChunkState, pending: Pending,
+        rules: RuleSet, state: ChunkState, pending: Pending, stamp: ChunkStamp,
     ) -> None:  # fmt: skip
         self.ctx, self.merchant, self.rule_version, self.rules = ctx, merchant, rule_version, rules
-        self.state, self.pending = state, pending
+        self.state, self.pending, self.stamp = state, pending, stamp
 
     def accept(self, key: str, body: EventCreate) -> Accepted:
         """Decide and stage one event; raises the refusal (a GatewayError) and stages nothing."""
@@ -70,7 +75,9 @@ class Chunk:
         if body.refund is not None:
             original = state.originals.get((body.customer_id, body.refund.order_id))
         rewarded = link.referral_rewarded if link is not None else False
-        decision = self._decide(body, member, referrer_member, referred_by, rewarded, original)
+        decision, args = self._decide(
+            body, member, referrer_member, referred_by, rewarded, original
+        )
         # Accepted: from here on the event's effects are staged.
         if link is None:
             link = LinkState(id=None, customer_id=body.customer_id, member_id=member.id)
@@ -85,7 +92,7 @@ class Chunk:
         if body.birth_month is not None and member.birth_month is None:
             member.birth_month = body.birth_month
             member.changed.add("birth_month")
-        accepted = self._stage(key, body, member, link, decision, original)
+        accepted = self._stage(key, body, member, link, decision, original, args)
         self.pending.changed(member, link)
         return accepted
 
@@ -103,7 +110,7 @@ class Chunk:
     def _decide(
         self, body: EventCreate, member: MemberState, referrer_member: str | None,
         referred_by: str | None, rewarded: bool, original: Original | None,
-    ) -> rules_engine.Decision:  # fmt: skip
+    ) -> tuple[rules_engine.Decision, disclosure.EngineArgs]:  # fmt: skip
         at = body.occurred_at
         today = programme_day(self.rules, at)
         here = member.buckets.get((self.merchant.id, today), counters.Bucket())
@@ -130,19 +137,22 @@ class Chunk:
             accounts_on_device=_accounts(self.state.devices, body.device_id, member.id),
             accounts_on_ip=_accounts(self.state.ips, body.ip, member.id),
         )
+        args = disclosure.EngineArgs(
+            event=_event_input(body, referrer_member), member=snapshot,
+            merchant=self.state.merchant, fx=self.ctx.fx,
+            original=self._outcome(original) if original is not None else None,
+        )  # fmt: skip
         try:
             decision = rules_engine.evaluate(
-                self.rules, self.ctx.fx, _event_input(body, referrer_member), snapshot,
-                self.state.merchant,
-                self._outcome(original) if original is not None else None,
-            )  # fmt: skip
+                self.rules, args.fx, args.event, args.member, args.merchant, args.original
+            )
         except RuleError as exc:
             raise InvalidRequest(str(exc), code=getattr(exc, "code", "invalid_event")) from exc
         if decision.status == "rejected":
             raise RuleRejected(
                 f"event rejected: {decision.message or decision.reason}", reason=decision.reason
             )
-        return decision
+        return decision, args
 
     def _outcome(self, original: Original) -> rules_engine.OriginalOutcome:
         earlier = self.state.refunds_of.get(original.order_id, [])
@@ -171,6 +181,7 @@ class Chunk:
     def _stage(
         self, key: str, body: EventCreate, member: MemberState, link: LinkState,
         decision: rules_engine.Decision, original: Original | None,
+        args: disclosure.EngineArgs,
     ) -> Accepted:  # fmt: skip
         merchant_id = self.merchant.id
         network_amount = Decimal(0)
@@ -188,7 +199,7 @@ class Chunk:
             breakdown.append(
                 {"rule": "refund_shortfall", "points": -netted, "description": SHORTFALL_LINE}
             )
-        now = utcnow()
+        now = self.stamp.now
         status = "held" if decision.status == "held" else "accepted"
         row: dict[str, Any] = {
             "id": new_id(), "created_at": now, "updated_at": now, "merchant_id": merchant_id,
@@ -208,6 +219,10 @@ class Chunk:
             ops = self._ops(row, member, link, decision, original)
             if not ops:
                 row["status"] = "confirmed"  # nothing to put on chain
+        stage_inputs(
+            self.pending.inputs, self.stamp, self.merchant.id, self.rule_version,
+            row, member.id, decision, args, netted, ops,
+        )  # fmt: skip
         self._count(body, member, row, network_amount)
         if body.type == "purchase" and row["status"] != "held" and body.order is not None:
             self.state.originals.setdefault(

@@ -37,17 +37,20 @@ def op_row(
         "ref": event_ref(merchant_id, event["idempotency_key"], part),
         "original_seq": None, "seq": None, "status": "pending",
         "payload": fields.get("payload", {}), "burned": None, "tx_id": None, "error": None,
-        "block_number": None,
+        "block_number": None, "input_hash": None,
     }  # fmt: skip
 
 
 @dataclass
 class StagedOp:
-    """An op row to insert; ``origin``: the op its payload's ``original_op_id`` names,
-    when that op is staged in the same chunk and has no id yet."""
+    """An op row to insert; ``part``: which effect of its event (``points``, ``clawback``,
+    ``referral``, ``badge:<key>``, ...: its reference hashes it); ``origin``: the op its
+    payload's ``original_op_id`` names, when that op is staged in the same chunk and
+    has no id yet."""
 
     row: dict[str, Any]
     ref: OpRef
+    part: str
     origin: OpRef | None = None
 
 
@@ -68,7 +71,8 @@ def build_ops(
             fields["payload"] = {**fields.get("payload", {}), "original_op_id": origin.id}
         row = op_row(merchant_id, event, kind, to, part, **fields)
         ref = OpRef(kind, row["amount"], row["payload"], None, event["id"], row["ref"])
-        ops.append(StagedOp(row, ref, origin if origin is not None and origin.id is None else None))
+        waiting = origin if origin is not None and origin.id is None else None
+        ops.append(StagedOp(row, ref, part, waiting))
 
     if event["points"] > 0:
         add("issue", address, "points", amount=event["points"])

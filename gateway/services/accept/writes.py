@@ -1,7 +1,7 @@
 """The rows a chunk stages, written with one multi-row statement per table.
 
-:class:`Pending` collects new members and links, events, chain ops, stored
-answers (Idempotency-Keys), counter deltas, and the member and link columns
+:class:`Pending` collects new members and links, events, chain ops and their
+issuance inputs, stored answers (Idempotency-Keys), counter deltas, and the member and link columns
 the chunk changed; :meth:`Pending.flush` writes them in foreign-key order,
 each table in one statement (SQLAlchemy Core executemany / multi-row VALUES),
 never an ORM flush per event.  A chunk flushes once, at its end; a refund of
@@ -24,6 +24,7 @@ from gateway.models import (
     CustomerLink,
     Event,
     IdempotencyRecord,
+    IssuanceInput,
     Member,
     table_of,
     utcnow,
@@ -37,6 +38,7 @@ _INSERT_MEMBERS = insert(table_of(Member))
 _INSERT_LINKS = insert(table_of(CustomerLink))
 _INSERT_EVENTS = insert(table_of(Event))
 _INSERT_OPS = insert(table_of(ChainOp))
+_INSERT_INPUTS = insert(table_of(IssuanceInput))
 _INSERT_RECORDS = insert(table_of(IdempotencyRecord))
 _M, _L = table_of(Member), table_of(CustomerLink)
 _UPDATE_MEMBERS = (
@@ -67,6 +69,7 @@ class Pending:
         self.new_links: list[LinkState] = []
         self.events: list[dict[str, Any]] = []
         self.ops: list[StagedOp] = []
+        self.inputs: list[dict[str, Any]] = []  # issuance_inputs rows
         self.records: list[dict[str, Any]] = []
         self.tier_changes: list[dict[str, Any]] = []
         self.deltas: dict[tuple[str, int, date], Bucket] = defaultdict(Bucket)
@@ -113,6 +116,8 @@ class Pending:
         if self.ops:
             conn.execute(_INSERT_OPS, [op.row for op in self.ops])
             self._link_clawbacks()
+        if self.inputs:
+            conn.execute(_INSERT_INPUTS, self.inputs)
         if self.records:
             conn.execute(_INSERT_RECORDS, self.records)
         write_deltas(session, self.deltas)
