@@ -214,16 +214,22 @@ def test_batch_endpoint_refuses_more_than_1000_events(gateway: Gateway) -> None:
 
 def test_rules_are_versioned_and_published_before_they_apply(gateway: Gateway) -> None:
     current = gateway.client.get("/v1/rules", headers=gateway.headers()).json()
-    assert current["published"] is True
+    assert current["published"] is True and current["status"] == "in_effect"
     rules = current["rules"]
     rules["earn_rate"] = "2"
     response = gateway.client.put("/v1/rules", json=rules, headers=gateway.headers())
     assert response.status_code == 202, response.text
     new = response.json()
     assert new["version"] == current["version"] + 1 and new["published"] is False
-    gateway.settle()
+    assert new["status"] == "queued" and new["effective_at_estimated"] is True
+    waiting = gateway.client.get("/v1/rules", headers=gateway.headers()).json()
+    assert waiting["version"] == current["version"]  # not on chain: the old one applies
+    assert waiting["upcoming"]["version"] == new["version"]
+    gateway.settle()  # the test network has no rule notice: in effect once published
     published = gateway.client.get("/v1/rules", headers=gateway.headers()).json()
     assert published["published"] is True and published["tx_hash"]
+    assert (published["version"], published["status"]) == (new["version"], "in_effect")
+    assert published["effective_at"] >= new["effective_at"] and published["upcoming"] is None
     hub = gateway.context.link.network.hub
     assert hub.merchant(gateway.merchants[0].id).rule_set_hash.hex() == published["hash"][2:]
 

@@ -142,6 +142,12 @@ def test_a_new_version_applies_exactly_from_its_effective_time(shop: Shop) -> No
     now = shop.rules()
     assert (now["version"], now["status"], now["effective_at"]) == (2, "in_effect", effective)
     assert now["published_block"] == head.block and now["upcoming"] is None
+    with shop.context.sessions() as session:
+        views = rulesets.describe(session, shop.merchant.id, effective)
+        assert [(v.version, v.status, v.superseded_at) for v in views] == [
+            (1, "superseded", effective), (2, "in_effect", None),
+        ]  # fmt: skip
+        assert rulesets.next_effective_at(session, effective - 1) == effective
 
 
 def test_a_new_version_is_refused_while_one_is_pending(shop: Shop) -> None:
