@@ -5,6 +5,8 @@ deploys the network, admits one merchant, then measures every operation from its
 receipt.  The naive baseline is what a typical integration does: one
 OpenZeppelin ERC-20 ``mint`` transaction per loyalty event, measured in the same
 run.  Gas per event includes each transaction's 21,000 base and its calldata.
+Issue and clawback batches carry a random input root, as the gateway's do (a root
+of zeros would be cheaper calldata than any real one).
 """
 
 from __future__ import annotations
@@ -70,7 +72,11 @@ def fresh_network(
         node = Devnet(port=port, gas_limit=gas_limit, log_file=Path(tmp) / "anvil.log")
         with node:
             settings = ChainSettings(
-                data_dir=Path(tmp), rpc_url=node.url, devnet_port=port, timelock_delay=0
+                data_dir=Path(tmp),
+                rpc_url=node.url,
+                devnet_port=port,
+                timelock_delay=0,
+                rule_notice_seconds=0,
             )
             deployment = deploy(settings)
             w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 60}))
@@ -81,8 +87,15 @@ def fresh_network(
                 operator_sender(settings, w3, "admin"),
                 network.hub.functions.addMerchant("bench", sender.address, 2**63),
             )
-            sender.transact(network.hub.publish_rule_set(1, b"\x01" * 32))
+            sender.transact(network.hub.publish_rule_set(1, _default_rules()))
             yield settings, network, sender
+
+
+def _default_rules() -> str:
+    """The canonical text of the default rule set (USD), as a merchant publishes it."""
+    from gateway.rules.model import canonical_json, default_rule_set
+
+    return canonical_json(default_rule_set("USD"))
 
 
 def _gas(sender: TransactionSender, fn: object) -> int:
@@ -102,7 +115,7 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
     ):
         w3 = sender.w3
         task = bar.add_task(
-            "measuring gas", total=len(BATCH_SIZES) * 3 + len(CLAWBACK_BATCH_SIZES) + 7
+            "measuring gas", total=len(BATCH_SIZES) * 3 + len(CLAWBACK_BATCH_SIZES) + 8
         )
         hub = network.hub
         seq = 0
@@ -127,7 +140,10 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
             members = [Account.create().address for _ in range(size)]
             for label, naive_gas in (("new", naive_new), ("existing", naive_existing)):
                 refs = [os.urandom(32) for _ in range(size)]
-                gas = _gas(sender, hub.issue_batch(1, 1, seq, refs, members, [100] * size))
+                call = hub.issue_batch(
+                    1, 1, seq, refs, members, [100] * size, input_root=os.urandom(32)
+                )
+                gas = _gas(sender, call)
                 batches[size] = (seq, members)
                 seq += size
                 rows.append(GasRow(f"issueBatch x{size}, {label} members", size, gas, naive_gas))
@@ -137,7 +153,11 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
         # A member with a key, for the signed operations.
         member_key = anvil_dev_key(6)
         member = Account.from_key(member_key).address
-        sender.transact(hub.issue_batch(1, 1, seq, [os.urandom(32)], [member], [1_000]))
+        sender.transact(
+            hub.issue_batch(
+                1, 1, seq, [os.urandom(32)], [member], [1_000], input_root=os.urandom(32)
+            )
+        )
         issued_seq = seq
         seq += 1
         deadline = int(time.time()) + 3600
@@ -190,7 +210,7 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
             item = find_issuance(network, 1, original).clawback_item(
                 seq, keccak(seq.to_bytes(8, "big")), 100
             )
-            gas = _gas(sender, hub.clawback_batch(1, [item]))
+            gas = _gas(sender, hub.clawback_batch(1, [item], input_root=os.urandom(32)))
             rows.append(GasRow(f"clawbackBatch x1, refund from an issue batch of {size}", 1, gas))
             seq += 1
         # Several refunds per transaction: items of the existing-member batch of 500, every
@@ -202,7 +222,7 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
                 proved = merkle.prove(first, members, [100] * len(members), first + index)
                 items.append(proved.clawback_item(seq, keccak(seq.to_bytes(8, "big")), 100))
                 seq += 1
-            gas = _gas(sender, hub.clawback_batch(1, items))
+            gas = _gas(sender, hub.clawback_batch(1, items, input_root=os.urandom(32)))
             rows.append(
                 GasRow(f"clawbackBatch x{size}, full refunds from an issue batch of 500", size, gas)
             )
@@ -218,7 +238,7 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
             GasRow(
                 f"clawbackBatch x{len(partial)}, partial refunds from an issue batch of 500",
                 len(partial),
-                _gas(sender, hub.clawback_batch(1, partial)),
+                _gas(sender, hub.clawback_batch(1, partial, input_root=os.urandom(32))),
             )
         )
         bar.advance(task)
@@ -233,6 +253,18 @@ def run_gas_bench(progress: Console | None = None) -> list[GasRow]:
         for badge_id, label in ((1, "first badge"), (2, "member already holds one")):
             gas = _gas(sender, hub.award_badges(1, holders, [badge_id] * 100))
             rows.append(GasRow(f"badge award x100, {label}", 100, gas))
+        bar.advance(task)
+
+        # A rule-set version: the default set's text in calldata and in the log (never on the
+        # hot path; the first version of the bench merchant was published by fresh_network).
+        text = _default_rules()
+        rows.append(
+            GasRow(
+                f"publishRuleSet, default rule set ({len(text):,} B), a later version",
+                1,
+                _gas(sender, hub.publish_rule_set(1, text)),
+            )
+        )
         bar.advance(task)
     return rows
 

@@ -29,6 +29,8 @@ from chain.records import checksum
 
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_WORD = "0x" + "00" * 32
+#: A zero ``bytes32`` argument (no predecessor, no input root).
+ZERO32 = b"\x00" * 32
 
 #: Contracts an audit reads, by the role they play, and their artifact names.
 ROLE_ARTIFACTS = {
@@ -54,6 +56,9 @@ ROLE_NAMES = {
 
 #: The hub's ``MerchantStatus`` values, by number.
 MERCHANT_STATUS = ("none", "active", "suspended")
+
+#: The hub's ``MintKind`` values, by number (``chain.contracts.MintKind``).
+MINT_KIND_NAMES = ("rule", "adjustment", "payout", "prize")
 
 #: The project's contracts whose custom errors :func:`error_table` knows.
 ERROR_ARTIFACTS = (
@@ -85,7 +90,7 @@ def selector(signature: str) -> bytes:
 
 
 TRANSFER = event_topic("Transfer(address,address,uint256)")
-POINTS_ISSUED = event_topic("PointsIssued(uint32,uint64,uint64,bytes32[],uint256)")
+POINTS_ISSUED = event_topic("PointsIssued(uint32,uint64,uint64,bytes32[],uint256,uint8,bytes32)")
 POINTS_REDEEMED = event_topic("PointsRedeemed(uint32,address,uint256,bytes32,uint256)")
 POINTS_CLAWED_BACK = event_topic(
     "PointsClawedBack(uint32,address,uint64,uint64,bytes32,uint256,uint256)"
@@ -96,6 +101,9 @@ BADGES_AWARDED = event_topic("BadgesAwarded(uint32,uint256)")
 ROLE_GRANTED = event_topic("RoleGranted(bytes32,address,address)")
 ROLE_REVOKED = event_topic("RoleRevoked(bytes32,address,address)")
 CALL_EXECUTED = event_topic("CallExecuted(bytes32,uint256,address,uint256,bytes)")
+RULE_SET_PUBLISHED = event_topic("RuleSetPublished(uint32,uint64,bytes32,uint64,bytes)")
+RULE_NOTICE_CHANGED = event_topic("RuleNoticeChanged(uint64)")
+CLAWBACK_INPUTS_COMMITTED = event_topic("ClawbackInputsCommitted(uint32,uint256,bytes32)")
 
 
 def _declared(

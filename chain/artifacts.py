@@ -6,7 +6,8 @@ project's own sources (mocks included, OpenZeppelin's excluded), removing
 artifacts of contracts that no longer exist.  Files are formatted
 deterministically (sorted keys, two-space indent, trailing newline) so a fresh
 build of unchanged sources is byte-identical; :func:`check` relies on that to
-detect stale committed artifacts.
+detect stale committed artifacts.  :func:`code_sizes` reads the deployed contracts'
+code sizes against the EVM's limits (EIP-170 runtime, EIP-3860 initcode).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,13 @@ from chain.config import PROJECT_ROOT
 MAX_DIFF_LINES = 60
 #: Characters kept of a single diff line (bytecode lines are very long).
 MAX_LINE_CHARS = 200
+
+#: Contracts a deployment puts on chain (the hub creates the token and the badges).
+DEPLOYED_CONTRACTS = ("NetworkTimelock", "LoyaltyNetwork", "PointsToken", "BadgeCollection")
+#: EIP-170: the most runtime code a contract may have, in bytes.
+MAX_RUNTIME_BYTES = 24_576
+#: EIP-3860: the most initcode a creation may carry, in bytes.
+MAX_INITCODE_BYTES = 49_152
 
 
 def artifacts_dir(root: Path = PROJECT_ROOT) -> Path:
@@ -119,6 +128,41 @@ def check(root: Path = PROJECT_ROOT) -> list[str]:
         if fresh[name] != committed[name]:
             problems.append(_diff(name, committed[name], fresh[name]))
     return problems
+
+
+@dataclass(frozen=True)
+class CodeSize:
+    """A contract's code sizes in bytes: what it runs (``runtime``) and what creates it."""
+
+    name: str
+    runtime: int
+    initcode: int
+
+    @property
+    def runtime_share(self) -> float:
+        """``runtime`` as a fraction of EIP-170's limit."""
+        return self.runtime / MAX_RUNTIME_BYTES
+
+    @property
+    def initcode_share(self) -> float:
+        """``initcode`` as a fraction of EIP-3860's limit."""
+        return self.initcode / MAX_INITCODE_BYTES
+
+
+def _code_bytes(hex_code: str) -> int:
+    return len(hex_code.removeprefix("0x")) // 2
+
+
+def code_sizes(
+    names: tuple[str, ...] = DEPLOYED_CONTRACTS, root: Path = PROJECT_ROOT
+) -> list[CodeSize]:
+    """The committed artifacts' code sizes of ``names`` (default: every deployed contract)."""
+    sizes = []
+    for name in names:
+        artifact = load_artifact(name, root)
+        runtime, initcode = artifact["deployedBytecode"], artifact["bytecode"]
+        sizes.append(CodeSize(name, _code_bytes(runtime), _code_bytes(initcode)))
+    return sizes
 
 
 def load_artifact(name: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The ``pointsnet`` command line: devnet, deploy, keys, contracts (the root ``app``).
+"""The ``pointsnet`` command line: devnet, deploy, keys, contracts, network (the root ``app``).
 
 Every sub-command reads its settings from ``POINTSNET_*`` variables (see
 ``.env.example``); nothing here prints a private key.
@@ -30,7 +30,11 @@ keys_app = typer.Typer(
 )
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(contracts_app, name="contracts")
+network_app = typer.Typer(
+    help="The network's parameters (changed through the timelock).", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
+app.add_typer(network_app, name="network")
 app.add_typer(audit_app, name="audit")
 
 console = Console()
@@ -200,6 +204,49 @@ def keys_list() -> None:
     console.print(table)
 
 
+# ---------------------------------------------------------------- network
+
+
+@network_app.command("rule-notice")
+def network_rule_notice(
+    seconds: Annotated[
+        int | None,
+        typer.Argument(help="the new notice in seconds (at most 365 days); none: show it"),
+    ] = None,
+) -> None:
+    """Show the rule notice (how long a merchant's new rule-set version waits before it takes
+    effect), or change it through the timelock: scheduled now, executed at once when the
+    timelock's delay is at most 30 s, else by running the same command again once it is due."""
+    from chain import governance
+    from chain.config import MAX_RULE_NOTICE_SECONDS
+    from chain.contracts import Network
+    from chain.deploy import connect, operator_sender
+    from chain.deployment import load_deployment
+
+    settings = get_chain_settings()
+    if seconds is not None and not 0 <= seconds <= MAX_RULE_NOTICE_SECONDS:
+        raise _fail(ValueError(f"the notice is 0 to {MAX_RULE_NOTICE_SECONDS} seconds"))
+    try:
+        w3 = connect(settings)
+        deployment = load_deployment(settings)
+        network = Network.at(w3, deployment.hub, deployment.timelock)
+        if seconds is not None:
+            admin = operator_sender(settings, w3, "admin")
+            change, done = governance.change_rule_notice(network, admin, seconds, deployment.block)
+            if not done:
+                console.print(
+                    f"setRuleNotice({seconds}) scheduled; due at {change.ready_at} (unix time): "
+                    "run this command again then"
+                )
+        current = network.hub.rule_notice_seconds()
+        waiting = governance.pending_rule_notices(network, deployment.block)
+    except ChainError as exc:
+        raise _fail(exc) from exc
+    console.print(f"rule notice: {current} s")
+    for value, ready_at in waiting:
+        console.print(f"scheduled: {value} s, due at {ready_at} (unix time)")
+
+
 # ---------------------------------------------------------------- contracts
 
 
@@ -229,3 +276,15 @@ def contracts_check() -> None:
         )
         raise typer.Exit(code=1)
     console.print("artifacts match the sources")
+    table = Table(title="code size of the deployed contracts")
+    for column in ("contract", "runtime (B)", "of EIP-170", "initcode (B)", "of EIP-3860"):
+        table.add_column(column, justify="left" if column == "contract" else "right")
+    for size in artifacts.code_sizes():
+        table.add_row(
+            size.name,
+            f"{size.runtime:,}",
+            f"{size.runtime_share:.0%}",
+            f"{size.initcode:,}",
+            f"{size.initcode_share:.0%}",
+        )
+    console.print(table)

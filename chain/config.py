@@ -56,6 +56,14 @@ def anvil_dev_addresses() -> frozenset[str]:
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+#: Default rule notice (seconds a merchant's new rule-set version waits before it takes
+#: effect) deployed on the devnet, short enough to watch a change happen.
+DEVNET_RULE_NOTICE_SECONDS = 60
+#: Default rule notice deployed anywhere else: a week.
+RULE_NOTICE_SECONDS = 7 * 24 * 3600
+#: The hub refuses a longer notice (``LoyaltyNetwork.MAX_RULE_NOTICE_SECONDS``).
+MAX_RULE_NOTICE_SECONDS = 365 * 24 * 3600
+
 
 class ChainSettings(BaseSettings):
     """The chain side's knobs (RPC, keys, devnet), read from ``POINTSNET_*`` variables.
@@ -113,6 +121,13 @@ class ChainSettings(BaseSettings):
     timelock_delay: int | None = Field(
         default=None, description="seconds; default 0 on the devnet, 2 days elsewhere"
     )
+    rule_notice_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RULE_NOTICE_SECONDS,
+        description="seconds a new rule-set version waits before it takes effect, set at "
+        "deployment (later only through the timelock); default 60 on the devnet, 7 days elsewhere",
+    )
 
     # -- devnet (anvil) ------------------------------------------------------
     devnet_host: str = "127.0.0.1"
@@ -163,6 +178,13 @@ class ChainSettings(BaseSettings):
         if self.timelock_delay is not None:
             return self.timelock_delay
         return 0 if self.is_devnet else 2 * 24 * 3600
+
+    @property
+    def effective_rule_notice(self) -> int:
+        """The rule notice a deployment starts with (``rule_notice_seconds`` or the profile's)."""
+        if self.rule_notice_seconds is not None:
+            return self.rule_notice_seconds
+        return DEVNET_RULE_NOTICE_SECONDS if self.is_devnet else RULE_NOTICE_SECONDS
 
     @property
     def data_path(self) -> Path:

@@ -15,7 +15,7 @@ from typing import Any, cast
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_typing import ChecksumAddress
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from hexbytes import HexBytes
 from web3 import Web3
@@ -28,6 +28,7 @@ from chain.abi import (
     POINTS_ISSUED,
     ROLE_GRANTED,
     TRANSFER,
+    ZERO32,
     ZERO_WORD,
     error_table,
 )
@@ -41,6 +42,8 @@ TIER_NAMES = ("Bronze", "Silver", "Gold", "Platinum", "Black")
 
 #: Bits of an issuance item that hold the amount (the member is in the high 160).
 ITEM_AMOUNT_BITS = 96
+#: Largest rule set the hub publishes, in bytes (``LoyaltyNetwork.MAX_RULE_SET_BYTES``).
+MAX_RULE_SET_BYTES = 16_384
 _HEX_ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}")
 
 
@@ -81,6 +84,16 @@ class MerchantStatus(IntEnum):
     SUSPENDED = 2
 
 
+class MintKind(IntEnum):
+    """What an issuance batch mints for (the hub's ``MintKind``): ``RULE`` names the rule-set
+    version that computed it; the others name version 0."""
+
+    RULE = 0
+    ADJUSTMENT = 1
+    PAYOUT = 2
+    PRIZE = 3
+
+
 @dataclass(frozen=True)
 class Merchant:
     """A merchant as the hub stores it."""
@@ -92,6 +105,7 @@ class Merchant:
     period: int
     minted_in_period: int
     rule_version: int
+    rule_effective_at: int  # unix time ``rule_version`` takes effect
     rule_set_hash: bytes
     issued: int
     redeemed: int
@@ -101,6 +115,14 @@ class Merchant:
     def net(self) -> int:
         """Points this merchant put into circulation and that are still out."""
         return self.issued - self.redeemed - self.clawed_back
+
+    def version_in_effect(self, timestamp: int) -> int:
+        """The rule-set version in effect at chain time ``timestamp`` (at or after the
+        latest publication): the latest once it took effect, else the one before it
+        (0: none yet)."""
+        if self.rule_version == 0 or timestamp >= self.rule_effective_at:
+            return self.rule_version
+        return self.rule_version - 1
 
 
 @dataclass(frozen=True)
@@ -191,6 +213,10 @@ class LoyaltyNetworkClient:
         """``ISSUER_ROLE`` / ``GUARDIAN_ROLE`` / ``DEFAULT_ADMIN_ROLE`` as bytes32."""
         return bytes(getattr(self.functions, name)().call())
 
+    def rule_notice_seconds(self, block: BlockIdentifier = "latest") -> int:
+        """Seconds a merchant's new rule-set version (its first excepted) waits to take effect."""
+        return int(self.functions.ruleNoticeSeconds().call(block_identifier=block))
+
     # -- transactions (return functions; send them with TransactionSender)
     def issue_batch(
         self,
@@ -200,24 +226,31 @@ class LoyaltyNetworkClient:
         event_refs: list[bytes],
         members: list[str],
         amounts: list[int],
+        *,
+        kind: int = MintKind.RULE,
+        input_root: bytes = ZERO32,
     ) -> ContractFunction:
-        """Event ``i`` of the batch gets sequence number ``first_seq + i``."""
+        """Event ``i`` of the batch gets sequence number ``first_seq + i``. ``kind`` is a
+        :class:`MintKind` (``RULE``: computed by rule-set ``rule_version``, which must be in
+        effect; other kinds name version 0); ``input_root`` commits to the events' inputs
+        (:func:`chain.merkle.input_root`, zero for none)."""
         return self.functions.issueBatch(
-            merchant_id,
-            rule_version,
-            first_seq,
+            (merchant_id, rule_version, int(kind), input_root, first_seq),
             event_refs,
             [pack_item(m, a) for m, a in zip(members, amounts, strict=True)],
         )
 
-    def clawback_batch(self, merchant_id: int, items: list[ClawbackItem]) -> ContractFunction:
+    def clawback_batch(
+        self, merchant_id: int, items: list[ClawbackItem], *, input_root: bytes = ZERO32
+    ) -> ContractFunction:
         """Refunds of merchant ``merchant_id`` in one transaction, applied in order: each item
         ``(seq, originalSeq, eventRef, chunk, proof, amount)`` has refund event ``seq``
         (reference ``eventRef``) claw back up to ``amount`` of issuance ``originalSeq``,
         proved by the chunk of its batch that holds it
         (batchFirstSeq, firstSeq, packed items) and the chunk's Merkle proof (see
-        :mod:`chain.merkle`: ``IssuanceProof.clawback_item``)."""
-        return self.functions.clawbackBatch(merchant_id, items)
+        :mod:`chain.merkle`: ``IssuanceProof.clawback_item``). ``input_root`` commits to the
+        refunds' inputs, leaves in item order (zero for none)."""
+        return self.functions.clawbackBatch(merchant_id, input_root, items)
 
     def redeem(self, redemption: dict[str, Any], signature: bytes) -> ContractFunction:
         r = redemption
@@ -263,8 +296,16 @@ class LoyaltyNetworkClient:
             merchant_id, [to_checksum_address(m) for m in members], badge_ids
         )
 
-    def publish_rule_set(self, merchant_id: int, rule_set_hash: bytes) -> ContractFunction:
-        return self.functions.publishRuleSet(merchant_id, rule_set_hash)
+    def publish_rule_set(self, merchant_id: int, canonical: str | bytes) -> ContractFunction:
+        """Publish the next rule-set version of ``merchant_id``: ``canonical`` is the exact
+        text (a ``str`` is sent UTF-8 encoded), sent with its keccak-256 as the hash."""
+        text = canonical.encode() if isinstance(canonical, str) else bytes(canonical)
+        return self.functions.publishRuleSet(merchant_id, keccak(text), text)
+
+    def set_rule_notice(self, seconds: int) -> ContractFunction:
+        """``setRuleNotice(seconds)``: the timelock's to call (schedule it, see
+        :mod:`chain.governance`)."""
+        return self.functions.setRuleNotice(seconds)
 
 
 class PointsTokenClient:

@@ -93,7 +93,10 @@ def zip_batch(
 ) -> tuple[list[Issuance], IssuanceBatch]:
     """A ``PointsIssued`` log (``head``: block, log index, time, tx hash) zipped with the
     mints of its transaction that precede it and no earlier batch took: one
-    :class:`Issuance` per event, as far as there are mints, and the batch's record."""
+    :class:`Issuance` per event, as far as there are mints, and the batch's record.
+
+    Data words: ``firstSeq``, the offset of ``eventRefs``, ``total``, ``kind``,
+    ``inputRoot``, then the refs (length and words) where the offset points."""
     block, log_index, timestamp, tx_hash = head
     data = data_hex[2:]
     merchant = int(topics[1], 16)
@@ -101,6 +104,8 @@ def zip_batch(
     first_seq = int(data[0:64], 16)
     offset = int(data[64:128], 16) * 2
     total = int(data[128:192], 16)
+    mint_kind = int(data[192:256], 16)
+    input_root = "0x" + data[256:320]
     count = int(data[offset : offset + 64], 16)
     base = offset + 64
     items: list[Issuance] = []
@@ -111,10 +116,15 @@ def zip_batch(
         minted_total += amount
         at = base + 64 * i
         seq, ref = first_seq + i, "0x" + data[at : at + 64]
-        item = Issuance(block, index, *tail, merchant, member, amount, seq, version, ref, log_index)
+        item = Issuance(
+            block, index, *tail, merchant, member, amount, seq, version, ref, log_index,
+            mint_kind, input_root,
+        )  # fmt: skip
         items.append(item)
     counts = (first_seq, count, total, len(items), minted_total)
-    batch = IssuanceBatch(*head, "hub", "points_issued", merchant, version, *counts)
+    batch = IssuanceBatch(
+        *head, "hub", "points_issued", merchant, version, *counts, mint_kind, input_root
+    )
     return items, batch
 
 

@@ -16,20 +16,20 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from eth_account import Account
 from eth_utils import keccak
 from web3 import Web3
 
-from chain.artifacts import load_artifact
+from chain.artifacts import DEPLOYED_CONTRACTS, load_artifact
 from chain.config import ChainSettings
-from chain.contracts import Network
+from chain.contracts import LoyaltyNetworkClient, Network
 from chain.deployment import Deployment, check_chain_id
 from chain.devnet import rpc_call
 from chain.errors import DeploymentError
-from chain.governance import ZERO32, ScheduledChange, execute, schedule
+from chain.governance import ScheduledChange, ensure
 from chain.logs import Web3Rpc
 from chain.sender import GWEI, TransactionSender
 from chain.signers import resolve_key, signer_addresses
@@ -37,9 +37,6 @@ from chain.signers import resolve_key, signer_addresses
 #: On the devnet, signer keys holding less than this are topped up to DEVNET_SIGNER_FUNDS.
 DEVNET_SIGNER_MIN_WEI = 100 * 10**18
 DEVNET_SIGNER_FUNDS = 10_000 * 10**18
-
-#: Contracts whose artifacts a deployment depends on (the hub creates token and badges).
-DEPLOYED_ARTIFACTS = ("NetworkTimelock", "LoyaltyNetwork", "PointsToken", "BadgeCollection")
 
 
 @dataclass(frozen=True)
@@ -52,13 +49,16 @@ class NetworkParams:
     cap_period_seconds: int = 24 * 3600
     token_name: str = "Pointsnet Points"
     token_symbol: str = "PTS"
+    #: Seconds a merchant's new rule-set version waits; None: the settings' (see
+    #: ``ChainSettings.effective_rule_notice``).
+    rule_notice_seconds: int | None = None
 
 
 def artifact_hashes() -> dict[str, str]:
     """sha256 of each deployed contract's creation bytecode, as committed."""
     return {
         name: hashlib.sha256(load_artifact(name)["bytecode"].encode()).hexdigest()
-        for name in DEPLOYED_ARTIFACTS
+        for name in DEPLOYED_CONTRACTS
     }
 
 
@@ -97,6 +97,8 @@ def deploy(
     """Deploy (or reuse) timelock + hub (+ token + badges) and record the deployment."""
     say = progress or (lambda _msg: None)
     params = params or NetworkParams()
+    if params.rule_notice_seconds is None:
+        params = replace(params, rule_notice_seconds=settings.effective_rule_notice)
     w3 = connect(settings)
     hashes = artifact_hashes()
     path = settings.deployment_file
@@ -105,6 +107,7 @@ def deploy(
         on_chain = bool(w3.eth.get_code(Web3.to_checksum_address(existing.hub)))
         if on_chain and existing.artifact_hashes == hashes:
             say(f"reusing deployment at block {existing.block}")
+            _say_rule_notice(w3, existing, params, say)
             fund_signers(settings, w3, say)
             ensure_issuers(settings, w3, existing, say)
             return existing
@@ -119,7 +122,10 @@ def deploy(
 
     say(f"deploying NetworkTimelock (delay {delay}s, proposer {admin})")
     timelock = _deploy(w3, sender, "NetworkTimelock", delay, [admin], [admin])
-    say("deploying LoyaltyNetwork (creates PointsToken and BadgeCollection)")
+    say(
+        "deploying LoyaltyNetwork (creates PointsToken and BadgeCollection; "
+        f"rule notice {params.rule_notice_seconds}s)"
+    )
     config = (
         timelock,
         guardian,
@@ -128,6 +134,7 @@ def deploy(
         params.value_currency,
         params.transfers_allowed,
         params.cap_period_seconds,
+        params.rule_notice_seconds,
         params.token_name,
         params.token_symbol,
     )
@@ -151,6 +158,18 @@ def deploy(
     deployment.save(path)
     say(f"hub {hub} token {deployment.token} badges {deployment.badges} timelock {timelock}")
     return deployment
+
+
+def _say_rule_notice(
+    w3: Web3, deployment: Deployment, params: NetworkParams, say: Callable[[str], None]
+) -> None:
+    """A reused deployment keeps its hub's rule notice: say so when another was asked for."""
+    on_chain = LoyaltyNetworkClient(w3, deployment.hub).rule_notice_seconds()
+    if params.rule_notice_seconds != on_chain:
+        say(
+            f"the hub's rule notice is {on_chain}s, not the {params.rule_notice_seconds}s "
+            "configured: change it with `pointsnet network rule-notice SECONDS` (timelock)"
+        )
 
 
 def fund_signers(settings: ChainSettings, w3: Web3, say: Callable[[str], None]) -> None:
@@ -205,25 +224,12 @@ def ensure_issuers(
     waiting: list[ScheduledChange] = []
     for address in missing:
         call = hub.functions.grantRole(role, Web3.to_checksum_address(address))
-        salt = issuer_grant_salt(address)
-        data = bytes.fromhex(call._encode_transaction_data()[2:])
-        op_id = bytes(timelock.functions.hashOperation(hub.address, 0, data, ZERO32, salt).call())
-        ready_at = int(timelock.functions.getTimestamp(op_id).call())
-        if ready_at == 0:  # not scheduled yet
-            change = schedule(timelock, admin, call, salt)
-            say(f"issuer role for signer {address} scheduled through the timelock")
-        else:
-            change = ScheduledChange(op_id, str(hub.address), data, salt, ready_at, "")
-        now = int(w3.eth.get_block("latest")["timestamp"])
-        if change.ready_at - now > max_wait:
+        change, done = ensure(timelock, admin, call, issuer_grant_salt(address), max_wait)
+        if not done:
             say(f"issuer role for {address} can be executed after {change.ready_at} (unix time):"
                 " run `pointsnet deploy` again then")  # fmt: skip
             waiting.append(change)
             continue
-        if change.ready_at > now:
-            time.sleep(change.ready_at - now + 1)
-        if not timelock.functions.isOperationDone(op_id).call():
-            execute(timelock, admin, change)
         if not hub.functions.hasRole(role, Web3.to_checksum_address(address)).call():
             raise DeploymentError(
                 f"the timelock operation granting {address} the issuer role is done, but the "

@@ -26,6 +26,7 @@ from chain.abi import (
 from chain.records import (
     BadgeDefinition,
     BadgeMovement,
+    ClawbackCommitment,
     MerchantChange,
     OtherEvent,
     ParameterChange,
@@ -121,11 +122,22 @@ def typed_records(
         return [MerchantChange(b, i, t, tx, c, kind, a["merchantId"], None, signer, None, None)]
     if name == "RuleSetPublished":
         kind = "rule_set_published"
+        raw = a["ruleSet"]
+        text = bytes.fromhex(raw[2:]).decode("utf-8", errors="replace")
+        head_kind = (b, i, t, tx, c, kind)
+        version, digest, effective_at = a["version"], a["ruleSetHash"], a["effectiveAt"]
         return [
             RuleSetPublication(
-                b, i, t, tx, c, kind, a["merchantId"], a["version"], a["ruleSetHash"]
+                *head_kind, a["merchantId"], version, digest, effective_at, text, raw
             )
         ]
+    if name == "RuleNoticeChanged":
+        kind = "rule_notice_changed"
+        return [ParameterChange(b, i, t, tx, c, kind, a["noticeSeconds"], None, None)]
+    if name == "ClawbackInputsCommitted":
+        kind = "clawback_inputs"
+        root = a["inputRoot"]
+        return [ClawbackCommitment(b, i, t, tx, c, kind, a["merchantId"], a["count"], root)]
     if name == "TierChanged":
         kind = "tier_changed"
         return [TierChange(b, i, t, tx, c, kind, a["member"], a["oldTier"], a["newTier"])]

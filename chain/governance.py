@@ -12,14 +12,34 @@ import os
 import time
 from dataclasses import dataclass
 
+from eth_abi import decode as abi_decode
+from eth_utils import keccak
 from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
+from chain.abi import RULE_NOTICE_CHANGED, ZERO32, selector
+from chain.contracts import Network
+from chain.decode import decode_logs
+from chain.logs import read_logs
+from chain.records import TimelockCall, TimelockCancel
 from chain.sender import TransactionSender
 
-ZERO32 = b"\x00" * 32
+__all__ = [
+    "ZERO32",
+    "PendingCall",
+    "ScheduledChange",
+    "apply",
+    "change_rule_notice",
+    "ensure",
+    "execute",
+    "pending_calls",
+    "schedule",
+]
+
+#: ``setRuleNotice(uint64)``'s selector, as timelock calls carry it.
+SET_RULE_NOTICE = selector("setRuleNotice(uint64)")
 
 
 @dataclass(frozen=True)
@@ -79,3 +99,93 @@ def apply(
     if wait > 0:
         time.sleep(wait + 1)
     return execute(timelock, sender, change)
+
+
+def ensure(
+    timelock: Contract,
+    sender: TransactionSender,
+    call: ContractFunction,
+    salt: bytes,
+    max_wait: float = 30.0,
+) -> tuple[ScheduledChange, bool]:
+    """The timelock operation of ``call`` under a fixed ``salt``: scheduled unless it already
+    is, and executed once its delay has passed (waiting for it when that is at most
+    ``max_wait`` seconds away). Running it again later finds the same operation, so a change
+    with a long delay needs no record kept off chain. Returns the operation and whether it
+    is done."""
+    data = bytes(HexBytes(call._encode_transaction_data()))
+    op_id = bytes(timelock.functions.hashOperation(call.address, 0, data, ZERO32, salt).call())
+    if timelock.functions.isOperationDone(op_id).call():
+        return ScheduledChange(op_id, str(call.address), data, salt, 0, ""), True
+    ready_at = int(timelock.functions.getTimestamp(op_id).call())
+    if ready_at == 0:  # not scheduled yet
+        change = schedule(timelock, sender, call, salt)
+    else:
+        change = ScheduledChange(op_id, str(call.address), data, salt, ready_at, "")
+    now = int(sender.w3.eth.get_block("latest")["timestamp"])
+    if change.ready_at - now > max_wait:
+        return change, False
+    if change.ready_at > now:
+        time.sleep(change.ready_at - now + 1)
+    execute(timelock, sender, change)
+    return change, True
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """A timelock call scheduled and neither executed nor cancelled."""
+
+    operation_id: str
+    target: str
+    data: bytes
+    ready_at: int
+
+
+def pending_calls(network: Network, first_block: int = 0) -> list[PendingCall]:
+    """The timelock's calls still waiting, rebuilt from its ``CallScheduled``,
+    ``CallExecuted`` and ``Cancelled`` logs from ``first_block`` (nothing kept off chain)."""
+    w3 = network.hub.w3
+    records = decode_logs(
+        network.emitters(), read_logs(w3, [network.timelock.address], first_block)
+    )
+    scheduled: dict[str, PendingCall] = {}
+    finished: set[str] = set()
+    for r in records:
+        if isinstance(r, TimelockCall) and r.kind == "call_scheduled":
+            ready_at = r.time + int(r.delay or 0)
+            data = bytes.fromhex(r.data[2:])
+            scheduled[r.operation_id] = PendingCall(r.operation_id, r.target, data, ready_at)
+        elif isinstance(r, TimelockCall | TimelockCancel):
+            finished.add(r.operation_id)
+    return [call for op, call in scheduled.items() if op not in finished]
+
+
+def pending_rule_notices(network: Network, first_block: int = 0) -> list[tuple[int, int]]:
+    """``(seconds, ready_at)`` of every ``setRuleNotice`` waiting in the timelock."""
+    return [
+        (int(abi_decode(["uint64"], call.data[4:])[0]), call.ready_at)
+        for call in pending_calls(network, first_block)
+        if call.data[:4] == SET_RULE_NOTICE and call.target.lower() == network.hub.address.lower()
+    ]
+
+
+def change_rule_notice(
+    network: Network,
+    sender: TransactionSender,
+    seconds: int,
+    first_block: int = 0,
+    max_wait: float = 30.0,
+) -> tuple[ScheduledChange, bool]:
+    """Schedule ``setRuleNotice(seconds)`` through the timelock, or execute it once due.
+
+    The salt names the value and how many notice changes the hub has logged so far
+    (``RuleNoticeChanged``, its deployment's included), so asking for the same value again
+    finds the operation scheduled before and executes it when its delay has passed, and a
+    value set, changed and asked for again is a new operation. Returns the operation and
+    whether it is done (see :func:`ensure`)."""
+    hub = network.hub
+    changes = len(read_logs(hub.w3, [hub.address], first_block, topics=[RULE_NOTICE_CHANGED]))
+    salt = keccak(
+        b"pointsnet:rule-notice:" + seconds.to_bytes(8, "big") + changes.to_bytes(8, "big")
+    )
+    return ensure(network.timelock, sender, hub.set_rule_notice(seconds), salt, max_wait)

@@ -1,4 +1,7 @@
-"""Issuance batch commitments: the Merkle tree the hub stores a root of per batch.
+"""Batch commitments: the issuance tree the hub stores a root of per batch, and the
+input tree whose root each issue or clawback batch logs.
+
+**Issuance tree.**
 
 ``issueBatch`` takes each item as one word, ``member << 96 | amount`` (see
 :func:`chain.contracts.pack_item`).  A batch's items are cut into chunks of
@@ -10,7 +13,15 @@ inner node.  Pairs are hashed commutatively (sorted, as OpenZeppelin's
 clawback proves the issuance it refunds by handing the hub the whole chunk that
 holds it plus the chunk's proof (:func:`prove`).  :func:`find_issuance` rebuilds any
 batch from the chain's logs alone, so neither the gateway's database nor trust in it
-is needed."""
+is needed.
+
+**Input tree.**  ``issueBatch`` and ``clawbackBatch`` log an ``inputRoot`` the hub never
+reads: one leaf per event of the batch, in batch order (``eventRefs`` / items), that
+binds the event's reference to the hash of its disclosed input,
+``keccak256(0x00 ‖ ref ‖ input_hash)`` (:func:`input_leaf`: 65 bytes hashed, neither an
+inner node's 64 nor a chunk leaf's 8 + 32·k), folded exactly as the issuance tree
+(:func:`fold`).  Anyone holding one input, its batch's leaves' path (:func:`input_proof`)
+and the logged root checks that this very input was committed (:func:`verify`)."""
 
 from __future__ import annotations
 
@@ -86,18 +97,13 @@ def _pair(a: bytes, b: bytes) -> bytes:
     return keccak(a + b) if a < b else keccak(b + a)
 
 
-def _chunk_bounds(count: int) -> list[tuple[int, int]]:
-    return [(s, min(s + CHUNK_SIZE, count)) for s in range(0, count, CHUNK_SIZE)]
-
-
-def levels(first_seq: int, members: Sequence[str], amounts: Sequence[int]) -> list[list[bytes]]:
-    """Every level of the tree, chunk leaves first."""
-    if len(members) != len(amounts):
-        raise ValueError(f"{len(members)} members but {len(amounts)} amounts")
-    level = [
-        chunk_leaf(first_seq + s, members[s:e], amounts[s:e])
-        for s, e in _chunk_bounds(len(members))
-    ]
+def fold(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """Every level of the tree over ``leaves`` (leaves first, the root last): pairs hashed
+    commutatively (sorted, as OpenZeppelin's ``Hashes.commutativeKeccak256``), an odd last
+    node carried up unchanged, as the hub's ``_batchRoot`` folds."""
+    if not leaves:
+        raise ValueError("a tree has at least one leaf")
+    level = list(leaves)
     tree = [level]
     while len(level) > 1:
         nxt = [_pair(level[2 * i], level[2 * i + 1]) for i in range(len(level) // 2)]
@@ -106,6 +112,46 @@ def levels(first_seq: int, members: Sequence[str], amounts: Sequence[int]) -> li
         level = nxt
         tree.append(level)
     return tree
+
+
+def path(tree: Sequence[Sequence[bytes]], index: int) -> list[bytes]:
+    """The sibling hashes from leaf ``index`` of ``tree`` (:func:`fold`) up to the root; a
+    node carried up has no sibling at that level, so the path skips it."""
+    if not 0 <= index < len(tree[0]):
+        raise ValueError(f"leaf {index} is not in a tree of {len(tree[0])} leaves")
+    siblings: list[bytes] = []
+    node = index
+    for level in tree[:-1]:
+        sibling = node ^ 1
+        if sibling < len(level):
+            siblings.append(level[sibling])
+        node //= 2
+    return siblings
+
+
+def verify(leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:
+    """Whether ``proof`` (:func:`path`) leads from ``leaf`` to ``root`` (as OpenZeppelin's
+    ``MerkleProof.verify``: commutative pairs need no left/right flags)."""
+    node = bytes(leaf)
+    for sibling in proof:
+        node = _pair(node, bytes(sibling))
+    return node == bytes(root)
+
+
+def _chunk_bounds(count: int) -> list[tuple[int, int]]:
+    return [(s, min(s + CHUNK_SIZE, count)) for s in range(0, count, CHUNK_SIZE)]
+
+
+def levels(first_seq: int, members: Sequence[str], amounts: Sequence[int]) -> list[list[bytes]]:
+    """Every level of the tree, chunk leaves first."""
+    if len(members) != len(amounts):
+        raise ValueError(f"{len(members)} members but {len(amounts)} amounts")
+    return fold(
+        [
+            chunk_leaf(first_seq + s, members[s:e], amounts[s:e])
+            for s, e in _chunk_bounds(len(members))
+        ]
+    )
 
 
 def root(first_seq: int, members: Sequence[str], amounts: Sequence[int]) -> bytes:
@@ -126,13 +172,7 @@ def prove(
     if not 0 <= index < len(members):
         raise ValueError(f"sequence number {seq} is not in the batch from {first_seq}")
     tree = tree or levels(first_seq, members, amounts)
-    node = index // CHUNK_SIZE
-    path: list[bytes] = []
-    for level in tree[:-1]:
-        sibling = node ^ 1
-        if sibling < len(level):
-            path.append(level[sibling])
-        node //= 2
+    siblings = path(tree, index // CHUNK_SIZE)
     start = index - index % CHUNK_SIZE
     end = min(start + CHUNK_SIZE, len(members))
     chunk = IssuedChunk(
@@ -141,7 +181,52 @@ def prove(
         tuple(to_checksum_address(m) for m in members[start:end]),
         tuple(amounts[start:end]),
     )
-    return IssuanceProof(seq, chunk, path)
+    return IssuanceProof(seq, chunk, siblings)
+
+
+# ---------------------------------------------------------------- input tree
+
+#: Prefix of an input leaf: 65 bytes hashed, so it can pass neither for an inner node
+#: (64 bytes) nor for an issuance chunk leaf (8 + 32·k bytes).
+INPUT_LEAF_PREFIX = b"\x00"
+
+#: An input pair: an event's reference and its input's hash (bytes32 each, or 0x-hex).
+InputPair = tuple[bytes | str, bytes | str]
+
+
+def _word(value: bytes | str, what: str) -> bytes:
+    raw = (
+        bytes.fromhex(value[2:] if value[:2] in ("0x", "0X") else value)
+        if isinstance(value, str)
+        else bytes(value)
+    )
+    if len(raw) != 32:
+        raise ValueError(f"{what} is 32 bytes, got {len(raw)}")
+    return raw
+
+
+def input_leaf(ref: bytes | str, input_hash: bytes | str) -> bytes:
+    """``keccak256(0x00 ‖ ref ‖ input_hash)``: the leaf binding event ``ref`` to its
+    input's hash (``ZERO32`` for an event whose input was not kept)."""
+    return keccak(INPUT_LEAF_PREFIX + _word(ref, "a reference") + _word(input_hash, "a hash"))
+
+
+def input_levels(pairs: Sequence[InputPair]) -> list[list[bytes]]:
+    """Every level of the input tree of ``(ref, input_hash)`` pairs in batch order."""
+    return fold([input_leaf(ref, digest) for ref, digest in pairs])
+
+
+def input_root(pairs: Sequence[InputPair]) -> bytes:
+    """The ``inputRoot`` a batch of events ``(ref, input_hash)`` (in batch order) logs."""
+    return input_levels(pairs)[-1][0]
+
+
+def input_proof(
+    pairs: Sequence[InputPair], index: int, tree: list[list[bytes]] | None = None
+) -> list[bytes]:
+    """The path of the ``index``-th pair's leaf to the batch's input root; ``tree``: the
+    batch's :func:`input_levels`, when the caller keeps them to prove several events."""
+    return path(tree or input_levels(pairs), index)
 
 
 def find_issuance(network: Network, merchant_id: int, seq: int) -> IssuanceProof:

@@ -46,6 +46,9 @@ def parse_time(text: str) -> int:
 
 Address = str  # 0x-prefixed, lower-case: records never pay for EIP-55 checksums
 
+#: A zero bytes32 as records hold words: the input root of a batch that committed none.
+ZERO_ROOT = "0x" + "00" * 32
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -62,7 +65,8 @@ class Record:
 @dataclass(frozen=True, slots=True)
 class Issuance(Record):
     """One merchant event's mint: the token's ``Transfer(0, member, amount)`` log (whose
-    ``log_index`` this is) zipped with its item of the same transaction's ``PointsIssued``."""
+    ``log_index`` this is) zipped with its item of the same transaction's ``PointsIssued``.
+    ``mint_kind`` (a ``MintKind``: 0 by the rules) and ``input_root`` are its batch's."""
 
     merchant: int
     member: Address
@@ -71,12 +75,16 @@ class Issuance(Record):
     rule_version: int
     ref: str
     batch_log_index: int
+    mint_kind: int = 0
+    input_root: str = ZERO_ROOT
 
 
 @dataclass(frozen=True, slots=True)
 class IssuanceBatch(Record):
     """A ``PointsIssued`` log: ``count`` events with sequence numbers ``seq ..
-    seq + count - 1``; ``minted``/``minted_total`` are the mints that were zipped with it."""
+    seq + count - 1``; ``minted``/``minted_total`` are the mints that were zipped with it.
+    ``mint_kind`` is the batch's ``MintKind`` (0: by the rules, ``rule_version`` then names the
+    version; other kinds name 0); ``input_root`` the root of its inputs (:mod:`chain.merkle`)."""
 
     merchant: int
     rule_version: int
@@ -85,6 +93,8 @@ class IssuanceBatch(Record):
     amount: int  # the event's ``total``
     minted: int
     minted_total: int
+    mint_kind: int = 0
+    input_root: str = ZERO_ROOT
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +130,16 @@ class Clawback(Record):
     ref: str
     requested: int
     amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClawbackCommitment(Record):
+    """A hub ``ClawbackInputsCommitted``: the root of the inputs of the ``count``
+    ``PointsClawedBack`` logs just before it in its transaction (leaves in their order)."""
+
+    merchant: int
+    count: int
+    input_root: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,11 +207,17 @@ class MerchantChange(Record):
 
 @dataclass(frozen=True, slots=True)
 class RuleSetPublication(Record):
-    """A hub ``RuleSetPublished``: a merchant's rule set version and its hash."""
+    """A hub ``RuleSetPublished``: a merchant's rule set version, its hash, when it takes
+    effect (unix time) and its published text: ``text`` is the logged bytes decoded as
+    UTF-8 with any invalid sequence replaced (U+FFFD), ``rule_set`` the exact bytes as
+    ``0x`` hex (what the hash is over)."""
 
     merchant: int
     rule_version: int
     rule_set_hash: str
+    effective_at: int = 0
+    text: str = ""
+    rule_set: str = "0x"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +231,8 @@ class PointValueChange(Record):
 @dataclass(frozen=True, slots=True)
 class ParameterChange(Record):
     """``transfer_policy_changed`` (value 1/0), ``cap_period_changed`` (seconds),
-    ``sunset`` (timestamp), ``min_delay_changed`` (seconds, with ``old_value``),
-    ``paused`` / ``unpaused`` (``account`` who did it)."""
+    ``rule_notice_changed`` (seconds), ``sunset`` (timestamp), ``min_delay_changed``
+    (seconds, with ``old_value``), ``paused`` / ``unpaused`` (``account`` who did it)."""
 
     value: int | None
     old_value: int | None
@@ -266,6 +292,7 @@ RECORD_TYPES: tuple[type[Record], ...] = (
     TokenMovement,
     Redemption,
     Clawback,
+    ClawbackCommitment,
     RelayedTransfer,
     TierChange,
     BadgeAward,

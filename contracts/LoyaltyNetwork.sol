@@ -20,8 +20,8 @@ import {BadgeCollection} from "./BadgeCollection.sol";
  *
  * Roles (least privilege):
  * - `DEFAULT_ADMIN_ROLE`: the {TimelockController}. Every rule parameter (merchant
- *   admission and caps, point value, transfer policy, cap period, sunset, roles) changes
- *   only through it, so members see a change coming before it applies.
+ *   admission and caps, point value, transfer policy, cap period, rule notice, sunset,
+ *   roles) changes only through it, so members see a change coming before it applies.
  * - `ISSUER_ROLE`: the gateway's operator keys. Issue, claw back, relay redemptions,
  *   set tiers, define and award badges, publish rule sets, on behalf of any merchant.
  *   A merchant's own `signer` may do the same for that merchant only.
@@ -35,6 +35,12 @@ import {BadgeCollection} from "./BadgeCollection.sol";
  * its `(seq, member, amount)` items (each chunk of up to `ISSUE_CHUNK_SIZE` items hashed
  * flat as one leaf), a clawback proves the chunk holding the item it refunds, and the
  * total clawed back from one item never exceeds what it issued.
+ *
+ * Published rules with notice: a merchant's rule set is published in full (its canonical
+ * JSON in the {RuleSetPublished} log). Its first version is in effect at once; every later
+ * one `ruleNoticeSeconds` after its publication, and none may be published while another
+ * waits, so only a merchant's latest version can be pending. Issuance by the rules names
+ * the version it was computed with, which must be in effect when the batch is mined.
  */
 contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Nonces {
     using SafeCast for uint256;
@@ -49,6 +55,15 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
 
     /// @dev Items per leaf of a batch's Merkle tree (the last chunk of a batch may be shorter).
     uint256 public constant ISSUE_CHUNK_SIZE = 8;
+
+    /// @dev Largest rule set publishable, in bytes of canonical JSON (the default set is ~1.2 KB).
+    uint256 internal constant MAX_RULE_SET_BYTES = 16_384;
+
+    /// @dev Longest notice the timelock may set before a new rule-set version takes effect.
+    uint64 internal constant MAX_RULE_NOTICE_SECONDS = 365 days;
+
+    /// @dev Highest {MintKind} an issuance batch may name.
+    uint8 internal constant MAX_MINT_KIND = uint8(type(MintKind).max);
 
     bytes32 public constant REDEMPTION_TYPEHASH = keccak256(
         "Redemption(address member,uint32 merchantId,uint256 amount,bytes32 ref,uint256 nonce,uint256 deadline)"
@@ -66,6 +81,9 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
     bool public sunsetActive;
     uint64 public capPeriodSeconds;
     uint32 public merchantCount;
+    /// @dev Seconds between a rule-set version's publication and its effect (a merchant's
+    /// first version excepted: it is in effect at once). Packs with the four fields above.
+    uint64 public ruleNoticeSeconds;
 
     mapping(uint32 merchantId => Merchant) private _merchants;
     mapping(uint32 merchantId => mapping(uint256 word => uint256 bits)) private _usedSeqs;
@@ -86,6 +104,7 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         string valueCurrency;
         bool transfersAllowed;
         uint64 capPeriodSeconds;
+        uint64 ruleNoticeSeconds;
         string tokenName;
         string tokenSymbol;
     }
@@ -94,6 +113,7 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
     constructor(Config memory config) EIP712("LoyaltyNetwork", "1") {
         if (config.timelock == address(0) || config.guardian == address(0)) revert LoyaltyNetworkZeroAddress();
         if (config.capPeriodSeconds == 0) revert LoyaltyNetworkZeroPeriod();
+        _checkRuleNotice(config.ruleNoticeSeconds);
         token = new PointsToken(config.tokenName, config.tokenSymbol);
         badges = new BadgeCollection();
         _grantRole(DEFAULT_ADMIN_ROLE, config.timelock);
@@ -105,9 +125,11 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         valueCurrency = config.valueCurrency;
         transfersAllowed = config.transfersAllowed;
         capPeriodSeconds = config.capPeriodSeconds;
+        ruleNoticeSeconds = config.ruleNoticeSeconds;
         emit PointValueChanged(config.pointValueMicros, config.valueCurrency);
         emit TransferPolicyChanged(config.transfersAllowed);
         emit CapPeriodChanged(config.capPeriodSeconds);
+        emit RuleNoticeChanged(config.ruleNoticeSeconds);
     }
 
     modifier onlyIssuerFor(uint32 merchantId) {
@@ -171,33 +193,36 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
 
     /**
      * @dev Mints the points of `items[i]` for the merchant event with sequence number `firstSeq + i`
-     * (reference `eventRefs[i]`), computed by the merchant's published rule set `ruleVersion`. An
-     * item packs the member in its high 160 bits and the amount in its low 96 bits
-     * (`uint256(uint160(member)) << 96 | amount`). A batch covers a contiguous range of sequence
-     * numbers and reverts as a whole if any of them was used before, so every event mints at
-     * most once.
+     * (reference `eventRefs[i]`). An item packs the member in its high 160 bits and the amount in
+     * its low 96 bits (`uint256(uint160(member)) << 96 | amount`). A batch covers a contiguous
+     * range of sequence numbers and reverts as a whole if any of them was used before, so every
+     * event mints at most once.
+     *
+     * `kind` is a {MintKind}. A `Rule` batch was computed by the merchant's published rule set
+     * `ruleVersion`, which must be in effect now (a superseded version still is accepted: events
+     * accepted before a change may be issued after it); any other kind names version 0.
+     * `inputRoot` commits to the events' disclosed inputs (see {PointsIssued}); the hub only
+     * logs it.
      */
-    function issueBatch(
-        uint32 merchantId,
-        uint64 ruleVersion,
-        uint64 firstSeq,
-        bytes32[] calldata eventRefs,
-        uint256[] calldata items
-    ) external whileMinting onlyIssuerFor(merchantId) {
+    function issueBatch(BatchHeader calldata h, bytes32[] calldata eventRefs, uint256[] calldata items)
+        external
+        whileMinting
+        onlyIssuerFor(h.merchantId)
+    {
+        uint32 merchantId = h.merchantId;
+        uint64 firstSeq = h.firstSeq;
         uint256 n = eventRefs.length;
         if (n == 0) revert LoyaltyNetworkZeroAmount();
         if (items.length != n) revert LoyaltyNetworkLengthMismatch(n, items.length);
         Merchant storage m = _activeMerchant(merchantId);
-        if (ruleVersion == 0 || ruleVersion > m.ruleVersion) {
-            revert LoyaltyNetworkUnknownRuleVersion(merchantId, ruleVersion);
-        }
+        _checkRuleVersion(merchantId, m, h.kind, h.ruleVersion);
         if (firstSeq + n - 1 > type(uint64).max) revert LoyaltyNetworkSequenceOutOfRange(firstSeq, n);
         _useSequenceRange(merchantId, firstSeq, n);
         uint256 total = token.mintBatch(items);
         _countAgainstCap(merchantId, m, total);
         m.issued += total.toUint128();
         _batchRoots[merchantId][firstSeq] = _batchRoot(firstSeq, items);
-        emit PointsIssued(merchantId, ruleVersion, firstSeq, eventRefs, total);
+        emit PointsIssued(merchantId, h.ruleVersion, firstSeq, eventRefs, total, h.kind, h.inputRoot);
     }
 
     /**
@@ -207,10 +232,11 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
      * issuance's batch holding it, proved by `proof` against the batch root; the member and the
      * amount issued are read from it. Burns what is left when the member already spent the
      * points; never more, over all clawbacks of one issuance (items of this batch included),
-     * than it issued. Emits one {PointsClawedBack} per item and reverts as a whole if any item
-     * is invalid or its refund sequence number was used before.
+     * than it issued. Emits one {PointsClawedBack} per item, then one {ClawbackInputsCommitted}
+     * with `inputRoot` (the refunds' disclosed inputs, leaves in item order; only logged), and
+     * reverts as a whole if any item is invalid or its refund sequence number was used before.
      */
-    function clawbackBatch(uint32 merchantId, Clawback[] calldata items)
+    function clawbackBatch(uint32 merchantId, bytes32 inputRoot, Clawback[] calldata items)
         external
         whenNotPaused
         onlyIssuerFor(merchantId)
@@ -220,6 +246,7 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         for (uint256 i; i < items.length; ++i) {
             _clawback(merchantId, m, items[i]);
         }
+        emit ClawbackInputsCommitted(merchantId, items.length, inputRoot);
     }
 
     // =========================================================== redemption
@@ -298,13 +325,33 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         if (awarded != 0) emit BadgesAwarded(merchantId, awarded);
     }
 
-    /// @dev Publishes the next rule-set version of merchant `merchantId`; issuance cites it.
-    function publishRuleSet(uint32 merchantId, bytes32 ruleSetHash) external onlyIssuerFor(merchantId) {
+    /**
+     * @dev Publishes the next rule-set version of merchant `merchantId`: `ruleSet` is its full
+     * canonical JSON (1 to `MAX_RULE_SET_BYTES` bytes), which must hash to `ruleSetHash`. A
+     * merchant's first version is in effect at once; a later one `ruleNoticeSeconds` from now,
+     * and only once the version before it is in effect. Issuance by the rules cites the
+     * version (see {issueBatch}).
+     */
+    function publishRuleSet(uint32 merchantId, bytes32 ruleSetHash, bytes calldata ruleSet)
+        external
+        onlyIssuerFor(merchantId)
+    {
+        if (ruleSet.length == 0 || ruleSet.length > MAX_RULE_SET_BYTES) {
+            revert LoyaltyNetworkRuleSetSize(ruleSet.length, MAX_RULE_SET_BYTES);
+        }
+        bytes32 actual = keccak256(ruleSet);
+        if (actual != ruleSetHash) revert LoyaltyNetworkRuleSetHashMismatch(ruleSetHash, actual);
         Merchant storage m = _activeMerchant(merchantId);
-        uint64 version = m.ruleVersion + 1;
+        uint64 latest = m.ruleVersion;
+        if (latest != 0 && block.timestamp < m.ruleEffectiveAt) {
+            revert LoyaltyNetworkRuleChangePending(merchantId, latest, m.ruleEffectiveAt);
+        }
+        uint64 effectiveAt = uint64(block.timestamp) + (latest == 0 ? 0 : ruleNoticeSeconds);
+        uint64 version = latest + 1;
         m.ruleVersion = version;
+        m.ruleEffectiveAt = effectiveAt;
         m.ruleSetHash = ruleSetHash;
-        emit RuleSetPublished(merchantId, version, ruleSetHash);
+        emit RuleSetPublished(merchantId, version, ruleSetHash, effectiveAt, ruleSet);
     }
 
     // =========================================================== admin (timelock)
@@ -362,6 +409,14 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         emit CapPeriodChanged(secondsPerPeriod);
     }
 
+    /// @dev Sets the notice a new rule-set version waits before taking effect (at most
+    /// `MAX_RULE_NOTICE_SECONDS`). A version already published keeps its effective time.
+    function setRuleNotice(uint64 noticeSeconds) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _checkRuleNotice(noticeSeconds);
+        ruleNoticeSeconds = noticeSeconds;
+        emit RuleNoticeChanged(noticeSeconds);
+    }
+
     /// @dev Stops minting for good; balances stay transferable and redeemable.
     function sunset() external onlyRole(DEFAULT_ADMIN_ROLE) {
         sunsetActive = true;
@@ -392,6 +447,32 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         if (hasRole(ISSUER_ROLE, msg.sender)) return;
         if (msg.sender != _merchants[merchantId].signer || msg.sender == address(0)) {
             revert LoyaltyNetworkUnauthorizedIssuer(msg.sender, merchantId);
+        }
+    }
+
+    /// @dev Reverts unless a batch of mint `kind` may name `ruleVersion` now (see {issueBatch}).
+    function _checkRuleVersion(uint32 merchantId, Merchant storage m, uint8 kind, uint64 ruleVersion)
+        private
+        view
+    {
+        if (kind == uint8(MintKind.Rule)) {
+            uint64 latest = m.ruleVersion;
+            if (ruleVersion == 0 || ruleVersion > latest) {
+                revert LoyaltyNetworkUnknownRuleVersion(merchantId, ruleVersion);
+            }
+            if (ruleVersion == latest && block.timestamp < m.ruleEffectiveAt) {
+                revert LoyaltyNetworkRuleVersionNotInEffect(merchantId, ruleVersion, m.ruleEffectiveAt);
+            }
+        } else if (kind > MAX_MINT_KIND) {
+            revert LoyaltyNetworkUnknownMintKind(kind);
+        } else if (ruleVersion != 0) {
+            revert LoyaltyNetworkRuleVersionNotExpected(kind, ruleVersion);
+        }
+    }
+
+    function _checkRuleNotice(uint64 noticeSeconds) private pure {
+        if (noticeSeconds > MAX_RULE_NOTICE_SECONDS) {
+            revert LoyaltyNetworkRuleNoticeTooLong(noticeSeconds, MAX_RULE_NOTICE_SECONDS);
         }
     }
 
@@ -445,7 +526,8 @@ contract LoyaltyNetwork is ILoyaltyNetwork, AccessControl, Pausable, EIP712, Non
         for (uint256 c; c < chunks; ++c) {
             uint256 start = c * ISSUE_CHUNK_SIZE;
             uint256 end = start + ISSUE_CHUNK_SIZE < n ? start + ISSUE_CHUNK_SIZE : n;
-            level[c] = _chunkLeaf(firstSeq + uint64(start), items[start:end]);
+            // The chunk's leaf as `_chunkLeaf` hashes it, written out: the loop stays inlined.
+            level[c] = keccak256(abi.encodePacked(firstSeq + uint64(start), items[start:end]));
         }
         n = chunks;
         while (n > 1) {

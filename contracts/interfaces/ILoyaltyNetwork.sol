@@ -16,6 +16,20 @@ interface ILoyaltyNetwork {
         Suspended
     }
 
+    /**
+     * @dev What an issuance batch mints for. `Rule`: points the merchant's published rule set
+     * computes from events (the batch names the version in effect). The others name no rule
+     * version (0): `Adjustment` (a correction the operator makes by hand), `Payout` (a
+     * programme's payout outside the rules), `Prize` (a game or draw). Only `Rule` is issued
+     * today; the others are accepted so that they need no new deployment.
+     */
+    enum MintKind {
+        Rule,
+        Adjustment,
+        Payout,
+        Prize
+    }
+
     /// @dev A partner merchant. Amounts are in points (0 decimals).
     struct Merchant {
         address signer; // may call issuance functions for this merchant itself
@@ -24,10 +38,26 @@ interface ILoyaltyNetwork {
         uint64 period; // index of the cap period `mintedInPeriod` counts
         uint64 mintedInPeriod;
         uint64 ruleVersion; // latest published rule-set version (0: none yet)
-        bytes32 ruleSetHash; // hash of the latest published rule set
+        uint64 ruleEffectiveAt; // unix time version `ruleVersion` takes effect (earlier ones are in effect)
+        bytes32 ruleSetHash; // hash of the latest published rule set (maybe not in effect yet)
         uint128 issued;
         uint128 redeemed;
         uint128 clawedBack;
+    }
+
+    /**
+     * @dev What an issuance batch states besides its events (see {LoyaltyNetwork-issueBatch}):
+     * the merchant, the rule-set version that computed it (0 for a kind other than `Rule`), its
+     * {MintKind}, the root of its events' inputs, and the sequence number of its first event.
+     * One static struct (encoded inline, as separate arguments would be) keeps the function's
+     * stack shallow; this field order gives `issueBatch` a selector the dispatcher reaches early.
+     */
+    struct BatchHeader {
+        uint32 merchantId;
+        uint64 ruleVersion;
+        uint8 kind;
+        bytes32 inputRoot;
+        uint64 firstSeq;
     }
 
     /// @dev A member's consent to burn `amount` points at `merchantId` for reward `ref`.
@@ -86,17 +116,33 @@ interface ILoyaltyNetwork {
     /// @dev Emitted when a merchant's signer address is replaced.
     event MerchantSignerChanged(uint32 indexed merchantId, address signer);
 
-    /// @dev Emitted when a merchant publishes rule-set `version` whose canonical JSON hashes to `ruleSetHash`.
-    event RuleSetPublished(uint32 indexed merchantId, uint64 indexed version, bytes32 ruleSetHash);
+    /**
+     * @dev Emitted when a merchant publishes rule-set `version`: `ruleSet` is the full canonical
+     * JSON text, whose keccak-256 is `ruleSetHash`. The version takes effect at `effectiveAt`
+     * (the publication's block time for a merchant's first version, that plus the network's
+     * rule notice for later ones) and stays in effect until the next version's `effectiveAt`.
+     */
+    event RuleSetPublished(
+        uint32 indexed merchantId, uint64 indexed version, bytes32 ruleSetHash, uint64 effectiveAt, bytes ruleSet
+    );
 
     /**
      * @dev Emitted once per issuance batch. The i-th event of the batch has sequence number
      * `firstSeq + i`, reference `eventRefs[i]` (the gateway's hash of the merchant's
      * idempotency key, so a gateway can recover its state from the chain alone), and is the
-     * i-th `Transfer(0, member, amount)` the token emitted in the same transaction.
+     * i-th `Transfer(0, member, amount)` the token emitted in the same transaction. `kind` is
+     * a {MintKind}; `inputRoot` commits to the events' disclosed inputs (a Merkle root over
+     * `keccak256(0x00 ++ eventRefs[i] ++ inputHash[i])` in batch order, pairs hashed
+     * commutatively, an odd last node carried up), which the hub neither stores nor checks.
      */
     event PointsIssued(
-        uint32 indexed merchantId, uint64 indexed ruleVersion, uint64 firstSeq, bytes32[] eventRefs, uint256 total
+        uint32 indexed merchantId,
+        uint64 indexed ruleVersion,
+        uint64 firstSeq,
+        bytes32[] eventRefs,
+        uint256 total,
+        uint8 kind,
+        bytes32 inputRoot
     );
 
     /// @dev Emitted when `member` redeems `amount` points at `merchantId` for reward `ref`.
@@ -121,6 +167,13 @@ interface ILoyaltyNetwork {
     /// @dev Emitted when points move between members through a signed (gasless) transfer.
     event PointsTransferred(address indexed from, address indexed to, uint256 amount, uint256 nonce);
 
+    /**
+     * @dev Emitted once per `clawbackBatch`, after its `count` {PointsClawedBack} logs: `inputRoot`
+     * commits to their disclosed inputs, leaves in item order (as {PointsIssued}'s `inputRoot`,
+     * each leaf over the item's `eventRef`).
+     */
+    event ClawbackInputsCommitted(uint32 indexed merchantId, uint256 count, bytes32 inputRoot);
+
     /// @dev Emitted when a member's tier changes (0 Bronze .. 4 Black).
     event TierChanged(address indexed member, uint8 oldTier, uint8 newTier);
 
@@ -141,6 +194,9 @@ interface ILoyaltyNetwork {
 
     /// @dev Emitted when the length of a mint-cap period changes.
     event CapPeriodChanged(uint64 secondsPerPeriod);
+
+    /// @dev Emitted when the notice a new rule-set version waits before taking effect changes.
+    event RuleNoticeChanged(uint64 noticeSeconds);
 
     /// @dev Emitted when the network enters sunset: no more minting, balances stay usable.
     event Sunset(uint256 timestamp);
@@ -179,6 +235,27 @@ interface ILoyaltyNetwork {
 
     /// @dev `ruleVersion` was never published by merchant `merchantId`.
     error LoyaltyNetworkUnknownRuleVersion(uint32 merchantId, uint64 ruleVersion);
+
+    /// @dev Rule-set `ruleVersion` of merchant `merchantId` only takes effect at `effectiveAt`.
+    error LoyaltyNetworkRuleVersionNotInEffect(uint32 merchantId, uint64 ruleVersion, uint64 effectiveAt);
+
+    /// @dev Merchant `merchantId`'s version `pendingVersion` waits for `effectiveAt`: no newer one before it.
+    error LoyaltyNetworkRuleChangePending(uint32 merchantId, uint64 pendingVersion, uint64 effectiveAt);
+
+    /// @dev The rule set published hashes to `actual`, not to the `expected` hash given with it.
+    error LoyaltyNetworkRuleSetHashMismatch(bytes32 expected, bytes32 actual);
+
+    /// @dev A rule set of `size` bytes: it must hold between 1 and `max`.
+    error LoyaltyNetworkRuleSetSize(uint256 size, uint256 max);
+
+    /// @dev A rule notice of `noticeSeconds` exceeds the longest allowed, `max`.
+    error LoyaltyNetworkRuleNoticeTooLong(uint64 noticeSeconds, uint64 max);
+
+    /// @dev `kind` is not a {MintKind}.
+    error LoyaltyNetworkUnknownMintKind(uint8 kind);
+
+    /// @dev A batch of mint `kind` (not `Rule`) names rule version `ruleVersion`; it must name 0.
+    error LoyaltyNetworkRuleVersionNotExpected(uint8 kind, uint64 ruleVersion);
 
     /// @dev The signature's `deadline` has passed.
     error LoyaltyNetworkSignatureExpired(uint256 deadline);

@@ -30,6 +30,12 @@ VALUE_DELAY = 3_600  # the delay that change is scheduled with
 PENDING_DELAY = 86_400
 
 
+def rule_text(merchant_id: int, version: int) -> str:
+    """The rule-set text merchant ``merchant_id`` publishes as ``version`` in these tests
+    (JSON, canonical: sorted keys, no spaces); its hash is ``keccak(text=...)``."""
+    return f'{{"merchant":{merchant_id},"version":{version}}}'
+
+
 @dataclass
 class AuditNet:
     """A deployment on the session anvil with named actors."""
@@ -355,7 +361,7 @@ def build_scenario(net: AuditNet) -> Scenario:
     act.redeem(bob, 1, 12)
     net.guardian.transact(hub.functions.suspendMerchant(2))
     net.admin(hub.functions.reinstateMerchant(2))
-    net.operator.transact(hub.publish_rule_set(1, b"\x11" * 32))
+    net.operator.transact(hub.publish_rule_set(1, rule_text(1, 2)))
     act.issue(1, 6, [(carol, 8)], rule_version=2)
 
     receipt = net.guardian.transact(hub.functions.pause())

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from audit_kit import CAPS, NAMES, AuditNet, Scenario, build_scenario
+from audit_kit import CAPS, NAMES, AuditNet, Scenario, build_scenario, rule_text
 from factories import AnvilNode
 from web3 import Web3
 
@@ -33,6 +33,7 @@ def audit_net(anvil: AnvilNode, tmp_path_factory: pytest.TempPathFactory) -> Aud
         chain_id=anvil.chain_id,
         devnet_port=anvil.port,
         timelock_delay=0,
+        rule_notice_seconds=0,  # versions in effect at once, as the scenario issues them
     )
     deployment = deploy(settings, force=True)
     w3 = Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 60}))
@@ -57,7 +58,7 @@ def audit_net(anvil: AnvilNode, tmp_path_factory: pytest.TempPathFactory) -> Aud
         net.admin(
             network.hub.functions.addMerchant(NAMES[merchant_id], signer.address, CAPS[merchant_id])
         )
-        net.operator.transact(network.hub.publish_rule_set(merchant_id, bytes([merchant_id]) * 32))
+        net.operator.transact(network.hub.publish_rule_set(merchant_id, rule_text(merchant_id, 1)))
     return net
 
 

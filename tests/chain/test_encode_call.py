@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from eth_utils import keccak
 from factories import refund_ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,6 +29,11 @@ def test_issue_batch(addresses: list[str], merchant: int, first_seq: int) -> Non
     refs = [os.urandom(32) for _ in addresses]
     amounts = [i * 7 + 1 for i in range(len(addresses))]
     same(HUB.issue_batch(merchant, 3, first_seq, refs, addresses, amounts))
+    same(
+        HUB.issue_batch(
+            merchant, 0, first_seq, refs, addresses, amounts, kind=2, input_root=os.urandom(32)
+        )
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -49,3 +55,13 @@ def test_clawback_batch(addresses: list[str]) -> None:
         for index in range(len(addresses))
     ]
     same(HUB.clawback_batch(7, items))
+    same(HUB.clawback_batch(7, items, input_root=os.urandom(32)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.text(min_size=1, max_size=2_000))
+def test_publish_rule_set(text: str) -> None:
+    call = HUB.publish_rule_set(4, text)
+
+    same(call)
+    assert call.args[1] == keccak(text.encode()) and call.args[2] == text.encode()

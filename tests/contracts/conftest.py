@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from contract_kit import rule_text
 from factories import AnvilNode
 from web3 import Web3
 
@@ -67,7 +68,9 @@ class Deployed:
 
 @pytest.fixture(scope="session")
 def deployed(anvil: AnvilNode) -> Deployed:
-    settings = anvil.settings.model_copy(update={"timelock_delay": 0})
+    # A rule notice of 0: a new version is in effect at once, as every test here but
+    # test_rule_notice's (which sets its own through the timelock) assumes.
+    settings = anvil.settings.model_copy(update={"timelock_delay": 0, "rule_notice_seconds": 0})
     deployment = deploy(settings)
     w3 = Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 60}))
     network = Network.at(w3, deployment.hub, deployment.timelock)
@@ -96,7 +99,7 @@ def deployed(anvil: AnvilNode) -> Deployed:
                 f"merchant {merchant_id}", signer.address, MERCHANT_CAP
             )
         )
-        operator.transact(network.hub.publish_rule_set(merchant_id, bytes([merchant_id]) * 32))
+        operator.transact(network.hub.publish_rule_set(merchant_id, rule_text(merchant_id, 1)))
     operator.transact(
         network.hub.define_badge(FIRST_ORDER, "First Order", "ipfs://first", 1000, True)
     )

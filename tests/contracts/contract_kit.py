@@ -6,6 +6,7 @@ fixtures). Everything here talks to the ``net`` deployment of the session anvil.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from web3.logs import DISCARD
 from web3.types import EventData, TxReceipt
 
 from chain import governance, signing
+from chain.abi import ZERO32
 from chain.contracts import decode_revert
 from chain.errors import ContractRevert
 from chain.sender import TransactionSender
@@ -199,13 +201,45 @@ def issue(
     *,
     sender: TransactionSender | None = None,
     rule_version: int = RULE_VERSION,
+    kind: int = 0,
+    input_root: bytes = ZERO32,
 ) -> TxReceipt:
     """Issue one batch; event ``i`` gets sequence ``first_seq + i`` and ref ``first_seq + i``."""
     refs = [ref(first_seq + i) for i in range(len(members))]
     fn = net.hub.issue_batch(
-        merchant_id, rule_version, first_seq, refs, list(members), list(amounts)
+        merchant_id,
+        rule_version,
+        first_seq,
+        refs,
+        list(members),
+        list(amounts),
+        kind=kind,
+        input_root=input_root,
     )
     return (sender or net.operator).transact(fn)
+
+
+def rule_text(merchant_id: int, version: int, **extra: Any) -> str:
+    """A small canonical-looking rule-set text, distinct per merchant and version."""
+    return json.dumps(
+        {"merchant": merchant_id, "version": version, **extra},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def publish(
+    net: Any,
+    merchant_id: int,
+    text: str | None = None,
+    *,
+    sender: TransactionSender | None = None,
+) -> TxReceipt:
+    """Publish the next rule-set version of ``merchant_id`` (``text``: default
+    :func:`rule_text` of that version)."""
+    if text is None:
+        text = rule_text(merchant_id, net.hub.merchant(merchant_id).rule_version + 1)
+    return (sender or net.operator).transact(net.hub.publish_rule_set(merchant_id, text))
 
 
 def deadline_from_now(w3: Web3, seconds: int = 3600) -> int:

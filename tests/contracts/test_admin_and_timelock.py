@@ -22,6 +22,7 @@ from contract_kit import (
     latest_timestamp,
     member,
     only_event,
+    publish,
     reverts,
 )
 from eth_abi import encode
@@ -97,7 +98,7 @@ def test_a_new_merchant_cannot_issue_before_publishing_a_rule_set(net):
 
     with reverts("LoyaltyNetworkUnknownRuleVersion", merchantId=3, ruleVersion=1):
         issue(net, 3, 0, [member().address], [1])
-    net.operator.transact(net.hub.publish_rule_set(3, b"\x03" * 32))
+    publish(net, 3)
     issue(net, 3, 0, [member().address], [1])
 
 
@@ -282,7 +283,7 @@ def test_merchant_view_reverts_for_an_unknown_merchant(net):
 # ------------------------------------------------------------------ constructor checks
 
 
-def _hub_constructor_data(net, timelock, guardian, cap_period) -> bytes:
+def _hub_constructor_data(net, timelock, guardian, cap_period, rule_notice=0) -> bytes:
     artifact = load_artifact("LoyaltyNetwork")
     factory = net.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     config = (
@@ -293,6 +294,7 @@ def _hub_constructor_data(net, timelock, guardian, cap_period) -> bytes:
         "USD",
         True,
         cap_period,
+        rule_notice,
         "Points",
         "PTS",
     )
@@ -313,6 +315,18 @@ def test_hub_constructor_reverts_for_a_zero_cap_period(net):
 
     with reverts("LoyaltyNetworkZeroPeriod"):
         net.operator.estimate_gas(None, data)
+
+
+def test_hub_constructor_reverts_for_a_rule_notice_over_a_year(net):
+    year = 365 * 24 * 3600
+    timelock, guardian = net.network.timelock.address, net.guardian.address
+    data = _hub_constructor_data(net, timelock, guardian, 3600, year + 1)
+
+    with reverts("LoyaltyNetworkRuleNoticeTooLong", noticeSeconds=year + 1, max=year):
+        net.operator.estimate_gas(None, data)
+    assert net.operator.estimate_gas(
+        None, _hub_constructor_data(net, timelock, guardian, 3600, year)
+    )
 
 
 # ------------------------------------------------------------------ a timelock with a delay

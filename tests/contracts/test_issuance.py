@@ -10,10 +10,12 @@ from contract_kit import (
     issue,
     member,
     only_event,
+    publish,
     ref,
     reverts,
 )
 
+from chain.abi import ZERO32
 from chain.contracts import pack_item, unpack_item
 from chain.errors import ContractRevert
 
@@ -43,6 +45,8 @@ def test_issue_batch_mints_each_amount_to_its_member_and_emits_points_issued(net
         "firstSeq": 0,
         "eventRefs": [ref(0), ref(1)],
         "total": 30,
+        "kind": 0,
+        "inputRoot": ZERO32,
     }
     mints = [dict(log["args"]) for log in events(net.token, "Transfer", receipt)]
     assert mints == [
@@ -77,7 +81,7 @@ def test_issue_batch_credits_a_member_named_twice_in_one_batch_twice(net):
 
 
 def test_issue_batch_accepts_any_published_rule_version(net):
-    net.operator.transact(net.hub.publish_rule_set(1, b"\x22" * 32))
+    publish(net, 1)
     alice = member()
 
     old = issue(net, 1, 0, [alice.address], [1], rule_version=1)
@@ -218,7 +222,7 @@ def test_issue_batch_reverts_when_an_item_has_zero_points(net):
 
 def test_issue_batch_reverts_when_items_and_refs_differ_in_length(net):
     items = [pack_item(member().address, 1)]
-    fn = net.hub.functions.issueBatch(1, 1, 0, [ref(0), ref(1)], items)
+    fn = net.hub.functions.issueBatch((1, 1, 0, ZERO32, 0), [ref(0), ref(1)], items)
 
     with reverts("LoyaltyNetworkLengthMismatch", expected=2, actual=1):
         net.operator.transact(fn)
@@ -226,7 +230,7 @@ def test_issue_batch_reverts_when_items_and_refs_differ_in_length(net):
 
 def test_issue_batch_reverts_when_there_are_more_items_than_refs(net):
     items = [pack_item(member().address, 1)] * 3
-    fn = net.hub.functions.issueBatch(1, 1, 0, [ref(0), ref(1)], items)
+    fn = net.hub.functions.issueBatch((1, 1, 0, ZERO32, 0), [ref(0), ref(1)], items)
 
     with reverts("LoyaltyNetworkLengthMismatch", expected=2, actual=3):
         net.operator.transact(fn)

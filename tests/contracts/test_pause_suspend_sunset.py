@@ -10,6 +10,7 @@ from contract_kit import (
     member,
     member_sender,
     only_event,
+    publish,
     redemption,
     reverts,
     transfer_request,
@@ -132,7 +133,7 @@ def test_a_suspended_merchant_cannot_issue_award_or_publish_rules(net):
     with reverts("LoyaltyNetworkMerchantNotActive", merchantId=1, status=2):
         net.operator.transact(net.hub.award_badges(1, [member().address], [ECO_GUARDIAN]))
     with reverts("LoyaltyNetworkMerchantNotActive", merchantId=1, status=2):
-        signer.transact(net.hub.publish_rule_set(1, b"\x09" * 32))
+        publish(net, 1, sender=signer)
 
 
 def test_suspending_one_merchant_leaves_the_others_issuing(net):

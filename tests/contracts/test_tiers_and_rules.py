@@ -6,12 +6,16 @@ from contract_kit import (
     ISSUER_ROLE,
     events,
     issue,
+    latest_timestamp,
     member,
     only_event,
     reverts,
+    rule_text,
 )
+from eth_utils import keccak
 
-RULES_V2 = b"\x22" * 32
+RULES_V2 = rule_text(1, 2, earn_rate=2)
+RULES_V2_HASH = keccak(text=RULES_V2)
 
 
 def set_tiers(net, members, tiers, sender=None):
@@ -83,13 +87,17 @@ def test_set_tiers_is_for_issuers_only_not_merchant_signers(net):
 def test_publish_rule_set_bumps_the_version_and_emits_rule_set_published(net):
     receipt = net.operator.transact(net.hub.publish_rule_set(1, RULES_V2))
 
+    now = latest_timestamp(net.w3)
     assert only_event(net.hub, "RuleSetPublished", receipt) == {
         "merchantId": 1,
         "version": 2,
-        "ruleSetHash": RULES_V2,
+        "ruleSetHash": RULES_V2_HASH,
+        "effectiveAt": now,  # the session deployment's notice is 0
+        "ruleSet": RULES_V2.encode(),
     }
     merchant = net.hub.merchant(1)
-    assert (merchant.rule_version, merchant.rule_set_hash) == (2, RULES_V2)
+    assert (merchant.rule_version, merchant.rule_set_hash) == (2, RULES_V2_HASH)
+    assert merchant.rule_effective_at == now
     assert net.hub.merchant(2).rule_version == 1
 
 
