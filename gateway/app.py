@@ -37,6 +37,7 @@ from gateway.api.routes import (
     catalog,
     events,
     members,
+    public,
     rewards,
     rules,
     wallet,
@@ -97,7 +98,7 @@ def create_app(
     if committer is not None:  # inside BodyGuard: its size and depth checks come first
         app.add_middleware(SingleEventFastPath, committer=committer)
     app.add_middleware(BodyGuard)
-    for module in (events, members, rules, rewards, webhooks, wallet, catalog, badges):
+    for module in (events, members, rules, rewards, webhooks, wallet, catalog, badges, public):
         app.include_router(module.router)
     app.include_router(wallet_page.router)
     app.mount("/wallet", wallet_page.static_files(), name="wallet")

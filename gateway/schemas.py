@@ -397,7 +397,8 @@ class ClausePublic(BaseModel):
     params: dict[str, ClauseParam] = Field(examples=[{"rate": "1", "unit": "USD"}])
 
 
-RuleVersionStatus = Literal["pending", "in_effect", "superseded"]
+#: A version on chain: in its notice period (``published``), in effect, or replaced.
+RuleVersionStatus = Literal["published", "in_effect", "superseded"]
 
 
 class RuleVersionPublic(BaseModel):
