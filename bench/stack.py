@@ -50,11 +50,15 @@ Progress = Callable[[str], None]
 #: The two partners most stacks admit: (name, home currency).
 TWO_MERCHANTS: tuple[tuple[str, str], ...] = (("Lumière Paris", "EUR"), ("Sakura Goods", "JPY"))
 #: What test networks (and the in-process scripts) change from the stack's settings:
-#: batches sent at once, no fee bumps, /metrics computed on every scrape.
+#: batches sent at once, no fee bumps, /metrics computed on every scrape, a new rule set
+#: in effect as soon as it is published (no notice; a test of the notice sets one), and
+#: the chain head read at each use (a rule set published is seen by the next request).
 TEST_SETTINGS: dict[str, Any] = {
     "batch_max_wait": 0.0,
     "tx_stuck_after": 3600,
     "metrics_max_age": 0.0,
+    "rule_notice_seconds": 0,
+    "chain_clock_interval": 0.0,
 }
 #: How the gateway is started: ``pointsnet serve`` run by this interpreter.
 SERVE = (sys.executable, "-m", "gateway.cli", "serve")
@@ -71,8 +75,9 @@ def open_network(
 
 
 def lift_merchant_limits(client: httpx.Client, api_keys: Sequence[str]) -> None:
-    """Publish, for each merchant, its rule set with the merchant-wide velocity limits
-    lifted (the seed programme holds events beyond 1,000 a minute for review)."""
+    """Queue, for each merchant, its rule set with the merchant-wide velocity limits
+    lifted (the seed programme holds events beyond 1,000 a minute for review); on a
+    network deployed without rule notice it is in effect once published."""
     for key in api_keys:
         header = {"Authorization": f"Bearer {key}"}
         rules = client.get("/v1/rules", headers=header).json()["rules"]
@@ -81,14 +86,17 @@ def lift_merchant_limits(client: httpx.Client, api_keys: Sequence[str]) -> None:
 
 
 def wait_published(client: httpx.Client, api_keys: Sequence[str], timeout: float) -> None:
-    """Wait until every merchant's latest rule set is published on chain."""
+    """Wait until every merchant's latest rule set is in effect: published on chain, and
+    its effective time reached by the chain's clock (the gateway picks versions by it),
+    with no version after it queued or waiting."""
     headers = [{"Authorization": f"Bearer {key}"} for key in api_keys]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(client.get("/v1/rules", headers=h).json()["published"] for h in headers):
+        answers = [client.get("/v1/rules", headers=h).json() for h in headers]
+        if all(a["status"] == "in_effect" and a["upcoming"] is None for a in answers):
             return
         time.sleep(0.1)
-    raise RuntimeError(f"the merchants' rule sets were not published on chain in {timeout:.0f} s")
+    raise RuntimeError(f"the merchants' rule sets were not in effect within {timeout:.0f} s")
 
 
 def in_flight(engine: Engine, *, txs: bool = True) -> int:
@@ -134,7 +142,8 @@ class Stack:
     """anvil + contracts + merchants + gateway processes in one data directory.
 
     ``settings`` override the stack's gateway settings (data dir, RPC URL, devnet
-    port, a free API port, no timelock delay, no ``.env`` file); ``anvil_args`` are added to
+    port, a free API port, no timelock delay, no rule notice (rule sets in effect once
+    published), no ``.env`` file); ``anvil_args`` are added to
     anvil's command line (e.g. its base fee); ``env`` adds ``POINTSNET_*``
     variables to every process spawned. Without ``data_dir`` a temporary
     directory is made, and removed on exit unless ``keep``.
@@ -210,6 +219,7 @@ class Stack:
                 "rpc_url": self.rpc_url,
                 "devnet_port": self.rpc_port,
                 "timelock_delay": 0,
+                "rule_notice_seconds": 0,
                 "_env_file": None,
             }
             if "port" not in self.overrides:  # a free one: never a dev server's 8000
@@ -280,6 +290,7 @@ class Stack:
             POINTSNET_RPC_URL=settings.rpc_url,
             POINTSNET_DEVNET_PORT=str(self.rpc_port),
             POINTSNET_TIMELOCK_DELAY="0",
+            POINTSNET_RULE_NOTICE_SECONDS=str(settings.effective_rule_notice),
             POINTSNET_DATABASE_URL=settings.effective_database_url,
             POINTSNET_HOST="127.0.0.1",
             POINTSNET_PORT=str(settings.port),
@@ -364,7 +375,7 @@ class Stack:
         raise RuntimeError(f"the API did not answer within {timeout:.0f} s; see {self.data_dir}")
 
     def lift_merchant_limits(self, timeout: float) -> None:
-        """Through the spawned API: the merchants' velocity limits lifted, published on chain."""
+        """Through the spawned API: the merchants' velocity limits lifted, in effect on chain."""
         with httpx.Client(base_url=self.url, timeout=30, trust_env=False) as client:
             lift_merchant_limits(client, self.api_keys)
             wait_published(client, self.api_keys, timeout)

@@ -30,9 +30,12 @@ from gateway.services.rewards import redemption_message
 Gateway = InProcessGateway
 
 
-def start_gateway(tmp: Path, database_url: str | None = None) -> Iterator[Gateway]:
-    """A network of two merchants from the one launcher, the gateway opened on it."""
-    with Stack(tmp, settings={**TEST_SETTINGS, "database_url": database_url}) as stack:
+def start_gateway(tmp: Path, database_url: str | None = None, **settings: Any) -> Iterator[Gateway]:
+    """A network of two merchants from the one launcher, the gateway opened on it;
+    ``settings`` override ``TEST_SETTINGS`` (which deploy without rule notice: a rule set
+    is in effect once published, as the tests that change rules expect)."""
+    overrides = {**TEST_SETTINGS, "database_url": database_url, **settings}
+    with Stack(tmp, settings=overrides) as stack:
         gateway = Gateway.open(stack)
         try:
             gateway.settle()  # publish the first rule sets
