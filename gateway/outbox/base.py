@@ -3,14 +3,16 @@
 Responsibilities:
 
 - what one worker holds between cycles (its chain link, sender, database sessions, the
-  hold-backs while the hub is paused or a merchant is at its mint cap, the issue batches
-  kept for clawback proofs, the chain recovery) and the constants every layer uses;
+  hold-backs while the hub is paused, a merchant is at its mint cap or a rule version is
+  not in effect yet, the issue batches kept for clawback proofs, the chain recovery) and
+  the constants every layer uses;
 - a stored ``chain_txs`` row made from a signed transaction, and back.
 
 The worker is one class built in layers, each module one layer on the one below:
 ``status`` (event statuses) < ``sending`` (broadcasts, nonces) < ``receipts`` <
-``replacement`` < ``packing`` (claiming, storing, issue batches) < ``clawbacks`` <
-``singles`` (badges, tiers, one-op transactions) < ``worker`` (the loop, recovery on start).
+``replacement`` < ``reverts`` (claiming, holds) < ``packing`` (storing, issue batches) <
+``clawbacks`` < ``singles`` (badges, tiers, one-op transactions) < ``worker`` (the loop,
+recovery on start).
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ HOLD_RECHECK = 2.0
 #: Share of the chain's steady block interval that passes after a new block is first seen
 #: before receipts are asked again (a chain without a steady interval is asked each cycle).
 HEAD_WAIT_SHARE = 0.8
+#: The hub's refusal of a rule set published while the previous one is not in effect yet.
+RULE_CHANGE_PENDING = "LoyaltyNetworkRuleChangePending"
+#: The hub's refusal of an issue batch naming a rule version not in effect yet.
+VERSION_NOT_IN_EFFECT = "LoyaltyNetworkRuleVersionNotInEffect"
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,18 @@ class CapHold:
     """
 
     period: int
+    retry_at: float
+
+
+@dataclass
+class ChainTimeHold:
+    """Ops that wait for the chain's clock: a rule set published over a version still in
+    its notice (``RuleChangePending``), issuances naming a version not in effect yet
+    (``RuleVersionNotInEffect``). Nothing is wrong with them; they go once a block's
+    timestamp reaches ``until`` (the pending version's effective time), and the head is
+    not read for them before ``retry_at`` (``time.monotonic()``)."""
+
+    until: int
     retry_at: float
 
 
@@ -95,6 +113,15 @@ class OutboxState:
         self._cap_holds: dict[int, CapHold] = {}
         #: merchant -> id of the last clawback op that goes alone (after a batch would revert)
         self._clawbacks_alone: dict[int, int] = {}
+        #: rule op id -> its wait for the merchant's pending version to take effect
+        self._rule_holds: dict[int, ChainTimeHold] = {}
+        #: (merchant, rule version) -> its issuances' wait for that version to take effect
+        self._version_holds: dict[tuple[int, int], ChainTimeHold] = {}
+        #: Effective times of published rule versions the chain's clock has not reached
+        #: yet (a devnet that only mines on demand is nudged past them, see the worker).
+        self._effective_due: set[int] = set()
+        #: time.monotonic() before which the devnet's clock is not looked at again.
+        self._devnet_clock_at = 0.0
         self.chain_recovery: ChainRecovery | None = None
         #: The latest block as this cycle read it (fees and the receipts' depth come from
         #: it); None until the cycle first needs it, so an idle cycle asks the node nothing.
@@ -158,6 +185,24 @@ class OutboxState:
         """Whether ops of ``kind`` wait now: the hub was paused when last tried."""
         return kind in PAUSABLE_KINDS and time.monotonic() < self._paused_until
 
+    def _hold_until(self, until: int) -> ChainTimeHold:
+        """A new wait for the chain's clock to reach ``until``."""
+        self._effective_due.add(until)
+        return ChainTimeHold(until, time.monotonic() + HOLD_RECHECK)
+
+    def _still_holding(self, hold: ChainTimeHold | None) -> bool:
+        """Whether ``hold`` still applies: checked against the latest block's timestamp at
+        most every ``HOLD_RECHECK`` seconds (the cycle's head, read if none yet)."""
+        if hold is None:
+            return False
+        now = time.monotonic()
+        if now < hold.retry_at:
+            return True
+        if (self._head or self._read_head()).timestamp < hold.until:
+            hold.retry_at = now + HOLD_RECHECK
+            return True
+        return False
+
     def _clawbacks_one_at_a_time(self, merchant_id: int, op_ids: list[int], reason: str) -> None:
         """A batch of the pending clawbacks ``op_ids`` would revert (or did, on chain):
         the merchant's clawbacks up to the last of them go one per batch."""
@@ -168,8 +213,11 @@ class OutboxState:
         )  # fmt: skip
 
 
-def chain_tx_values(kind: str, merchant_id: int | None, signed: SignedTx) -> dict[str, Any]:
-    """The columns of a newly signed transaction's ``chain_txs`` row."""
+def chain_tx_values(
+    kind: str, merchant_id: int | None, signed: SignedTx, input_root: str | None = None
+) -> dict[str, Any]:
+    """The columns of a newly signed transaction's ``chain_txs`` row (``input_root``: the
+    root over the inputs an issue or clawback batch commits to, 0x-hex)."""
     return {
         "kind": kind,
         "merchant_id": merchant_id,
@@ -181,11 +229,14 @@ def chain_tx_values(kind: str, merchant_id: int | None, signed: SignedTx) -> dic
         "max_priority_fee_per_gas": signed.max_priority_fee_per_gas,
         "gas": signed.gas,
         "status": "signed",
+        "input_root": input_root,
     }
 
 
-def chain_tx_row(kind: str, merchant_id: int | None, signed: SignedTx) -> ChainTx:
-    return ChainTx(**chain_tx_values(kind, merchant_id, signed))
+def chain_tx_row(
+    kind: str, merchant_id: int | None, signed: SignedTx, input_root: str | None = None
+) -> ChainTx:
+    return ChainTx(**chain_tx_values(kind, merchant_id, signed, input_root))
 
 
 def signed_of(tx: ChainTx) -> SignedTx:

@@ -4,7 +4,8 @@ Responsibilities:
 
 - plan clawback batches per merchant once the issuances they refund are confirmed
   (fail those whose issuance failed), each item proved against its issue batch's Merkle
-  tree (trees of confirmed batches are cached);
+  tree (trees of confirmed batches are cached), the batch committing to its refunds'
+  inputs (the root over their ``(ref, input_hash)`` in item order, stored with it);
 - a batch that would revert goes again one clawback at a time, so only the bad one fails.
 """
 
@@ -29,7 +30,7 @@ from gateway.db import transaction
 from gateway.faults import fault_point
 from gateway.models import ChainOp, Merchant
 from gateway.outbox.base import IssuedBatch
-from gateway.outbox.packing import PACK_SECONDS, Packing
+from gateway.outbox.packing import PACK_SECONDS, Packing, input_root
 
 #: How many clawbacks share one transaction: ~48k gas each in a batch of 50 or more (see
 #: docs/BENCHMARKS.md, "Gas"), so a full batch takes ~4.8M gas, far below a 30M block.
@@ -41,13 +42,14 @@ BATCH_CACHE = 64
 @dataclass(frozen=True)
 class ClawbackPlan:
     """A clawback batch to store: ``op_ids[i]`` refunds issuance ``original_seqs[i]`` with
-    sequence number ``first_seq + i``."""
+    sequence number ``first_seq + i``; ``input_root`` (0x-hex) is what ``call`` commits to."""
 
     merchant_id: int
     first_seq: int
     op_ids: list[int]
     original_seqs: list[int]
     call: ContractFunction
+    input_root: str
 
 
 class Clawbacks(Packing):
@@ -88,6 +90,7 @@ class Clawbacks(Packing):
             stored = self._sign_and_store(
                 "clawback", plan.merchant_id, plan.call, data, plan.op_ids, prepared,
                 first_seq=plan.first_seq, original_seqs=plan.original_seqs,
+                input_root=plan.input_root,
             )  # fmt: skip
             if not stored:
                 continue  # plan again
@@ -140,12 +143,14 @@ class Clawbacks(Packing):
                     proved.clawback_item(merchant.next_seq + i, HexBytes(op.ref), op.amount)
                     for i, (op, proved) in enumerate(zip(group, proofs, strict=True))
                 ]
+                root = input_root(group)
                 plan = ClawbackPlan(
                     merchant_id,
                     merchant.next_seq,
                     [op.id for op in group],
                     [proved.seq for proved in proofs],
-                    self.hub.clawback_batch(merchant_id, items),
+                    self.hub.clawback_batch(merchant_id, items, input_root=HexBytes(root)),
+                    root,
                 )
                 break
         if orphans:

@@ -11,8 +11,10 @@ Responsibilities:
 Figures measured with ``pointsnet bench gas`` (docs/BENCHMARKS.md, "Gas": issueBatch x1
 and x500, new and existing members) and fitted as ``fixed + per item``: new members
 160,652 (x1) and 25,997 per event (x500): 134.9k + 25.7k each; existing members 92,336
-and 8,897: 83.6k + 8.7k each. The constants below round those up; the margin covers what
-the calldata's zero bytes and a later per-batch word (the trust issue) add. The one
+and 8,897: 83.6k + 8.7k each. The constants below round those up. Issue 15's per-batch
+``kind`` and ``inputRoot`` (two calldata words, 64 more bytes of log data, the in-effect
+check on a warm slot: ~1.3k gas per batch, docs/BENCHMARKS.md) are fixed costs, inside
+``ISSUE_FIXED``'s ~5k above the fitted 134.9k before the 15% margin. The one
 ``eth_call`` simulation per batch runs with this limit, so a shortfall shows there (the
 batch is then priced by ``eth_estimateGas``), and a transaction that still runs out of
 gas on chain changed nothing: its ops are queued again (see ``receipts``).

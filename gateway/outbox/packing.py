@@ -1,24 +1,24 @@
-"""Claiming pending ops and packing issue batches.
+"""Packing issue batches.
 
 Responsibilities:
 
-- tell which op kinds are pending (one statement), read and claim pending ops (``SKIP
-  LOCKED`` on PostgreSQL) and tell when a batch has waited long enough for more ops;
+- read pending ops and tell when a batch has waited long enough for more ops;
 - plan issue batches per (merchant, published rule version), filled by count, by gas
   (their gas computed from their composition, :mod:`gateway.outbox.gas`) or by time
-  (``batch_max_wait``), simulate them outside any write transaction (one ``eth_call`` at
-  the computed gas; ``eth_estimateGas`` for the other kinds), and store each, signed,
-  with a contiguous range of the merchant's sequence numbers and its ops marked
-  ``sent`` (``after_store`` fault point after the commit), then broadcast;
-- handle a simulated revert: resync a merchant's sequence counter, hold ops while the
-  hub is paused or a merchant is at its mint cap, fail the rest.
+  (``batch_max_wait``), each committing to its events' inputs (``kind`` Rule and the
+  root over its ops' ``(ref, input_hash)`` in sequence order, :func:`input_root`);
+- simulate them outside any write transaction (one ``eth_call`` at the computed gas;
+  ``eth_estimateGas`` for the other kinds), and store each, signed, with a contiguous
+  range of the merchant's sequence numbers, its ops marked ``sent`` and its input root
+  (``after_store`` fault point after the commit), then broadcast.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -27,16 +27,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from web3.contract.contract import ContractFunction
 
-from chain.contracts import encode_call
+from chain import merkle
+from chain.abi import ZERO32
+from chain.contracts import MintKind, encode_call
 from chain.errors import (
     ContractRevert,
 )
-from gateway.db import NO_KEY_UPDATE, is_postgres, transaction
+from gateway.db import is_postgres, transaction
 from gateway.faults import fault_point
 from gateway.models import ChainOp, ChainTx, Event, Merchant
-from gateway.outbox.base import HOLD_RECHECK, PAUSABLE_KINDS, CapHold, log
+from gateway.outbox.base import log
 from gateway.outbox.gas import TX_GAS_CAP, fill_issue_batch
-from gateway.outbox.replacement import Replacement
+from gateway.outbox.reverts import Reverts
 from gateway.outbox.store import store_signed
 from gateway.timeutil import aware as _aware
 
@@ -50,8 +52,28 @@ PlanT = TypeVar("PlanT")
 PACK_SECONDS = 0.5
 
 
-class Packing(Replacement):
-    """Claiming, storing and issue batches."""
+@dataclass(frozen=True)
+class IssuePlan:
+    """An issue batch to store: ``op_ids`` (in order) get sequence numbers from
+    ``first_seq``; ``input_root`` (0x-hex) is what ``call`` commits to."""
+
+    merchant_id: int
+    first_seq: int
+    op_ids: list[int]
+    call: ContractFunction
+    gas: int
+    input_root: str
+
+
+def input_root(ops: Sequence[Any]) -> str:
+    """The root over the inputs of ``ops`` (rows with ``ref`` and ``input_hash``, in the
+    batch's order) as 0x-hex: an op without a kept input (accepted before inputs were
+    kept) commits to the zero hash."""
+    return "0x" + merkle.input_root([(op.ref, op.input_hash or ZERO32) for op in ops]).hex()
+
+
+class Packing(Reverts):
+    """Storing signed batches, and issue batches."""
 
     def _pending(
         self, session: Session, kind: str | tuple[str, ...], limit: int, *, lock: bool = True
@@ -66,14 +88,6 @@ class Packing(Replacement):
         if lock and is_postgres(session):
             query = query.with_for_update(skip_locked=True)
         return list(session.scalars(query).all())
-
-    def _claim(self, session: Session, op_ids: list[int]) -> list[ChainOp]:
-        """The ops of ``op_ids`` that are still pending, locked, in the order given."""
-        query = select(ChainOp).where(ChainOp.id.in_(op_ids), ChainOp.status == "pending")
-        if is_postgres(session):
-            query = query.with_for_update(skip_locked=True)
-        found = {op.id: op for op in session.scalars(query)}
-        return [found[i] for i in op_ids if i in found]
 
     def _wait_left(self, session: Session, ops: list[Any]) -> float:
         """Seconds until the oldest event of ``ops`` (in id order: an op is created with its
@@ -175,6 +189,7 @@ class Packing(Replacement):
         *,
         first_seq: int | None = None,
         original_seqs: list[int] | None = None,
+        input_root: str | None = None,
     ) -> bool:
         """Sign ``call`` (encoded as ``data``) at the ``prepared`` gas and fees, then store
         it with its ops marked sent in one short write transaction (:func:`store_signed`:
@@ -190,7 +205,7 @@ class Packing(Replacement):
             signed = self.sender.sign(call.address, data, gas=gas, fees=fees, nonce=signed.nonce)
         stored = store_signed(
             self.sessions, kind, merchant_id, signed, op_ids,
-            first_seq=first_seq, original_seqs=original_seqs,
+            first_seq=first_seq, original_seqs=original_seqs, input_root=input_root,
         )  # fmt: skip
         if stored:
             self._room = self._room_left() - gas
@@ -201,73 +216,6 @@ class Packing(Replacement):
     def _hash_stored(self, tx_hash: str) -> bool:
         with self.sessions() as session:
             return session.scalar(select(ChainTx.id).where(ChainTx.tx_hash == tx_hash)) is not None
-
-    def _revert_planned(
-        self, kind: str, merchant_id: int | None, op_ids: list[int], revert: ContractRevert
-    ) -> None:
-        """The planned batch of ``op_ids`` would revert: act on it (:meth:`_handle_revert`)
-        if its ops are all still pending."""
-        with transaction(self.sessions) as session:
-            ops = self._claim(session, op_ids)
-            if len(ops) == len(op_ids):
-                self._handle_revert(session, kind, merchant_id, ops, revert)
-
-    def _handle_revert(
-        self,
-        session: Session,
-        kind: str,
-        merchant_id: int | None,
-        ops: list[ChainOp],
-        revert: ContractRevert,
-    ) -> None:
-        """A transaction that would revert is not sent: fix what can be fixed, fail the rest."""
-        if revert.name == "LoyaltyNetworkSequenceUsed" and merchant_id is not None:
-            # Our counter is behind the chain (a restored database): skip past used numbers.
-            merchant = session.get(Merchant, merchant_id, with_for_update=NO_KEY_UPDATE)
-            assert merchant is not None
-            merchant.next_seq = self._next_free_seq(merchant_id, merchant.next_seq)
-            for op in ops:
-                op.seq = None
-            log.warning("merchant %s sequence resynced to %s", merchant_id, merchant.next_seq)
-            return
-        if kind in PAUSABLE_KINDS and revert.name == "EnforcedPause":
-            # Nothing is wrong with the ops: they wait, pending, for the unpause.
-            for op in ops:
-                op.seq = None
-            self._hold_while_paused(kind)
-            return
-        if kind == "issue" and revert.name == "LoyaltyNetworkMintCapExceeded":
-            assert merchant_id is not None
-            cap = int(revert.args_by_name["cap"])
-            if len(ops) > 1 or ops[0].amount <= cap:
-                # It fits in a later period (alone, if need be): it waits, pending.
-                for op in ops:
-                    op.seq = None
-                self._cap_holds[merchant_id] = CapHold(
-                    self._cap_period(), time.monotonic() + HOLD_RECHECK
-                )
-                log.warning(
-                    "issuance for merchant %s held back at its cap: %s", merchant_id, revert
-                )
-                return
-            # A single issuance above the whole cap can never be minted: it fails.
-        self._fail_ops(session, ops, str(revert))
-
-    def _cap_period(self) -> int:
-        """The hub's current cap period index (as ``_countAgainstCap`` computes it)."""
-        now = (self._head or self._read_head()).timestamp
-        return now // int(self.hub.functions.capPeriodSeconds().call())
-
-    def _next_free_seq(self, merchant_id: int, start: int) -> int:
-        """The first sequence number at or after ``start`` above every used one nearby."""
-        word = start >> 8
-        seq = start
-        while True:
-            bits = int(self.hub.functions.sequenceWord(merchant_id, word).call())
-            if bits == 0:
-                return max(seq, word * 256)
-            seq = word * 256 + bits.bit_length()
-            word += 1
 
     def _taken_by_recovery(self, op_ids: list[int]) -> bool:
         """Whether some of ``op_ids`` were on chain before a database loss and are now
@@ -293,29 +241,29 @@ class Packing(Replacement):
             plan = self._next_plan("issue", did, deadline, self._plan_issue_batch)
             if plan is None:
                 return did
-            merchant_id, first_seq, op_ids, call, gas = plan
-            if not self._fits(gas):
+            if not self._fits(plan.gas):
                 return did  # the next block is full: the batch goes after it
-            if self._taken_by_recovery(op_ids):
+            if self._taken_by_recovery(plan.op_ids):
                 continue  # issued before a database loss: confirmed now, plan again
-            data = encode_call(call)
+            data = encode_call(plan.call)
             try:
-                prepared = self._simulate(call, data, gas, "issue")
+                prepared = self._simulate(plan.call, data, plan.gas, "issue")
             except ContractRevert as revert:
-                self._revert_planned("issue", merchant_id, op_ids, revert)
+                self._revert_planned("issue", plan.merchant_id, plan.op_ids, revert)
                 continue
             stored = self._sign_and_store(
-                "issue", merchant_id, call, data, op_ids, prepared, first_seq=first_seq
-            )
+                "issue", plan.merchant_id, plan.call, data, plan.op_ids, prepared,
+                first_seq=plan.first_seq, input_root=plan.input_root,
+            )  # fmt: skip
             if not stored:
                 continue  # plan again
             fault_point("after_store")
             did = True
         return did
 
-    def _plan_issue_batch(self) -> tuple[int, int, list[int], ContractFunction, int] | None:
-        """The next issue batch that is due: (merchant, first seq, op ids in order, call,
-        its gas computed from the batch's size and composition).
+    def _plan_issue_batch(self) -> IssuePlan | None:
+        """The next issue batch that is due: its ops in order, first sequence number, call,
+        gas computed from the batch's size and composition, and input root.
 
         Filled by gas (:func:`fill_issue_batch`: the block's gas limit and EIP-7825's cap),
         ``batch_max_events`` being only a safety bound above what gas allows."""
@@ -330,6 +278,7 @@ class Packing(Replacement):
                 select(
                     ChainOp.id, ChainOp.merchant_id, ChainOp.rule_version, ChainOp.ref,
                     ChainOp.member_address, ChainOp.amount, ChainOp.event_id,
+                    ChainOp.input_hash,
                 )
                 .where(ChainOp.status == "pending", ChainOp.kind == "issue")
                 .order_by(ChainOp.id)
@@ -350,6 +299,8 @@ class Packing(Replacement):
                     groups[(op.merchant_id, op.rule_version)].append(op)
             chosen = None
             for (merchant_id, version), group in groups.items():
+                if self._version_waits(merchant_id, version):
+                    continue
                 limit = self._issue_batch_limit(merchant_id)
                 if limit > 0:
                     chosen = (merchant_id, version, group, limit)
@@ -366,13 +317,24 @@ class Packing(Replacement):
                     return None
             group = group[:taken]
             first_seq = merchants[merchant_id][1]
+            root = input_root(group)
             call = self.hub.issue_batch(
                 merchant_id, version, first_seq,
                 [HexBytes(op.ref) for op in group],
                 [op.member_address for op in group],
                 [op.amount for op in group],
+                kind=MintKind.RULE, input_root=HexBytes(root),
             )  # fmt: skip
-            return merchant_id, first_seq, [op.id for op in group], call, gas
+            return IssuePlan(merchant_id, first_seq, [op.id for op in group], call, gas, root)
+
+    def _version_waits(self, merchant_id: int, version: int) -> bool:
+        """Whether the issuances of ``merchant_id`` under ``version`` wait for it to take
+        effect (the hub refused them with ``RuleVersionNotInEffect``)."""
+        key = (merchant_id, version)
+        if self._still_holding(self._version_holds.get(key)):
+            return True
+        self._version_holds.pop(key, None)
+        return False
 
     def _block_gas(self) -> int:
         """The block gas limit, read once from the latest block."""

@@ -5,9 +5,11 @@ Responsibilities:
 - follow the receipts of sent transactions behind the confirmation depth (the
   ``before_receipt`` fault point sits between reading a receipt and recording it);
 - finalize a mined transaction: its same-nonce siblings are replaced (same call) or
-  requeued (another call); ops, events, redemptions, rule versions and burned amounts
-  are recorded; a reverted one fails its ops, or holds them while the hub is paused, or
-  sends a reverted clawback batch's clawbacks again one at a time.
+  requeued (another call); ops, events, redemptions, rule versions (with their
+  publication block and effective time, from ``RuleSetPublished``) and burned amounts
+  are recorded; a reverted one fails its ops, or holds them while the hub is paused or
+  (a rule set) while the previous version runs its notice, or sends a reverted clawback
+  batch's clawbacks again one at a time.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from sqlalchemy.orm import Session
 
 from chain.decode import decode_logs
 from chain.jsonrpc import Receipt
-from chain.records import Clawback
+from chain.records import Clawback, RuleSetPublication
 from gateway.db import transaction
 from gateway.faults import fault_point
 from gateway.models import ChainOp, ChainTx, Merchant, RuleSetVersion
-from gateway.outbox.base import PAUSABLE_KINDS, log, signed_of
+from gateway.outbox.base import PAUSABLE_KINDS, RULE_CHANGE_PENDING, log, signed_of
 from gateway.outbox.sending import Broadcasting
 
 #: Kinds whose successful transactions are confirmed set-based when no other transaction
@@ -185,6 +187,13 @@ class Receipts(Broadcasting):
                 for op in ops:
                     op.status, op.tx_id, op.seq = "pending", None, None
                 self._hold_while_paused(tx.kind)
+            elif tx.kind == "rule" and revert.name == RULE_CHANGE_PENDING:
+                # Published over a version still in its notice (simulated before that one
+                # was mined): it goes again once that version is in effect.
+                until = int(revert.args_by_name["effectiveAt"])
+                for op in ops:
+                    op.status, op.tx_id = "pending", None
+                    self._rule_holds[op.id] = self._hold_until(until)
             elif tx.kind == "clawback" and len(ops) > 1 and tx.merchant_id is not None:
                 # Reverted, so it used no sequence number and burned nothing: its clawbacks
                 # go again, each alone, and only one that reverts by itself fails.
@@ -200,19 +209,7 @@ class Receipts(Broadcasting):
         for op in ops:
             op.status, op.block_number = "confirmed", tx.block_number
         if tx.kind == "rule":
-            for op in ops:
-                assert op.merchant_id is not None
-                merchant = session.get(Merchant, op.merchant_id)
-                assert merchant is not None
-                merchant.rule_version = max(merchant.rule_version, int(op.payload["version"]))
-                session.execute(
-                    update(RuleSetVersion)
-                    .where(
-                        RuleSetVersion.merchant_id == op.merchant_id,
-                        RuleSetVersion.version == int(op.payload["version"]),
-                    )
-                    .values(tx_hash=tx.tx_hash)
-                )
+            self._record_publications(session, tx, ops, receipt)
         if tx.kind == "clawback":
             # One PointsClawedBack per clawback of the batch, named by its sequence number.
             burned = {
@@ -228,3 +225,39 @@ class Receipts(Broadcasting):
             for op in ops:
                 self._settle_redemption(session, op, tx, confirmed=True)
         self._update_events(session, ops)
+
+    def _record_publications(
+        self, session: Session, tx: ChainTx, ops: list[ChainOp], receipt: Receipt
+    ) -> None:
+        """A rule set on chain: the merchant's latest published version moves to it, and its
+        row gets the transaction, the block and the effective time of its
+        ``RuleSetPublished`` (the version takes effect then, after the network's notice)."""
+        published = {  # one publication per transaction
+            record.merchant: record
+            for record in decode_logs(self.link.network.emitters(), receipt.logs)
+            if isinstance(record, RuleSetPublication)
+        }
+        for op in ops:
+            assert op.merchant_id is not None
+            version = int(op.payload["version"])
+            merchant = session.get(Merchant, op.merchant_id)
+            assert merchant is not None
+            merchant.rule_version = max(merchant.rule_version, version)
+            values: dict[str, object] = {"tx_hash": tx.tx_hash, "published_block": receipt.block}
+            record = published.get(op.merchant_id)
+            if record is None or record.rule_version != version:
+                log.warning(
+                    "merchant %s's rule set version %s is published as %s in %s",
+                    op.merchant_id, version, record and record.rule_version, tx.tx_hash,
+                )  # fmt: skip
+            if record is not None:
+                values["effective_at"] = record.effective_at
+                self._effective_due.add(record.effective_at)
+            session.execute(
+                update(RuleSetVersion)
+                .where(
+                    RuleSetVersion.merchant_id == op.merchant_id,
+                    RuleSetVersion.version == version,
+                )
+                .values(values)
+            )

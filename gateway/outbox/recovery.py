@@ -54,6 +54,7 @@ class OnChainIssuance:
     rule_version: int
     tx_hash: str
     block: int
+    input_root: str | None = None  # the batch's, as its PointsIssued logs it
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class ChainRecovery:
         return [
             OnChainIssuance(
                 r.merchant, r.seq, r.ref, checksum(r.member), r.amount, r.rule_version,
-                r.tx_hash, r.block,
+                r.tx_hash, r.block, r.input_root,
             )
             for r in self.network.issuances()
         ]  # fmt: skip
@@ -211,6 +212,7 @@ class ChainRecovery:
                 max_priority_fee_per_gas=int(onchain.get("maxPriorityFeePerGas", 0) or 0),
                 gas=int(onchain["gas"]), status="confirmed", block_number=item.block,
                 error="recorded from the chain after a database loss",
+                input_root=item.input_root if isinstance(item, OnChainIssuance) else None,
             )  # fmt: skip
             session.add(tx)
             session.flush()

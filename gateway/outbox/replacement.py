@@ -74,7 +74,7 @@ class Replacement(Receipts):
                 except ReplacementOverCap as exc:
                     log.warning("stuck %s not replaced: %s", tx.tx_hash, exc)
                     continue
-                replacement = chain_tx_row(tx.kind, tx.merchant_id, newer)
+                replacement = chain_tx_row(tx.kind, tx.merchant_id, newer, tx.input_root)
                 replacement.replaces = tx.id
                 session.add(replacement)
                 session.flush()

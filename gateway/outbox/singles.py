@@ -3,8 +3,10 @@
 Responsibilities:
 
 - badge awards (one merchant per call) and tier changes in batches of ``SMALL_BATCH``;
-- rule-set publications, redemptions and transfers one per transaction, a member's
-  signed actions in the order the member signed them.
+- rule-set publications (the canonical text, whose keccak-256 the hub checks against
+  the hash), redemptions and transfers one per transaction, a member's signed actions in
+  the order the member signed them; a rule set the hub refuses while the previous
+  version runs its notice waits for that version's effective time.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from chain.contracts import encode_call
 from chain.errors import (
     ContractRevert,
 )
-from gateway.models import ChainOp
+from gateway.models import ChainOp, RuleSetVersion
 from gateway.outbox.clawbacks import Clawbacks
 
 #: Ops of these kinds go one per transaction.
@@ -83,7 +85,7 @@ class Singles(Clawbacks):
                 if op is None:
                     return did
                 op_id, kind, merchant_id = op.id, op.kind, op.merchant_id
-                call = self._single_call(op)
+                call = self._single_call(session, op)
             data = encode_call(call)
             try:
                 prepared = self._simulate(call, data)
@@ -97,24 +99,42 @@ class Singles(Clawbacks):
 
     def _ready(self, session: Session, op: ChainOp) -> bool:
         """A member's signed action waits until the member's earlier ones are final (they
-        use nonces in order, and several workers may be running)."""
-        if op.kind in ("redeem", "transfer"):
-            earlier = session.scalar(
-                select(func.count(ChainOp.id)).where(
-                    ChainOp.member_address == op.member_address,
-                    ChainOp.kind.in_(("redeem", "transfer")),
-                    ChainOp.id < op.id,
-                    ChainOp.status.in_(("pending", "sent")),
-                )
+        use nonces in order, and several workers may be running). A merchant's rule set
+        waits likewise for its earlier ones (the hub numbers versions in publication
+        order, the gateway in queue order: they stay the same), and one the hub refused
+        while the previous version runs its notice waits for that version's effective
+        time."""
+        if op.kind == "rule":
+            if self._still_holding(self._rule_holds.get(op.id)):
+                return False
+            self._rule_holds.pop(op.id, None)
+            same = ChainOp.merchant_id == op.merchant_id
+        elif op.kind in ("redeem", "transfer"):
+            same = ChainOp.member_address == op.member_address
+        else:
+            return True
+        earlier = session.scalar(
+            select(func.count(ChainOp.id)).where(
+                same,
+                ChainOp.kind.in_(("rule",) if op.kind == "rule" else ("redeem", "transfer")),
+                ChainOp.id < op.id,
+                ChainOp.status.in_(("pending", "sent")),
             )
-            return not earlier
-        return True
+        )
+        return not earlier
 
-    def _single_call(self, op: ChainOp) -> ContractFunction:
+    def _single_call(self, session: Session, op: ChainOp) -> ContractFunction:
         hub = self.hub
         if op.kind == "rule":
             assert op.merchant_id is not None
-            return hub.publish_rule_set(op.merchant_id, HexBytes(op.payload["hash"]))
+            text = session.scalar(
+                select(RuleSetVersion.canonical).where(
+                    RuleSetVersion.merchant_id == op.merchant_id,
+                    RuleSetVersion.version == int(op.payload["version"]),
+                )
+            )
+            assert text is not None, f"rule op {op.id} has no stored version"  # same transaction
+            return hub.publish_rule_set(op.merchant_id, text)  # its keccak-256 is the hash
         if op.kind == "redeem":
             r = dict(op.payload["redemption"])
             r["ref"] = HexBytes(r["ref"])

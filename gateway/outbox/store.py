@@ -43,6 +43,7 @@ def store_signed(
     *,
     first_seq: int | None = None,
     original_seqs: Sequence[int] | None = None,
+    input_root: str | None = None,
 ) -> bool:
     """Store ``signed`` with its ops ``op_ids`` (in id order) marked sent, in one short
     write transaction; False, with nothing written, when some op is no longer pending or,
@@ -50,7 +51,8 @@ def store_signed(
 
     With ``first_seq`` the ops get sequence numbers ``first_seq``, ``first_seq + 1``, …
     in id order and the merchant's counter moves past them; ``original_seqs[i]`` is
-    the issuance the i-th clawback refunds.
+    the issuance the i-th clawback refunds; ``input_root`` is the root over the ops'
+    inputs the call commits to (stored on the transaction).
     """
     try:
         with transaction(sessions) as session:
@@ -58,7 +60,7 @@ def store_signed(
                 session, merchant_id, first_seq, len(op_ids)
             ):
                 raise _Moved
-            tx_id = insert_tx(session, kind, merchant_id, signed)
+            tx_id = insert_tx(session, kind, merchant_id, signed, input_root)
             if claim_ops(session, op_ids, tx_id, first_seq) != len(op_ids):
                 raise _Moved
             if original_seqs is not None:
@@ -89,12 +91,18 @@ def _advance_seq(session: Session, merchant_id: int | None, expected: int, count
     return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def insert_tx(session: Session, kind: str, merchant_id: int | None, signed: SignedTx) -> int:
+def insert_tx(
+    session: Session,
+    kind: str,
+    merchant_id: int | None,
+    signed: SignedTx,
+    input_root: str | None = None,
+) -> int:
     """Insert the signed transaction (status ``signed``); its id."""
     return int(
         session.execute(
             insert(ChainTx)
-            .values(**chain_tx_values(kind, merchant_id, signed), attempts=0)
+            .values(**chain_tx_values(kind, merchant_id, signed, input_root), attempts=0)
             .returning(ChainTx.id)
         ).scalar_one()
     )

@@ -7,7 +7,11 @@ Responsibilities:
 - on start, catch up with the chain if the database is behind it (a restored backup,
   :mod:`gateway.outbox.recovery`), re-broadcast every stored transaction that is not
   final (same raw bytes, hence the same hash), set the next nonce, and define the badge
-  catalogue on chain.
+  catalogue on chain;
+- on the devnet, keep the chain's clock moving past rule versions' effective times: an
+  automining anvil without traffic mines no block, so its time, which decides the rule
+  version in effect, would stand still (one ``evm_mine`` once such a time has passed by
+  the wall clock with no block since).
 
 Whatever happens between two steps, the database says what to do next, and the hub's
 sequence bitmap makes a double mint impossible regardless.
@@ -25,7 +29,7 @@ from chain.errors import (
     ChainError,
 )
 from gateway.db import transaction
-from gateway.models import ChainOp, ChainTx
+from gateway.models import ChainOp, ChainTx, RuleSetVersion
 from gateway.outbox.base import log
 from gateway.outbox.packing import OP_KINDS
 from gateway.outbox.recovery import ChainRecovery
@@ -38,6 +42,9 @@ STUCK_SCAN_SECONDS = 1.0
 SIGNED = "tx:signed"
 #: What :meth:`OutboxWorker._waiting` says when transactions are broadcast, not final.
 SENT = "tx:sent"
+#: Seconds between two looks at the devnet's clock while a rule version's effective time
+#: it has not reached is due by the wall clock.
+DEVNET_CLOCK_CHECK = 1.0
 
 
 class OutboxWorker(Singles):
@@ -77,7 +84,29 @@ class OutboxWorker(Singles):
             did |= self.replace_stuck()
         elif SIGNED in waiting:
             self._broadcast_new()  # stored transactions a transient error kept from the node
+        if self._effective_due:
+            self._advance_devnet_clock()
         return did
+
+    def _advance_devnet_clock(self) -> None:
+        """Mine a block on the devnet once a rule version's effective time has passed by
+        the wall clock and the chain's clock is still before it (an automining anvil mines
+        only for transactions): the gateway chooses versions by the latest block's time.
+
+        A real chain's blocks keep coming, so elsewhere the times are only forgotten once
+        a block reaches them; this asks the node nothing more than a look at the head
+        every ``DEVNET_CLOCK_CHECK`` seconds while one is due."""
+        now = time.monotonic()
+        if now < self._devnet_clock_at or min(self._effective_due) > time.time():
+            return
+        self._devnet_clock_at = now + DEVNET_CLOCK_CHECK
+        head = self._head or self._read_head()
+        due = max(t for t in self._effective_due if t <= time.time())
+        if head.timestamp < due and self.settings.is_devnet:
+            self.sender.rpc.call("evm_mine", [])
+            log.info("devnet: mined a block to move chain time past %d", due)
+            head = self._read_head()
+        self._effective_due = {t for t in self._effective_due if t > head.timestamp}
 
     def _waiting(self) -> set[str]:
         """What this cycle has to do, in one statement of index probes: the op kinds with
@@ -124,9 +153,22 @@ class OutboxWorker(Singles):
         self.sender.set_next_nonce(max(chain_next, highest + 1))
         if self.defines_badges:
             self.define_badges()
+        if self.settings.is_devnet:
+            self._effective_due.update(self._future_effective_times())
         self._recovered = True
         if pending:
             log.info("recovered %d stored transaction(s)", len(pending))
+
+    def _future_effective_times(self) -> set[int]:
+        """Effective times of published rule versions after the latest block's."""
+        head = self._head or self._read_head()
+        with self.sessions() as session:
+            times = session.scalars(
+                select(RuleSetVersion.effective_at)
+                .where(RuleSetVersion.effective_at > head.timestamp)
+                .distinct()
+            )
+            return {int(t) for t in times if t is not None}
 
     def define_badges(self) -> None:
         """Define on chain every badge of the catalogue that is not defined yet."""
