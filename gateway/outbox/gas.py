@@ -11,10 +11,12 @@ Responsibilities:
 Figures measured with ``pointsnet bench gas`` (docs/BENCHMARKS.md, "Gas": issueBatch x1
 and x500, new and existing members) and fitted as ``fixed + per item``: new members
 160,652 (x1) and 25,997 per event (x500): 134.9k + 25.7k each; existing members 92,336
-and 8,897: 83.6k + 8.7k each. The constants below round those up. Issue 15's per-batch
-``kind`` and ``inputRoot`` (two calldata words, 64 more bytes of log data, the in-effect
-check on a warm slot: ~1.3k gas per batch, docs/BENCHMARKS.md) are fixed costs, inside
-``ISSUE_FIXED``'s ~5k above the fitted 134.9k before the 15% margin. The one
+and 8,897: 83.6k + 8.7k each. The constants below round those up. The per-batch header
+of issue 15 (mint ``kind`` and ``inputRoot`` in calldata and in the log, the in-effect
+check on a warm slot) is a fixed ~1.9k gas per batch (x100: 26,578 -> 26,597 and 9,478
+-> 9,497 per issuance), inside ``ISSUE_FIXED``'s ~5k above the fitted 134.9k, before
+the 15% margin; measured through the outbox, x100 batches use 84% (new members) and 74%
+(existing) of their computed limit, x1 73% and 46%. The one
 ``eth_call`` simulation per batch runs with this limit, so a shortfall shows there (the
 batch is then priced by ``eth_estimateGas``), and a transaction that still runs out of
 gas on chain changed nothing: its ops are queued again (see ``receipts``).
