@@ -7,7 +7,10 @@ Responsibilities:
   project's raw JSON-RPC client (:class:`chain.jsonrpc.Rpc`) and decoded by the one
   decoder (:mod:`chain.decode`) into ``chain_records``;
 - write each page in one short transaction: one multi-row INSERT per table
-  (``indexed_blocks``, ``chain_records``), whatever the number of logs;
+  (``indexed_blocks``, ``chain_records``), whatever the number of logs; the columns
+  index what is looked up (merchant, member, sequence number, rule version, reference),
+  ``data`` keeps every field of the record (a published rule set's text and effective
+  time, an issue batch's mint kind and input root, a clawback batch's input root);
 - remember the hash of every block it wrote records for and of the last block
   of each page; each cycle, check the newest remembered hash against the chain
   (in the same JSON-RPC batch that asks for the head) and, on a mismatch (a reorg),
