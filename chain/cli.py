@@ -247,6 +247,40 @@ def network_rule_notice(
         console.print(f"scheduled: {value} s, due at {ready_at} (unix time)")
 
 
+@network_app.command("execute-ready")
+def network_execute_ready() -> None:
+    """Execute every timelock operation whose delay has passed (rebuilt from the timelock's
+    logs: nothing is kept off chain), and list the ones still waiting."""
+    from chain import governance
+    from chain.abi import describe_call
+    from chain.contracts import Network
+    from chain.deploy import connect, operator_sender
+    from chain.deployment import load_deployment
+
+    settings = get_chain_settings()
+    try:
+        w3 = connect(settings)
+        deployment = load_deployment(settings)
+        network = Network.at(w3, deployment.hub, deployment.timelock)
+        admin = operator_sender(settings, w3, "admin")
+        tried = governance.execute_ready(network, admin, deployment.block)
+        waiting = governance.pending_calls(network, deployment.block)
+    except ChainError as exc:
+        raise _fail(exc) from exc
+    for call, outcome in tried:
+        console.print(f"{describe_call(call.data)}: {outcome}", markup=False, highlight=False)
+    for call in waiting:
+        console.print(
+            f"waiting: {describe_call(call.data)}, due at {call.ready_at} (unix time)",
+            markup=False,
+            highlight=False,
+        )
+    if not tried and not waiting:
+        console.print("no timelock operation is waiting")
+    if any(outcome != "executed" for _call, outcome in tried):
+        raise typer.Exit(code=1)
+
+
 # ---------------------------------------------------------------- contracts
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -22,8 +22,9 @@ from web3.types import TxReceipt
 from chain.abi import RULE_NOTICE_CHANGED, ZERO32, selector
 from chain.contracts import Network
 from chain.decode import decode_logs
+from chain.errors import ContractRevert
 from chain.logs import read_logs
-from chain.records import TimelockCall, TimelockCancel
+from chain.records import OtherEvent, TimelockCall, TimelockCancel
 from chain.sender import TransactionSender
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "change_rule_notice",
     "ensure",
     "execute",
+    "execute_ready",
     "pending_calls",
     "schedule",
 ]
@@ -133,31 +135,78 @@ def ensure(
 
 @dataclass(frozen=True)
 class PendingCall:
-    """A timelock call scheduled and neither executed nor cancelled."""
+    """A timelock operation scheduled and neither executed nor cancelled: its call (the
+    first of a batch, ``calls`` in all), salt (zero when none was logged) and predecessor."""
 
     operation_id: str
     target: str
     data: bytes
     ready_at: int
+    salt: bytes = ZERO32
+    predecessor: bytes = ZERO32
+    calls: int = 1
+    value: int = 0
 
 
 def pending_calls(network: Network, first_block: int = 0) -> list[PendingCall]:
-    """The timelock's calls still waiting, rebuilt from its ``CallScheduled``,
-    ``CallExecuted`` and ``Cancelled`` logs from ``first_block`` (nothing kept off chain)."""
+    """The timelock's operations still waiting, oldest first, rebuilt from its
+    ``CallScheduled``, ``CallSalt``, ``CallExecuted`` and ``Cancelled`` logs from
+    ``first_block`` (nothing kept off chain)."""
     w3 = network.hub.w3
     records = decode_logs(
         network.emitters(), read_logs(w3, [network.timelock.address], first_block)
     )
     scheduled: dict[str, PendingCall] = {}
+    salts: dict[str, bytes] = {}
     finished: set[str] = set()
     for r in records:
         if isinstance(r, TimelockCall) and r.kind == "call_scheduled":
+            found = scheduled.get(r.operation_id)
+            if found is not None:  # another call of a batch
+                scheduled[r.operation_id] = replace(found, calls=found.calls + 1)
+                continue
             ready_at = r.time + int(r.delay or 0)
             data = bytes.fromhex(r.data[2:])
-            scheduled[r.operation_id] = PendingCall(r.operation_id, r.target, data, ready_at)
+            predecessor = bytes.fromhex((r.predecessor or "0x" + "00" * 32)[2:])
+            scheduled[r.operation_id] = PendingCall(
+                r.operation_id, r.target, data, ready_at, predecessor=predecessor, value=r.value
+            )
         elif isinstance(r, TimelockCall | TimelockCancel):
             finished.add(r.operation_id)
-    return [call for op, call in scheduled.items() if op not in finished]
+        elif isinstance(r, OtherEvent) and r.event == "CallSalt":
+            salts[str(r.args["id"])] = bytes.fromhex(str(r.args["salt"])[2:])
+    return [
+        replace(call, salt=salts.get(op, ZERO32))
+        for op, call in scheduled.items()
+        if op not in finished
+    ]
+
+
+def execute_ready(
+    network: Network, sender: TransactionSender, first_block: int = 0
+) -> list[tuple[PendingCall, str]]:
+    """Execute every waiting single-call operation whose delay has passed; returns each
+    one tried with ``"executed"`` or the reason it was not (a batch, or the timelock's or
+    the target's revert)."""
+    now = int(sender.w3.eth.get_block("latest")["timestamp"])
+    done: list[tuple[PendingCall, str]] = []
+    for call in pending_calls(network, first_block):
+        if call.ready_at > now:
+            continue
+        if call.calls > 1:
+            done.append((call, f"a batch of {call.calls} calls: execute it with executeBatch"))
+            continue
+        target = to_checksum_address(call.target)
+        execution = network.timelock.functions.execute(
+            target, call.value, call.data, call.predecessor, call.salt
+        )
+        try:
+            sender.transact(execution, value=call.value)
+        except ContractRevert as revert:
+            done.append((call, str(revert)))
+            continue
+        done.append((call, "executed"))
+    return done
 
 
 def pending_rule_notices(network: Network, first_block: int = 0) -> list[tuple[int, int]]:

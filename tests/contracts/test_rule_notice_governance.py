@@ -103,3 +103,44 @@ def test_the_cli_shows_the_notice_and_schedules_a_change(net, delayed):
     assert "scheduled: 120 s, due at" in scheduled.output
     assert network.hub.rule_notice_seconds() == 60
     assert refused.exit_code == 1 and "0 to 31536000 seconds" in refused.output
+
+
+def test_execute_ready_runs_what_is_due_from_the_logs_alone(net, delayed):
+    _settings, deployment, network = delayed
+    admin = net.timelock_admin
+    notice, _ = governance.change_rule_notice(network, admin, 900, deployment.block)
+    governance.schedule(network.timelock, admin, network.hub.functions.setPointValue(20_000))
+
+    assert governance.execute_ready(network, admin, deployment.block) == []  # none due yet
+    waiting = governance.pending_calls(network, deployment.block)
+    assert len(waiting) == 2 and waiting[0].operation_id == "0x" + notice.operation_id.hex()
+    assert waiting[0].salt == notice.salt  # from the CallSalt log
+
+    increase_time(net, DELAY)
+    tried = governance.execute_ready(network, admin, deployment.block)
+
+    assert [outcome for _call, outcome in tried] == ["executed", "executed"]
+    assert network.hub.rule_notice_seconds() == 900
+    assert network.hub.functions.pointValueMicros().call() == 20_000
+    assert governance.pending_calls(network, deployment.block) == []
+
+
+def test_the_cli_executes_due_operations(net, delayed):
+    settings, deployment, network = delayed
+    governance.change_rule_notice(network, net.timelock_admin, 900, deployment.block)
+    increase_time(net, DELAY)
+    env = {
+        "POINTSNET_DATA_DIR": str(settings.data_dir),
+        "POINTSNET_RPC_URL": settings.rpc_url,
+        "POINTSNET_CHAIN_ID": str(settings.chain_id),
+        "POINTSNET_DEVNET_PORT": str(settings.devnet_port),
+    }
+
+    result = CliRunner().invoke(app, ["network", "execute-ready"], env=env)
+    net.timelock_admin.reconcile_nonce()
+    again = CliRunner().invoke(app, ["network", "execute-ready"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "setRuleNotice(noticeSeconds=900): executed" in result.output
+    assert network.hub.rule_notice_seconds() == 900
+    assert again.exit_code == 0 and "no timelock operation is waiting" in again.output
