@@ -12,10 +12,12 @@ Modules, in the order data flows through them:
 - :mod:`chain.audit.settlement`: per merchant issued / redeemed / clawed back and its
   value over a range;
 - :mod:`chain.audit.timeline`: rule and governance changes in a range;
+- :mod:`chain.audit.rules`: each merchant's rule-set versions from their published
+  texts, checked, with the diff between versions (:mod:`chain.audit.ruleset_diff`);
 - :mod:`chain.audit.anomalies`: what the history shows that the rules do not allow;
 - :mod:`chain.audit.report`: all of the above as one report, and the CSV;
-- :mod:`chain.audit.cli`: ``pointsnet audit report`` and ``verify`` (imported by the
-  CLI only).
+- :mod:`chain.audit.cli`: ``pointsnet audit report``, ``rules`` and ``verify`` (imported
+  by the CLI only).
 
 Reports are pure functions of the records (and, for the supply invariant, of the
 chain's own views at the same block). This package re-exports what callers use.
@@ -29,7 +31,9 @@ from chain.audit.anomalies import (
     cap_anomalies,
     clawback_anomalies,
     find_anomalies,
+    mint_kind_name,
     pause_anomalies,
+    rule_anomalies,
     sequence_anomalies,
     status_anomalies,
 )
@@ -44,6 +48,16 @@ from chain.audit.report import (
     of_kind,
     write_csv,
 )
+from chain.audit.rules import (
+    MerchantRules,
+    Published,
+    RulesReport,
+    RuleVersion,
+    canonical_text,
+    rule_history,
+    rules_report,
+)
+from chain.audit.ruleset_diff import DiffLine, diff_rule_sets
 from chain.audit.settlement import (
     MerchantSettlement,
     SettlementReport,
@@ -114,16 +128,19 @@ __all__ = [
     "Check",
     "Clawback",
     "Contracts",
+    "DiffLine",
     "History",
     "Issuance",
     "IssuanceBatch",
     "MerchantChange",
     "MerchantCounters",
+    "MerchantRules",
     "MerchantSettlement",
     "OtherEvent",
     "ParameterChange",
     "PointValueChange",
     "ProgressCallback",
+    "Published",
     "Record",
     "Redemption",
     "RelayedTransfer",
@@ -132,6 +149,8 @@ __all__ = [
     "RpcError",
     "RpcTransportError",
     "RuleSetPublication",
+    "RuleVersion",
+    "RulesReport",
     "SettlementReport",
     "SupplyReport",
     "TierChange",
@@ -143,24 +162,30 @@ __all__ = [
     "attribution_anomalies",
     "block_at_time",
     "build_report",
+    "canonical_text",
     "cap_anomalies",
     "chain_state_at",
     "checksum",
     "clawback_anomalies",
     "csv_columns",
     "decode_logs",
+    "diff_rule_sets",
     "event_topic",
     "find_anomalies",
     "format_money",
     "is_limit_error",
     "is_value_change",
     "iso_time",
+    "mint_kind_name",
     "of_kind",
     "parse_time",
     "pause_anomalies",
     "record_dict",
     "replay_balances",
+    "rule_anomalies",
+    "rule_history",
     "rule_timeline",
+    "rules_report",
     "sequence_anomalies",
     "settlement_report",
     "status_anomalies",

@@ -2,8 +2,9 @@
 
 One pure check per concern, each over the records in chain order: issuance over a
 cap, acts of unknown or inactive merchants, sequence gaps and reuse, clawbacks that
-do not match their issuance, value moved while paused, and mints or burns the hub's
-events do not account for. :func:`find_anomalies` runs them all.
+do not match their issuance, value moved while paused, mints or burns the hub's
+events do not account for, and rule issuance under a rule-set version not in effect
+or of an unknown mint kind. :func:`find_anomalies` runs them all.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chain.abi import MINT_KIND_NAMES
 from chain.decode import chain_order
 from chain.records import (
     BadgeAward,
@@ -26,6 +28,7 @@ from chain.records import (
     RuleSetPublication,
     TokenMovement,
     checksum,
+    iso_time,
 )
 
 
@@ -120,7 +123,7 @@ def status_anomalies(records: Iterable[Record]) -> list[Anomaly]:
             elif state != "active":
                 message = f"{what} by merchant {r.merchant} while {state}"
                 found.append(_at(r, "merchant_not_active", message, r.merchant, status=state))
-            if isinstance(r, IssuanceBatch):
+            if isinstance(r, IssuanceBatch) and r.mint_kind == RULE_KIND:
                 published = versions.get(r.merchant, 0)
                 if r.rule_version == 0 or r.rule_version > published:
                     message = (
@@ -323,6 +326,61 @@ def attribution_anomalies(records: Iterable[Record]) -> list[Anomaly]:
     return found
 
 
+#: The mint kind of rule issuance (``MintKind.Rule``); other kinds name no rule version.
+RULE_KIND = 0
+
+
+def mint_kind_name(kind: int) -> str:
+    """``rule`` / ``adjustment`` / ``payout`` / ``prize``, or ``kind 7`` for an unknown one."""
+    return MINT_KIND_NAMES[kind] if 0 <= kind < len(MINT_KIND_NAMES) else f"kind {kind}"
+
+
+def rule_anomalies(records: Iterable[Record]) -> list[Anomaly]:
+    """Rule issuance under a rule-set version that was not in effect at the batch's block
+    time (the hub refuses the latest version before its ``effective_at``; earlier versions
+    are in effect by construction), mints of a kind the hub does not know, and other
+    kinds naming a rule version (the hub refuses both)."""
+    found: list[Anomaly] = []
+    effective: dict[tuple[int, int], int] = {}
+    for r in records:
+        if isinstance(r, RuleSetPublication):
+            effective[(r.merchant, r.rule_version)] = r.effective_at
+        elif not isinstance(r, IssuanceBatch):
+            continue
+        elif r.mint_kind >= len(MINT_KIND_NAMES):
+            message = (
+                f"merchant {r.merchant} minted {r.amount:,} points of unknown kind {r.mint_kind}"
+            )
+            found.append(_at(r, "unknown_mint_kind", message, r.merchant, mint_kind=r.mint_kind))
+        elif r.mint_kind != RULE_KIND:
+            if r.rule_version != 0:
+                message = (
+                    f"merchant {r.merchant} minted {mint_kind_name(r.mint_kind)} points "
+                    f"naming rule set v{r.rule_version}"
+                )
+                found.append(
+                    _at(r, "rule_version_not_expected", message, r.merchant, mint_kind=r.mint_kind)
+                )
+        else:
+            at = effective.get((r.merchant, r.rule_version))
+            if at is not None and r.time < at:
+                message = (
+                    f"merchant {r.merchant} issued under rule set v{r.rule_version} at "
+                    f"{iso_time(r.time)}, before it took effect at {iso_time(at)}"
+                )
+                found.append(
+                    _at(
+                        r,
+                        "rule_version_not_in_effect",
+                        message,
+                        r.merchant,
+                        rule_version=r.rule_version,
+                        effective_at=at,
+                    )
+                )
+    return found
+
+
 ANOMALY_CHECKS: tuple[Callable[[Sequence[Record]], list[Anomaly]], ...] = (
     cap_anomalies,
     status_anomalies,
@@ -330,6 +388,7 @@ ANOMALY_CHECKS: tuple[Callable[[Sequence[Record]], list[Anomaly]], ...] = (
     clawback_anomalies,
     pause_anomalies,
     attribution_anomalies,
+    rule_anomalies,
 )
 
 

@@ -3,6 +3,8 @@
 - ``report``: replay every log of the hub, token, badges and timelock, then print the
   supply invariant, per-merchant settlement, the rule timeline and anomalies (tables,
   ``--json``, and ``--csv FILE`` with one row per record);
+- ``rules``: every merchant's rule-set history from the published texts: versions, when
+  each takes effect, hash and canonical-form checks, and the diff between versions;
 - ``verify``: compare the deployed runtime code with a fresh build of ``contracts/``.
 
 (``reconcile``, which compares the gateway's database with the chain, is added to
@@ -10,7 +12,8 @@ this app by the gateway's CLI: the chain package knows nothing of the gateway.)
 
 Only an RPC URL and the hub address are needed; both default to the settings
 (``POINTSNET_RPC_URL``) and the recorded deployment. Exit codes: 0 all good, 1 the audit
-found something (invariant mismatch, anomaly, bytecode mismatch), 2 the audit could not
+found something (invariant mismatch, anomaly, rule text that fails its checks, bytecode
+mismatch), 2 the audit could not
 run (unreachable node, no such hub, bad arguments).
 """
 
@@ -259,6 +262,12 @@ def render_report(report: AuditReport, history: History, out: Console) -> None:
         )
     print_table(out, table)
     out.print(f"points outstanding from the range: {settlement.outstanding:,}", highlight=False)
+    if report.mints_by_kind:
+        kinds = ", ".join(
+            f"{kind} {row['points']:,} points in {row['events']:,} events"
+            for kind, row in report.mints_by_kind.items()
+        )
+        out.print(f"mints by kind in the range: {kinds}", highlight=False)
 
     table = Table(title=f"Rule timeline ({len(report.timeline)} changes)")
     for column in ("time", "block", "subject", "change", "ready at", "status"):
@@ -301,6 +310,51 @@ def render_report(report: AuditReport, history: History, out: Console) -> None:
             f"[red]audit FAILED[/red]: {len(supply.mismatches())} invariant mismatch(es), "
             f"{len(report.anomalies)} anomaly(ies)"
         )
+
+
+# ---------------------------------------------------------------- rules
+
+
+@audit_app.command("rules")
+def rules_command(
+    rpc_url: RpcUrlOption = None,
+    hub: HubOption = None,
+    merchant: Annotated[
+        int | None, typer.Option("--merchant", help="only this merchant id", min=0)
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="status of each version at this ISO time (default: latest block)"
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the history as JSON")] = False,
+    text: Annotated[
+        bool, typer.Option("--text", help="also print each version's published text")
+    ] = False,
+    start_block: StartBlockOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Each merchant's rule-set versions from the chain alone, checked, with diffs."""
+    from chain.audit.rules import rules_report
+    from chain.audit.rules_render import render_rules
+
+    try:
+        rpc, hub_address = resolve_target(rpc_url, hub)
+        moment = parse_time(at) if at is not None else None
+        history = _read(rpc, hub_address, rpc.block_number(), start_block, quiet or json_out)
+        when = moment if moment is not None else history.to_time or 0
+        report = rules_report(history.records, at=when, merchant=merchant)
+        if merchant is not None and not report.merchants:
+            raise AuditUsageError(f"merchant {merchant} is not on this network")
+    except (ChainError, OSError) as exc:
+        raise could_not_run(exc) from exc
+    if json_out:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        render_rules(report, history, report_console(), with_text=text)
+    if not report.ok:
+        raise typer.Exit(code=1)
 
 
 # ---------------------------------------------------------------- verify

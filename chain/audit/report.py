@@ -11,15 +11,22 @@ import csv
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import IO, Any, TypeVar
 
-from chain.audit.anomalies import Anomaly, find_anomalies
+from chain.audit.anomalies import Anomaly, find_anomalies, mint_kind_name
 from chain.audit.reader import Contracts, History
 from chain.audit.settlement import SettlementReport, settlement_report
 from chain.audit.supply import ChainState, SupplyReport, supply_report
 from chain.audit.timeline import TimelineEntry, rule_timeline
-from chain.records import ADDRESS_FIELDS, RECORD_TYPES, Record, checksum, iso_time
+from chain.records import (
+    ADDRESS_FIELDS,
+    RECORD_TYPES,
+    IssuanceBatch,
+    Record,
+    checksum,
+    iso_time,
+)
 
 #: Kinds whose record is one change of points balances. One change is stated by more
 #: than one log (a relayed transfer by the token's ``Transfer`` and the hub's
@@ -32,11 +39,13 @@ VALUE_CHANGE_KINDS = frozenset(
     {"issuance", "redemption", "clawback", "token_transfer", "token_mint"}
 )
 #: Kinds that are part of a value change recorded by another record of the same
-#: transaction, and the kinds of that record.
+#: transaction, and the kinds of that record (a clawback batch's input commitment
+#: changes no balance: it belongs to the clawbacks before it).
 VALUE_CHANGE_PARTS = {
     "points_issued": ("issuance",),
     "relayed_transfer": ("token_transfer",),
     "token_burn": ("redemption", "clawback"),
+    "clawback_inputs": ("clawback",),
 }
 
 #: CSV columns: the ones every reader looks for first, then every other field.
@@ -123,6 +132,9 @@ class AuditReport:
     anomalies: list[Anomaly]
     record_counts: dict[str, int]
     log_count: int
+    #: ``PointsIssued`` in the range per mint kind (rule, adjustment, payout, prize):
+    #: batches, events, points. Only ``rule`` mints are outputs of a rule set.
+    mints_by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -138,6 +150,7 @@ class AuditReport:
             "timeline": [e.to_dict() for e in self.timeline],
             "anomalies": [a.to_dict() for a in self.anomalies],
             "records": {"logs": self.log_count, "by_kind": self.record_counts},
+            "mints_by_kind": self.mints_by_kind,
         }
 
 
@@ -153,9 +166,17 @@ def build_report(
     end = history.to_block if to_block is None else to_block
     records = history.records
     counts: defaultdict[str, int] = defaultdict(int)
+    mints: dict[str, dict[str, int]] = {}
     for r in records:
         if start <= r.block <= end:
             counts[r.kind] += 1
+            if isinstance(r, IssuanceBatch):
+                row = mints.setdefault(
+                    mint_kind_name(r.mint_kind), {"batches": 0, "events": 0, "points": 0}
+                )
+                row["batches"] += 1
+                row["events"] += r.count
+                row["points"] += r.amount
     return AuditReport(
         contracts=history.contracts,
         from_block=start,
@@ -166,6 +187,7 @@ def build_report(
         anomalies=find_anomalies(records),
         record_counts=dict(sorted(counts.items())),
         log_count=history.log_count,
+        mints_by_kind=dict(sorted(mints.items())),
     )
 
 

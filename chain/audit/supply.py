@@ -84,13 +84,12 @@ def chain_state_at(rpc: Rpc, contracts: Contracts, block: int) -> ChainState:
     merchants: dict[int, MerchantCounters] = {}
     for merchant_id, answer in enumerate(answers, start=1):
         words = bytes.fromhex(str(answer)[2:])
-        signer, status, cap, _period, _minted, version, _hash, issued, redeemed, clawed = (
-            abi_decode(
-                ["address", "uint8", "uint64", "uint64", "uint64", "uint64", "bytes32"]
-                + ["uint128"] * 3,
-                words,
-            )
+        signer, status, cap, _period, _minted, version, _effective, _hash, *counters = abi_decode(
+            ["address", "uint8", "uint64", "uint64", "uint64", "uint64", "uint64", "bytes32"]
+            + ["uint128"] * 3,
+            words,
         )
+        issued, redeemed, clawed = counters
         merchants[merchant_id] = MerchantCounters(
             merchant_id,
             str(signer).lower(),

@@ -1,6 +1,6 @@
 """The rule timeline: every rule change, timelock operation, pause and merchant change
 in a range, in chain order, with each scheduled call's status (executed, cancelled,
-pending, ready)."""
+pending, ready) and each rule-set version's time of effect (pending, in effect)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,10 @@ class TimelineEntry:
     subject: str
     description: str
     operation_id: str | None = None
-    ready_at: int | None = None  # scheduled calls: earliest execution (schedule time + delay)
-    status: str | None = None  # scheduled calls: executed / cancelled / pending / ready
+    #: scheduled calls: earliest execution (schedule time + delay); rule sets: effective_at
+    ready_at: int | None = None
+    #: scheduled calls: executed / cancelled / pending / ready; rule sets: pending / in effect
+    status: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,7 @@ _TIMELINE_KINDS = frozenset(
         "merchant_cap_changed",
         "merchant_signer_changed",
         "rule_set_published",
+        "rule_notice_changed",
         "point_value_changed",
         "transfer_policy_changed",
         "cap_period_changed",
@@ -129,6 +132,22 @@ def rule_timeline(
                 entries.append(
                     TimelineEntry(*head, target, f"executed {r.function}", r.operation_id)
                 )
+        elif isinstance(r, RuleSetPublication):
+            if r.effective_at <= r.time:
+                when = "in effect at once"
+            else:
+                when = f"in effect from {iso_time(r.effective_at)}"
+            seen_at = r.time if now is None else now
+            status = "pending" if seen_at < r.effective_at else "in effect"
+            entries.append(
+                TimelineEntry(
+                    *head,
+                    f"merchant {r.merchant}",
+                    f"published rule set v{r.rule_version} {r.rule_set_hash} ({when})",
+                    ready_at=r.effective_at,
+                    status=status,
+                )
+            )
         elif isinstance(r, TimelockCancel):
             entries.append(
                 TimelineEntry(
@@ -152,8 +171,6 @@ def _describe_change(r: Record) -> tuple[str, str]:
         if r.kind == "merchant_cap_changed":
             return subject, f"cap -> {r.cap:,} per period"
         return subject, f"signer -> {checksum(r.signer) if r.signer else ''}"
-    if isinstance(r, RuleSetPublication):
-        return f"merchant {r.merchant}", f"published rule set v{r.rule_version} {r.rule_set_hash}"
     if isinstance(r, PointValueChange):
         return "hub", f"point value -> {format_money(r.micro_units, r.currency)}"
     if isinstance(r, RoleChange):
@@ -168,6 +185,8 @@ def _describe_change(r: Record) -> tuple[str, str]:
             return "hub", f"cap period -> {r.value:,}s"
         if r.kind == "sunset":
             return "hub", "sunset: minting stopped for good"
+        if r.kind == "rule_notice_changed":
+            return "hub", f"rule-change notice -> {r.value:,}s"
         if r.kind == "min_delay_changed":
             return "timelock", f"minimum delay {r.old_value}s -> {r.value}s"
         return "hub", f"{r.kind} by {checksum(r.account) if r.account else '?'}"

@@ -465,7 +465,7 @@ HUB = "0x" + "11" * 20
 TOKEN = "0x" + "22" * 20
 CONTRACTS = Contracts(HUB, TOKEN, "0x" + "33" * 20, ("0x" + "44" * 20,), ("0x" + "44" * 20,), 1)
 TRANSFER = event_topic("Transfer(address,address,uint256)")
-ISSUED = event_topic("PointsIssued(uint32,uint64,uint64,bytes32[],uint256)")
+ISSUED = event_topic("PointsIssued(uint32,uint64,uint64,bytes32[],uint256,uint8,bytes32)")
 CLAWED_BACK = event_topic("PointsClawedBack(uint32,address,uint64,uint64,bytes32,uint256,uint256)")
 
 
@@ -499,7 +499,8 @@ def mint(member: str, amount: int, block: int, index: int, tx: str) -> dict[str,
 def issued(
     merchant: int, first: int, refs: list[bytes], total: int, block: int, index: int, tx: str
 ) -> dict[str, Any]:
-    data = encode(["uint64", "bytes32[]", "uint256"], [first, refs, total])
+    types = ["uint64", "bytes32[]", "uint256", "uint8", "bytes32"]
+    data = encode(types, [first, refs, total, 0, b"\x00" * 32])
     return raw(HUB, [ISSUED, word(merchant), word(1)], data, block, index, tx)
 
 

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_kit import NAMES, NEW_VALUE, PENDING_DELAY, START_VALUE, VALUE_DELAY, Scenario
+from audit_kit import (
+    NAMES,
+    NEW_VALUE,
+    PENDING_DELAY,
+    START_VALUE,
+    VALUE_DELAY,
+    Scenario,
+    rule_text,
+)
+from eth_utils import keccak
 from rich.console import Console
 from rich.text import Text
 from typer.testing import CliRunner
@@ -237,6 +246,9 @@ def test_csv_marks_one_value_change_per_change_and_every_part_has_its_own(
         if part["kind"] == "points_issued":  # the batch holds its issuances
             held = [r for r in owners if r["batch_log_index"] == part["log_index"]]
             assert sum(int(r["amount"]) for r in held) == int(part["amount"])
+        elif part["kind"] == "clawback_inputs":  # commits the clawbacks just before it
+            before = [r for r in owners if int(r["log_index"]) < int(part["log_index"])]
+            assert len(before) >= int(part["count"]) > 0, part
         else:  # a relay notice or a burn states the same change as one owner
             assert any(r["amount"] == part["amount"] for r in owners), part
 
@@ -314,7 +326,9 @@ def test_timeline_shows_rule_sets_pauses_and_merchant_changes(scenario: Scenario
     changes = [(e["kind"], e["subject"], e["description"], e["block"]) for e in report["timeline"]]
     described = {(kind, subject, text) for kind, subject, text, _block in changes}
 
-    assert ("rule_set_published", "merchant 1", "published rule set v2 0x" + "11" * 32) in described
+    rule_hash = "0x" + keccak(text=rule_text(1, 2)).hex()
+    published = f"published rule set v2 {rule_hash} (in effect at once)"
+    assert ("rule_set_published", "merchant 1", published) in described
     assert ("merchant_status_changed", "merchant 2", "status -> suspended") in described
     assert ("merchant_status_changed", "merchant 2", "status -> active") in described
     assert ("point_value_changed", "hub", "point value -> USD 0.02") in described
