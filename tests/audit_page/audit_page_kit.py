@@ -1,26 +1,82 @@
 """Helpers for the audit page's tests: make history through the merchant API and book
 what the API answered (the expectations the audit's figures are compared with).
 
-Imported by this folder's ``conftest.py`` and tests.
+Imported by this folder's ``conftest.py`` and tests; :func:`serve` and :func:`chromium`
+are the browser tests' server and browser.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pytest
+import uvicorn
 from eth_utils import keccak
 from hexbytes import HexBytes
 
 from chain import signing
-from chain.devnet import rpc_call
+from chain.devnet import free_port, rpc_call
 from chain.sender import TransactionSender
+from gateway.app import create_app
 from gateway.db import transaction
 from gateway.models import ChainOp, Member, Merchant
 from gateway.services.members import custodial_key
 from tests.gateway.gateway_kit import Gateway, purchase, redeem, signed_redemption
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@contextmanager
+def serve(gateway: Gateway) -> Iterator[str]:
+    """The gateway's app served by uvicorn on a free port, in a thread: its URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(gateway.context), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-audit", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium through playwright (skips the test where it is not installed)."""
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @dataclass(frozen=True)

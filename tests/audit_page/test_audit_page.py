@@ -4,33 +4,17 @@ uvicorn server: the page shows the chain's figures, and needs nothing off the or
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from audit_page_kit import Book
+from audit_page_kit import Book, chromium, serve
 
 from chain.audit import VALUE_CHANGE_KINDS, VALUE_CHANGE_PARTS
 from chain.config import PROJECT_ROOT
-from chain.devnet import free_port
-from gateway.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 OUTPUT = PROJECT_ROOT / "test-output"
 DOCS_SCREENSHOT = PROJECT_ROOT / "docs" / "screenshots" / "audit.png"
 MAX_DOCS_PNG = 150_000
@@ -38,34 +22,14 @@ MAX_DOCS_PNG = 150_000
 
 @pytest.fixture(scope="module")
 def server(book: Book) -> Iterator[str]:
-    """The gateway app served by uvicorn on a free port, in a thread."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(book.gateway.context), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-audit", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve(book.gateway) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def test_audit_page_shows_supply_settlement_and_the_linked_transaction(

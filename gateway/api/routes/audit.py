@@ -26,8 +26,12 @@ from gateway.services.audit.view import AuditView
 PAGE_DIR = Path(__file__).resolve().parent.parent.parent / "audit_page"
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-#: Bad parameters (422) and an unreachable chain (503): the only errors of these endpoints.
+#: Bad parameters (422) and an unreachable chain (503): the only errors of these endpoints
+#: (and 404 for a merchant the network does not know, where one is named).
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (422, 503)}
+MERCHANT_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (404, 422, 503)
+}
 page_router = APIRouter(include_in_schema=False)
 
 _view_lock = threading.Lock()
@@ -187,6 +191,19 @@ def timeline(
     response.headers.update(NO_STORE)
     entries = reports.timeline(snap, from_block=from_block, to_block=to_block)
     return {"data": entries, "count": len(entries), "block": snap.to_block, "time": snap.to_time}
+
+
+@router.get("/rules", responses=MERCHANT_ERRORS)
+def rules(
+    snap: SnapshotDep,
+    response: Response,
+    merchant: Annotated[int | None, Query(ge=0, description="only this merchant id")] = None,
+) -> dict[str, Any]:
+    """Each merchant's rule-set versions read from the texts the hub published: hash and
+    canonical-form checks, when each takes effect, its status at the audited block, and
+    the diff from the version before."""
+    response.headers.update(NO_STORE)
+    return reports.rule_history(snap, merchant)
 
 
 @router.get("/verification", responses=ERRORS)

@@ -41,6 +41,7 @@ export const api = {
   history: (params) => request("GET", "history", params),
   settlement: (params) => request("GET", "settlement", params),
   timeline: () => request("GET", "timeline"),
+  rules: (params) => request("GET", "rules", params),
   verification: () => request("GET", "verification"),
   recompile: () => request("POST", "verification/recompile"),
   csvUrl: (params) => `/v1/audit/history.csv${query(params)}`,

@@ -4,7 +4,8 @@
 // One row per value change. A change of points is stated by more than one log: an
 // issuance by its mint and its PointsIssued batch, a relayed transfer by the token's
 // Transfer and the hub's PointsTransferred, a redemption or clawback by the hub's event
-// and the token's burn. The record that stands for the change gets the row (and its
+// and the token's burn (and a clawback batch's input commitment, after its clawbacks).
+// The record that stands for the change gets the row (and its
 // amount, so that the Amount column adds up); the others are listed as its details,
 // read from the whole transaction. The same rule marks the CSV's value_change column
 // (chain/audit/report.py VALUE_CHANGE_KINDS / VALUE_CHANGE_PARTS).
@@ -16,6 +17,7 @@ const PAGE = 25;
 const KIND_LABELS = {
   issuance: "issuance",
   points_issued: "issuance batch",
+  clawback_inputs: "clawback inputs",
   redemption: "redemption",
   clawback: "clawback",
   relayed_transfer: "relay",
@@ -32,7 +34,11 @@ export const PART_OF = {
   points_issued: ["issuance"],
   relayed_transfer: ["token_transfer"],
   token_burn: ["redemption", "clawback"],
+  clawback_inputs: ["clawback"],
 };
+
+/** Parts shared by every change they belong to (a batch's log). */
+const SHARED = new Set(["points_issued", "clawback_inputs"]);
 
 /** True for a record that is part of a value change stated by another record. */
 export function isPart(r) {
@@ -43,6 +49,7 @@ export function isPart(r) {
 function belongsTo(part, change) {
   if (part.tx_hash !== change.tx_hash || !PART_OF[part.kind].includes(change.kind)) return false;
   if (part.kind === "points_issued") return part.log_index === change.batch_log_index;
+  if (part.kind === "clawback_inputs") return part.merchant === change.merchant && part.log_index > change.log_index;
   if (part.kind === "relayed_transfer") {
     return part.sender === change.sender && part.recipient === change.recipient && part.amount === change.amount;
   }
@@ -63,10 +70,13 @@ export function partsByChange(records) {
     const found = [];
     const candidates = records
       .filter((p) => isPart(p) && belongsTo(p, change))
-      .filter((p) => p.kind === "points_issued" || !served.has(key(p)))
+      .filter((p) => SHARED.has(p.kind) || !served.has(key(p)))
       .sort((a, b) => Math.abs(a.log_index - change.log_index) - Math.abs(b.log_index - change.log_index));
     for (const part of candidates) {
-      if (part.kind === "points_issued") found.push(part);
+      if (part.kind === "clawback_inputs") {
+        // the batch's commitment: the first one after the clawback
+        if (!found.some((f) => f.kind === part.kind)) found.push(part);
+      } else if (part.kind === "points_issued") found.push(part);
       else if (!found.some((f) => f.kind === part.kind)) {
         found.push(part);
         served.add(key(part));
@@ -84,6 +94,10 @@ function describePart(p) {
     const seqs = p.count > 1 ? `${p.seq}–${p.seq + p.count - 1}` : String(p.seq);
     return `PointsIssued batch: ${fmt(p.count)} event${p.count === 1 ? "" : "s"} (seq ${seqs}), ` +
       `total ${fmt(p.amount)}, rules v${p.rule_version} · ${where}`;
+  }
+  if (p.kind === "clawback_inputs") {
+    return `ClawbackInputsCommitted: ${fmt(p.count)} clawback${p.count === 1 ? "" : "s"}, input root ` +
+      `${p.input_root.slice(0, 10)}… · ${where}`;
   }
   if (p.kind === "relayed_transfer") {
     return `PointsTransferred: signed by the sender (nonce ${p.nonce}), relayed · ${where}`;

@@ -3,6 +3,7 @@
 import { $ } from "./dom.js";
 import { HistoryView } from "./history.js";
 import { loadOverview } from "./overview.js";
+import { RulesView } from "./rules.js";
 import { SettlementView } from "./settlement.js";
 import { loadTimeline } from "./timeline.js";
 import { VerificationView } from "./verification.js";
@@ -19,6 +20,7 @@ async function start() {
   const history = new HistoryView(state);
   const settlement = new SettlementView();
   const verification = new VerificationView();
+  const rules = new RulesView();
   const params = new URLSearchParams(window.location.search);
   const searched = history.fromUrl(params);
 
@@ -28,6 +30,7 @@ async function start() {
     (searched ? history.search() : history.load()).catch(report),
     settlement.load().catch(report),
     loadTimeline().catch(report),
+    rules.load().catch(report),
     verification.load().catch(report),
   ]);
   if (searched) $("history").scrollIntoView();

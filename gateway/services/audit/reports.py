@@ -2,7 +2,8 @@
 
 - overview: supply invariant, anomalies, members, merchants, points per day;
 - settlement per merchant for a block or time range;
-- the rule timeline, each change with the time it takes effect."""
+- the rule timeline, each change with the time it takes effect;
+- each merchant's rule-set history from the texts published on chain, with diffs."""
 
 from __future__ import annotations
 
@@ -31,10 +32,11 @@ from chain.audit import (
     format_money,
     iso_time,
     rule_timeline,
+    rules_report,
     settlement_report,
     supply_report,
 )
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, NotFound
 from gateway.services.audit.queries import parse_time
 from gateway.services.audit.snapshot import Snapshot
 
@@ -164,10 +166,23 @@ def timeline(
                 effect, note = entry.ready_at, "ready: takes effect when executed"
         elif entry.kind == "call_executed":
             note = "executed"
+        elif entry.kind == "rule_set_published" and entry.ready_at is not None:
+            effect = entry.ready_at
+            note = "pending: not before this time" if effect > snap.to_time else "in effect"
         row["takes_effect"] = iso_time(effect) if effect is not None else None
         row["effect"] = note
         rows.append(row)
     return rows
+
+
+def rule_history(snap: Snapshot, merchant: int | None = None) -> dict[str, Any]:
+    """Every merchant's (or one merchant's) rule-set versions at the audited block: each
+    version's text, hash check, canonical check, time of effect, status and the diff from
+    the version before (:mod:`chain.audit.rules`)."""
+    report = rules_report(snap.records, at=snap.to_time, merchant=merchant)
+    if merchant is not None and not report.merchants:
+        raise NotFound(f"merchant {merchant} is not on this network", merchant_id=merchant)
+    return {"block": snap.to_block, "time": iso_time(snap.to_time), **report.to_dict()}
 
 
 def daily_series(records: Sequence[Record]) -> list[dict[str, Any]]:
