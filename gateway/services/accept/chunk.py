@@ -35,6 +35,9 @@ from gateway.services.accept.writes import Pending
 
 #: The breakdown line of points withheld to cover an earlier refund's shortfall.
 SHORTFALL_LINE = "netted against points an earlier refund could not claw back"
+#: Event types whose rules refuse an inviter when the link already has one (or the
+#: member already purchased): they must see the link's inviter from before the event.
+LINK_RECORDING = frozenset({"referral", "signup"})
 
 
 @dataclass
@@ -60,7 +63,8 @@ class Chunk:
         state = self.state
         link = state.links.get(body.customer_id)
         member = state.members[link.member_id] if link is not None else self._new_member(body)
-        referrer_member, referred_by = None, link.referred_by if link is not None else None
+        before = link.referred_by if link is not None else None
+        referrer_member, referred_by = None, before
         if body.referrer_customer_id is not None:
             referrer = state.links.get(body.referrer_customer_id)
             if referrer is None:
@@ -75,9 +79,11 @@ class Chunk:
         if body.refund is not None:
             original = state.originals.get((body.customer_id, body.refund.order_id))
         rewarded = link.referral_rewarded if link is not None else False
-        decision, args = self._decide(
-            body, member, referrer_member, referred_by, rewarded, original
-        )
+        # The rules judge a referral (or a sign-up naming an inviter) against the link as
+        # it was: the inviter it names is recorded only once it is accepted.  A purchase
+        # naming one is rewarded for it on that very purchase, so the rules see it set.
+        seen = referred_by if body.type not in LINK_RECORDING else before
+        decision, args = self._decide(body, member, referrer_member, seen, rewarded, original)
         # Accepted: from here on the event's effects are staged.
         if link is None:
             link = LinkState(id=None, customer_id=body.customer_id, member_id=member.id)
