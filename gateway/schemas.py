@@ -651,6 +651,48 @@ class WalletRedemptionsPublic(BaseModel):
     count: int
 
 
+class DisclosureLinePublic(BaseModel):
+    """One disclosure line, format 1 (:mod:`gateway.services.disclosures`): a confirmed
+    issuance or clawback with what it was computed from and the proof that its batch
+    committed to it on chain."""
+
+    disclosure: Literal[1]
+    op_id: int = Field(description="the gateway's id of the op (the history entry's id)")
+    chain_id: int
+    hub: str
+    merchant_id: int | None
+    event_id: str | None
+    kind: Literal["issue", "clawback"]
+    part: str | None = Field(description="points, referral, clawback or referral-clawback")
+    ref: str = Field(description="the event reference on chain")
+    seq: int | None
+    tx_hash: str
+    block: int | None
+    amount: int
+    input: str | None = Field(description="the canonical input text; null: see `reason`")
+    input_hash: str | None = Field(description="keccak-256 of `input`")
+    proof: list[str] = Field(description="the leaf's Merkle path to `root`")
+    root: str | None = Field(description="the input root the batch logged on chain")
+    reason: str | None = Field(default=None, description="why `input` is null")
+    erased: bool = False
+
+
+class EntryRulesPublic(BaseModel):
+    """The rule version an entry was computed under, and when it applied."""
+
+    version: int
+    hash: str
+    effective_at: datetime | None
+    superseded_at: datetime | None
+
+
+class EntryProofPublic(BaseModel):
+    """A history entry's disclosure line and the rules it was computed under."""
+
+    line: DisclosureLinePublic
+    rules: EntryRulesPublic | None = Field(description="null when the version is not known")
+
+
 class LoginLinkPublic(BaseModel):
     url: str = Field(description="one-time wallet URL for the customer (short expiry)")
     expires_at: datetime

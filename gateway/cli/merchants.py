@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -132,6 +133,33 @@ def merchant_suspend(merchant_id: int) -> None:
     except (ChainError, GatewayError) as exc:
         raise typer.Exit(fail(exc)) from exc
     console.print(f"merchant {merchant_id} suspended")
+
+
+@merchant_app.command("export")
+def merchant_export(
+    merchant_id: Annotated[int | None, typer.Argument(help="the merchant's id")] = None,
+    all_merchants: Annotated[bool, typer.Option("--all", help="every merchant's lines")] = False,
+    out: Annotated[Path, typer.Option("--out", help="the ndjson file to write")] = Path(
+        "disclosure.ndjson"
+    ),
+) -> None:
+    """Write disclosure lines (format 1) of one merchant, or of all, to an ndjson file:
+    every confirmed issuance and clawback with its input, the input's hash, its Merkle
+    path and its batch's root, as `GET /v1/events/export` streams them and
+    `pointsnet audit recompute --disclosure FILE` checks them."""
+    from gateway.services import disclosures
+
+    if (merchant_id is not None) == all_merchants:
+        raise typer.BadParameter("give either a merchant id or --all")
+    context = open_context()
+    scope = disclosures.Scope(merchant_id=merchant_id)
+    records = disclosures.lines(context.sessions, disclosures.Network.of(context), scope)
+    count = 0
+    with out.open("wb") as handle:
+        for chunk in disclosures.ndjson(records):
+            handle.write(chunk)
+            count += 1
+    console.print(f"{count} disclosure lines written to {out}")
 
 
 # ---------------------------------------------------------------- members

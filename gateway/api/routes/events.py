@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from gateway.api.deps import ContextDep, CurrentMerchant, SessionDep
 from gateway.api.errors import invalid_request
@@ -22,7 +23,9 @@ from gateway.schemas import (
     EventPublic,
     InvalidBatchItem,
 )
+from gateway.services import disclosures
 from gateway.services import events as event_service
+from gateway.timeutil import aware
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -111,6 +114,39 @@ def _result(key: str | None, status: int, answer: dict[str, Any]) -> dict[str, A
         "event": answer if status < 400 else None,
         "error": answer["error"] if status >= 400 else None,
     }
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={**ERRORS, 200: {"content": {disclosures.MEDIA_TYPE: {}}}},
+)
+def export_disclosures(
+    merchant: CurrentMerchant,
+    context: ContextDep,
+    since: Annotated[
+        datetime | None, Query(description="events accepted at or after this instant")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="events accepted before this instant")
+    ] = None,
+    after: Annotated[
+        int, Query(ge=0, description="cursor: only ops with a larger id (a line's `op_id`)")
+    ] = 0,
+) -> StreamingResponse:
+    """The merchant's disclosure lines (format 1, :mod:`gateway.services.disclosures`), one
+    JSON object per line, oldest op first: each confirmed issuance and clawback with its
+    canonical input, the input's hash, its Merkle path and the root its batch logged, for
+    ``pointsnet audit recompute``.  Streamed, read a page of ops at a time; a client that
+    lost the stream resumes with ``after`` = the last line's ``op_id``."""
+    scope = disclosures.Scope(
+        merchant_id=merchant.id,
+        since=aware(since) if since is not None else None,
+        until=aware(until) if until is not None else None,
+        after=after,
+    )
+    records = disclosures.lines(context.sessions, disclosures.Network.of(context), scope)
+    return StreamingResponse(disclosures.ndjson(records), media_type=disclosures.MEDIA_TYPE)
 
 
 @router.get("/{event_id}", response_model=EventPublic, responses=ERRORS)
