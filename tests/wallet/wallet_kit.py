@@ -57,11 +57,12 @@ class LiveGateway:
         raise AssertionError("the outbox worker did not finish in time")
 
 
-def start_live_gateway(tmp: Path) -> Iterator[LiveGateway]:
-    """A network from the one launcher (:class:`bench.stack.Stack`), served by uvicorn."""
+def start_live_gateway(tmp: Path, **settings: Any) -> Iterator[LiveGateway]:
+    """A network from the one launcher (:class:`bench.stack.Stack`), served by uvicorn;
+    ``settings`` override ``TEST_SETTINGS``."""
     http_port = free_port()
     url = f"http://127.0.0.1:{http_port}"
-    with Stack(tmp, settings={**TEST_SETTINGS, "public_url": url}) as stack:
+    with Stack(tmp, settings={**TEST_SETTINGS, "public_url": url, **settings}) as stack:
         assert stack.context is not None
         app = create_app(stack.context, run_background=True)
         server = uvicorn.Server(
