@@ -25,7 +25,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import bindparam, delete, insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -310,7 +310,8 @@ def _stored_error(status: int, response: dict[str, Any]) -> GatewayError:
 def release(
     ctx: GatewayContext, merchant: Merchant, event_id: str, approve: bool
 ) -> dict[str, Any]:
-    """Release a held event to the outbox (it counts from now on), or reject it."""
+    """Release a held event to the outbox (it counts from now on), or reject it (its
+    kept inputs are deleted with the rejection)."""
     with transaction(ctx.sessions) as session:
         event = _own_event(session, merchant.id, event_id)
         if event.status != "held":
@@ -320,6 +321,8 @@ def release(
         if not approve:
             event.status, event.reason = "rejected", "rejected_by_merchant"
             delta = counters.rejected_delta(event.type)
+            # Its inputs were kept for ops it will never have: they never reach the chain.
+            session.execute(delete(IssuanceInput).where(IssuanceInput.event_id == event.id))
         else:
             member = session.get(Member, event.member_id)
             assert member is not None

@@ -92,17 +92,20 @@ def test_a_referred_purchase_and_its_refund_keep_inputs_that_recompute(gateway: 
     assert amounts["referral"] == amounts["referral-clawback"] > 0
 
 
-def test_a_held_events_inputs_are_kept_at_acceptance_and_named_on_release(
-    gateway: Gateway,
-) -> None:
+def held_event(gateway: Gateway) -> dict[str, Any]:
+    """A purchase the device clustering holds for review (customers sharing a device)."""
     device = f"shared-{uuid.uuid4().hex[:6]}"
-    held = None
     for i in range(12):
         answer = post(gateway, purchase(f"{device}-{i}", f"{device}-{i}", device_id=device))
         if answer["status"] == "held":
-            held = answer
-            break
-    assert held is not None, "clustering never held an event"
+            return answer
+    raise AssertionError("clustering never held an event")
+
+
+def test_a_held_events_inputs_are_kept_at_acceptance_and_named_on_release(
+    gateway: Gateway,
+) -> None:
+    held = held_event(gateway)
     ops, inputs = kept(gateway, [held["id"]])
     assert ops == [] and [row.part for row in inputs.values()] == ["points"]
     decoded = decode_input(next(iter(inputs.values())).body)
@@ -117,3 +120,12 @@ def test_a_held_events_inputs_are_kept_at_acceptance_and_named_on_release(
     with gateway.context.sessions() as session:
         event = session.get(Event, held["id"])
         assert event is not None and event.rule_version == decoded.stamp.rule_version
+
+
+def test_a_rejected_held_events_inputs_are_deleted_with_it(gateway: Gateway) -> None:
+    held = held_event(gateway)
+    assert [row.part for row in kept(gateway, [held["id"]])[1].values()] == ["points"]
+    rejected = gateway.client.post(f"/v1/events/{held['id']}/reject", headers=gateway.headers())
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["status"] == "rejected"
+    assert kept(gateway, [held["id"]]) == ([], {})
