@@ -1,21 +1,37 @@
-"""``pointsnet audit reconcile``: the gateway's database against the chain, entry by entry.
+"""``pointsnet audit reconcile`` and ``recompute``, added from the gateway side.
 
-Added to the chain's ``audit`` sub-app (:mod:`chain.audit.cli`) from the gateway side:
-it reads the gateway's settings and database, which the chain package knows nothing
-of. Run it where the gateway runs. Exit codes as the other audit commands: 0 no
-difference, 1 a difference, 2 the comparison could not run.
+Both are added to the chain's ``audit`` sub-app (:mod:`chain.audit.cli`) here because
+they use the gateway's code, which the chain package knows nothing of:
+
+- ``reconcile`` reads the gateway's settings and database and compares them with the
+  chain, entry by entry (run it where the gateway runs);
+- ``recompute`` needs no gateway settings or database: an RPC endpoint, the hub and a
+  disclosure file; it runs the rules engine on each disclosed input under the rules the
+  hub published and compares with the chain (:mod:`gateway.services.recompute`).
+
+Exit codes as the other audit commands: 0 no difference, 1 a difference, 2 the
+comparison could not run.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from chain.audit.cli import RpcUrlOption, audit_app, console, could_not_run
+from chain.audit.cli import (
+    HubOption,
+    RpcUrlOption,
+    audit_app,
+    console,
+    could_not_run,
+    report_console,
+    resolve_target,
+)
 from chain.errors import ChainError
 from gateway.errors import GatewayError
 from gateway.settings import get_settings
@@ -47,3 +63,50 @@ def reconcile_command(
         render(report, console)
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@audit_app.command("recompute")
+def recompute_command(
+    disclosure: Annotated[
+        Path,
+        typer.Option("--disclosure", help="disclosure lines (a merchant's export, a member's)"),
+    ],
+    rpc_url: RpcUrlOption = None,
+    hub: HubOption = None,
+    require_all: Annotated[
+        bool,
+        typer.Option("--require-all", help="every rule issuance of the merchants needs a line"),
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Check each disclosed issuance against the chain: committed, version in effect, and
+    the engine on its input under the published rules yields what was minted."""
+    from gateway.services.recompute import build_report, check_lines, parse_disclosures
+    from gateway.services.recompute.chain import read_facts
+    from gateway.services.recompute.report import render
+
+    try:
+        rpc, hub_address = resolve_target(rpc_url, hub)
+        with disclosure.open(encoding="utf-8") as f:
+            lines, bad = parse_disclosures(f)
+        blocks = [_accepted_block(line.input) for line in lines if line.input is not None]
+        facts = read_facts(rpc, hub_address, [b for b in blocks if b is not None])
+    except (ChainError, OSError) as exc:
+        raise could_not_run(exc) from exc
+    findings = check_lines(lines, bad, facts, require_all=require_all)
+    report = build_report(facts.hub, facts.to_block, lines, findings)
+    if json_out:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        render(report, report_console())
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+def _accepted_block(text: str) -> int | None:
+    """The block an input names (read loosely: the checks decode it strictly)."""
+    try:
+        value = json.loads(text).get("accepted_block")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
