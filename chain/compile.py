@@ -34,12 +34,10 @@ from typing import Any
 
 from chain.config import PROJECT_ROOT
 from chain.errors import CompileError
+from chain.toolchain import NODE_MODULES  # this checkout's, never the compiled root's
 
 logger = logging.getLogger(__name__)
 
-#: ``node_modules`` of this checkout: always located from the project root,
-#: never from the ``root`` being compiled (which may be a temporary copy).
-NODE_MODULES = PROJECT_ROOT / "node_modules"
 #: The native-looking wrapper around the pinned npm ``solc``.
 ADAPTER = PROJECT_ROOT / "chain" / "bin" / "solc"
 #: Where the Solidity sources live, relative to a project root.
