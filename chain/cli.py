@@ -19,7 +19,7 @@ from rich.table import Table
 
 from chain import artifacts
 from chain.audit.cli import audit_app
-from chain.config import get_chain_settings
+from chain.config import PROJECT_ROOT, get_chain_settings
 from chain.errors import ChainError
 
 app = typer.Typer(help="pointsnet: an interoperable loyalty points network.", no_args_is_help=True)
@@ -322,3 +322,70 @@ def contracts_check() -> None:
             f"{size.initcode_share:.0%}",
         )
     console.print(table)
+
+
+@contracts_app.command("verification-files")
+def contracts_verification_files(
+    out: Annotated[Path, typer.Option("--out", help="directory to write the files into")],
+    rpc_url: Annotated[
+        str | None,
+        typer.Option("--rpc-url", help="JSON-RPC endpoint (default: POINTSNET_RPC_URL)"),
+    ] = None,
+    hub: Annotated[
+        str | None,
+        typer.Option("--hub", help="the hub's address (default: the recorded deployment)"),
+    ] = None,
+    committed: Annotated[
+        bool,
+        typer.Option("--committed", help="use the committed artifacts, not a fresh build"),
+    ] = False,
+    sources: Annotated[
+        Path, typer.Option("--sources", help="project root whose contracts/ to compile")
+    ] = PROJECT_ROOT,
+    start_block: Annotated[
+        int | None, typer.Option("--start-block", help="first block to scan for the network")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Write what Sourcify, Blockscout and Etherscan need for each deployed contract
+    (standard-JSON input, metadata, sources, constructor arguments, a README each) and
+    check that the deployed code carries the metadata's IPFS hash: exact match, partial
+    (code equal, metadata differs) or mismatch. Exit 0 when every contract is exact."""
+    from chain.audit.cli import resolve_target
+    from chain.audit.reader import AuditLog
+    from chain.verification import verification_packages
+    from chain.verification_files import write_packages
+    from chain.verify import reference_artifacts
+
+    try:
+        rpc, hub_address = resolve_target(rpc_url, hub)
+        block = rpc.block_number()
+        contracts = AuditLog(rpc, hub_address, start_block=start_block).discover(block)
+        if not committed and not json_out:
+            err.print(f"compiling {sources / 'contracts'} with the pinned solc ...")
+        reference = reference_artifacts(recompile=not committed, root=sources)
+        packages = verification_packages(rpc, contracts, reference, root=sources, block=block)
+        folders = write_packages(packages, out)
+    except (ChainError, OSError, KeyError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(code=2) from exc
+    if json_out:
+        summary = [
+            dict(p.summary(), directory=f.name) for p, f in zip(packages, folders, strict=True)
+        ]
+        console.print_json(json.dumps(summary))
+    else:
+        for package, folder in zip(packages, folders, strict=True):
+            style = "green" if package.check.exact else "red"
+            console.print(
+                f"[{style}]{package.role} {package.contract} at {package.address}: "
+                f"{package.check.verdict}[/{style}] -> {folder}",
+                highlight=False,
+            )
+            if package.check.note:
+                console.print(f"  {package.check.note}", highlight=False)
+            for note in package.notes:
+                console.print(f"  note: {note}", highlight=False)
+        console.print(f"wrote {out / 'README.md'}; see docs/VERIFY.md to submit", highlight=False)
+    if not all(p.check.exact for p in packages):
+        raise typer.Exit(code=1)
