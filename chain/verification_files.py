@@ -74,7 +74,12 @@ def sourcify_request(package: Package) -> dict[str, Any]:
 def package_readme(package: Package) -> str:
     """How to submit this directory to Sourcify, Blockscout and Etherscan."""
     args = package.constructor_args
-    args_hex = "(not found: see the notes)" if args is None else (args.hex() or "(none)")
+    if args is None:
+        args_text = "not found (see the notes)"
+    elif len(args) <= 64:
+        args_text = f"`{args.hex() or '(none)'}`"
+    else:
+        args_text = f"`constructor-args.txt` ({len(args):,} bytes)"
     licence_no = ETHERSCAN_LICENSES.get(package.license, 1)
     check = package.check
     lines = [
@@ -86,7 +91,7 @@ def package_readme(package: Package) -> str:
         "- settings: in `standard-input.json` (optimizer on, 200 runs, viaIR, evmVersion "
         "cancun, metadata bytecodeHash ipfs, no remappings: imports are source unit names)",
         f"- license: {package.license} (Etherscan licenseType {licence_no})",
-        f"- constructor arguments: `{args_hex}`, {package.constructor_args_from}",
+        f"- constructor arguments: {args_text}, {package.constructor_args_from}",
         f"- creation transaction: {package.creation_tx or 'unknown'}",
         f"- metadata IPFS hash: {check.metadata_ipfs}; deployed code carries "
         f"{check.onchain_ipfs or 'none'} (solc {check.onchain_solc or '?'})",
