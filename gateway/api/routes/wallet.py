@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
+from fastapi.responses import StreamingResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.api.deps import ContextDep, SessionDep
@@ -25,6 +26,7 @@ from gateway.schemas import (
     AccountLinkPublic,
     ClaimCreate,
     ClaimPublic,
+    EntryProofPublic,
     HistoryKind,
     HistoryPublic,
     LoginLinkExchangeCreate,
@@ -39,7 +41,7 @@ from gateway.schemas import (
     WalletRedemptionsPublic,
     WalletSessionPublic,
 )
-from gateway.services import accounts, member_view, rewards, sessions, transfers
+from gateway.services import accounts, disclosures, member_view, rewards, sessions, transfers
 from gateway.timeutil import aware
 
 router = APIRouter(prefix="/v1/wallet", tags=["wallet"])
@@ -86,6 +88,7 @@ RateLimit = Depends(_rate_limit)
 #: Transfer ids are database integers (32-bit on PostgreSQL): larger ones cannot exist.
 TransferId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 RedemptionId = Annotated[str, PathParam(pattern=RESOURCE_ID_PATTERN)]
+EntryId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="a history entry's id")]
 
 
 def _session_answer(
@@ -203,6 +206,33 @@ def get_history(
 ) -> HistoryPublic:
     """Confirmed issuances, redemptions, transfers, clawbacks and badges, newest first."""
     return member_view.history(session, ws, kind, page, per_page)
+
+
+@router.get("/entries/{op_id}/proof", response_model=EntryProofPublic, responses=ERRORS)
+def get_entry_proof(
+    op_id: EntryId, ws: CurrentWalletSession, session: SessionDep, context: ContextDep
+) -> EntryProofPublic:
+    """A history entry (an issuance or clawback) as a disclosure line: its input, the
+    input's hash, the Merkle path to the root its batch logged on chain, and the rule
+    version it was computed under with that version's effective window."""
+    member = sessions.session_member(session, ws)
+    return disclosures.entry_proof(context, session, member, op_id)
+
+
+@router.get(
+    "/disclosure",
+    response_class=StreamingResponse,
+    responses={**ERRORS, 200: {"content": {disclosures.MEDIA_TYPE: {}}}},
+)
+def get_disclosure(
+    ws: CurrentWalletSession, session: SessionDep, context: ContextDep
+) -> StreamingResponse:
+    """The member's own disclosure lines (ndjson, oldest first), for
+    ``pointsnet audit recompute --disclosure FILE``."""
+    member = sessions.session_member(session, ws)
+    scope = disclosures.Scope(addresses=disclosures.member_addresses(session, member))
+    records = disclosures.lines(context.sessions, disclosures.Network.of(context), scope)
+    return StreamingResponse(disclosures.ndjson(records), media_type=disclosures.MEDIA_TYPE)
 
 
 @router.post("/transfers", response_model=TransferPublic, status_code=202, responses=ERRORS)

@@ -1,0 +1,122 @@
+"""What a member can get about themselves from the wallet over a real anvil: one history
+entry's disclosure line with the rule version it was computed under
+(``GET /v1/wallet/entries/{op_id}/proof``) and every line of theirs
+(``GET /v1/wallet/disclosure``), each proving against the root its batch logged."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from gateway_kit import Gateway, purchase
+from sqlalchemy import select
+from test_disclosures import assert_proves, export
+
+from gateway.models import RuleSetVersion
+
+
+def wallet_of(gateway: Gateway, customer: str, merchant: int = 0) -> dict[str, str]:
+    """A custodial wallet session's headers for a merchant's customer (login link)."""
+    url = gateway.client.post(
+        f"/v1/members/{customer}/login-link", headers=gateway.headers(merchant)
+    ).json()["url"]
+    response = gateway.client.post("/v1/wallet/login-link", json={"token": url.split("#login=")[1]})
+    assert response.status_code == 200, response.text
+    gateway.client.cookies.clear()
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def earned_and_refunded(gateway: Gateway) -> tuple[str, dict[str, str]]:
+    """A customer with two confirmed purchases, one refunded; (customer, wallet headers)."""
+    customer = f"md-{uuid.uuid4().hex[:8]}"
+    for order in ("A", "B"):
+        body = purchase(customer, f"{customer}-{order}", "60.00")
+        response = gateway.client.post("/v1/events", json=body, headers=gateway.headers())
+        assert response.status_code == 202, response.text
+    gateway.settle()
+    refund = {
+        "type": "refund",
+        "customer_id": customer,
+        "occurred_at": "2026-11-21T10:00:00Z",
+        "refund": {"order_id": f"{customer}-A"},
+    }
+    response = gateway.client.post("/v1/events", json=refund, headers=gateway.headers())
+    assert response.status_code == 202, response.text
+    gateway.settle()
+    return customer, wallet_of(gateway, customer)
+
+
+def own_lines(gateway: Gateway, wallet: dict[str, str]) -> list[dict[str, Any]]:
+    response = gateway.client.get("/v1/wallet/disclosure", headers=wallet)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    return [json.loads(text) for text in response.text.splitlines()]
+
+
+def test_an_entry_s_proof_is_its_line_and_the_rules_it_was_computed_under(
+    gateway: Gateway,
+) -> None:
+    _, wallet = earned_and_refunded(gateway)
+    history = gateway.client.get("/v1/wallet/history", headers=wallet).json()["data"]
+    entries = [e for e in history if e["kind"] in ("issue", "clawback")]
+    assert sorted(e["kind"] for e in entries) == ["clawback", "issue", "issue"]
+    merchant_id = gateway.merchants[0].id
+    with gateway.context.sessions() as session:
+        v1 = session.scalars(
+            select(RuleSetVersion).where(
+                RuleSetVersion.merchant_id == merchant_id, RuleSetVersion.version == 1
+            )
+        ).one()
+    for entry in entries:
+        response = gateway.client.get(f"/v1/wallet/entries/{entry['id']}/proof", headers=wallet)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        line = body["line"]
+        assert (line["op_id"], line["kind"], line["tx_hash"]) == (
+            entry["id"], entry["kind"], entry["tx_hash"]
+        )  # fmt: skip
+        assert line["part"] == ("points" if entry["kind"] == "issue" else "clawback")
+        assert line["input"] is not None and line["reason"] is None and not line["erased"]
+        assert_proves(gateway, line)
+        assert body["rules"]["version"] == 1 and body["rules"]["hash"] == v1.hash
+        assert body["rules"]["superseded_at"] is None
+
+
+def test_an_entry_of_another_member_or_of_no_issuance_is_not_found(gateway: Gateway) -> None:
+    _, wallet = earned_and_refunded(gateway)
+    _, other = earned_and_refunded(gateway)
+    theirs = gateway.client.get("/v1/wallet/history", headers=other).json()["data"][0]["id"]
+    for op_id in (theirs, 2**31 - 1):
+        response = gateway.client.get(f"/v1/wallet/entries/{op_id}/proof", headers=wallet)
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == "not_found"
+    assert gateway.client.get(f"/v1/wallet/entries/{theirs}/proof").status_code == 401
+    assert gateway.client.get("/v1/wallet/entries/0/proof", headers=wallet).status_code == 422
+
+
+def test_a_member_s_disclosure_is_their_lines_and_only_theirs(gateway: Gateway) -> None:
+    _, wallet = earned_and_refunded(gateway)
+    _, other = earned_and_refunded(gateway)
+    lines = own_lines(gateway, wallet)
+    assert sorted(line["kind"] for line in lines) == ["clawback", "issue", "issue"]
+    for line in lines:
+        assert_proves(gateway, line)
+    # The very lines of the merchant's export, and none of another member's.
+    exported = {line["op_id"]: line for line in export(gateway)}
+    assert all(exported[line["op_id"]] == line for line in lines)
+    theirs = {line["op_id"] for line in own_lines(gateway, other)}
+    assert len(theirs) == 3 and not theirs & {line["op_id"] for line in lines}
+    assert gateway.client.get("/v1/wallet/disclosure").status_code == 401
+
+
+def test_openapi_documents_the_member_s_proof_and_disclosure(gateway: Gateway) -> None:
+    paths = gateway.client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/wallet/entries/{op_id}/proof", "/v1/wallet/disclosure", "/v1/events/export"):
+        operation = paths[path]["get"]
+        assert operation.get("description"), path
+        assert "422" in operation["responses"] and "401" in operation["responses"], path
+    assert (
+        "application/x-ndjson"
+        in paths["/v1/wallet/disclosure"]["get"]["responses"]["200"]["content"]
+    )
