@@ -7,6 +7,9 @@ Responsibilities:
   matters more than independence from them;
 - the deployed runtime code (``eth_getCode``) of the hub, its token and badges, and of
   every account holding the hub's ``DEFAULT_ADMIN_ROLE`` (which must be the timelock);
+- the metadata hash: the deployed code's CBOR tail decoded, its IPFS hash compared with
+  the CIDv0 of the reference's metadata JSON (:mod:`chain.bytecode_metadata`): equal is
+  an exact match, the code compiled from these very sources and settings;
 - normalisation: the immutable ranges (``immutableReferences``: addresses, the EIP-712
   cache, ...) are zeroed on both sides; nothing else is ignored, except the CBOR
   metadata tail when the caller asks (it hashes the sources, comments included);
@@ -16,6 +19,7 @@ Responsibilities:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ from typing import Any
 from chain.abi import ROLE_ARTIFACTS
 from chain.artifacts import load_artifact
 from chain.audit.reader import AuditLog, Contracts
+from chain.bytecode_metadata import cid_v0, metadata_tail
 from chain.compile import compile_contracts, compiler_version
 from chain.config import PROJECT_ROOT
 from chain.jsonrpc import Rpc
@@ -110,14 +115,25 @@ class CodeComparison:
     onchain_context: str = ""
     reference_context: str = ""
     note: str = ""
+    #: The IPFS hash in the deployed code's CBOR tail (None: no tail, or no ipfs entry).
+    metadata_hash: str | None = None
+    #: Whether it is the CIDv0 of the reference's metadata JSON, with the same solc.
+    metadata_exact: bool = False
 
     def describe(self) -> list[str]:
         """Human-readable lines: the verdict, then the diff when there is one."""
         head = f"{self.role} {self.contract} at {checksum(self.address)}: "
         if self.ok:
+            if self.metadata_exact:
+                metadata = f"; exact match: metadata hash {self.metadata_hash} equal"
+            else:
+                metadata = f"; metadata differs: {self.metadata_hash or 'no hash'} (partial)"
             return [
                 head + f"ok ({self.onchain_length:,} bytes, {self.immutables_zeroed} immutable "
-                "range(s) zeroed" + (", metadata ignored)" if self.metadata_ignored else ")")
+                "range(s) zeroed"
+                + (", metadata ignored" if self.metadata_ignored else "")
+                + metadata
+                + ")"
             ]
         lines = [head + "MISMATCH" + (f": {self.note}" if self.note else "")]
         lines.append(
@@ -151,7 +167,21 @@ class CodeComparison:
             "onchain_context": self.onchain_context,
             "reference_context": self.reference_context,
             "note": self.note,
+            "metadata_hash": self.metadata_hash,
+            "metadata_exact": self.metadata_exact,
         }
+
+
+def metadata_match(onchain: bytes, artifact: dict[str, Any]) -> tuple[str | None, bool]:
+    """The IPFS hash in ``onchain``'s CBOR tail, and whether it (and its solc version) is
+    that of the artifact's metadata JSON: the deployed code was compiled from exactly the
+    sources and settings the metadata records."""
+    tail = metadata_tail(onchain)
+    text = str(artifact.get("metadata") or "")
+    if tail is None or tail.ipfs is None or not text:
+        return (tail.ipfs if tail else None), False
+    compiler = str(json.loads(text)["compiler"]["version"]).split("+", 1)[0]
+    return tail.ipfs, tail.ipfs == cid_v0(text.encode("utf-8")) and tail.solc == compiler
 
 
 def _context(code: bytes, at: int) -> str:
@@ -189,9 +219,19 @@ def compare_code(
         )
     deployed = normalize(onchain, artifact, ignore_metadata=ignore_metadata)
     reference = normalize(reference_raw, artifact, ignore_metadata=ignore_metadata)
+    metadata_hash, metadata_exact = metadata_match(onchain, artifact)
     if deployed == reference:
         return CodeComparison(
-            role, name, address, True, len(deployed), len(reference), len(ranges), ignore_metadata
+            role,
+            name,
+            address,
+            True,
+            len(deployed),
+            len(reference),
+            len(ranges),
+            ignore_metadata,
+            metadata_hash=metadata_hash,
+            metadata_exact=metadata_exact,
         )
     common = min(len(deployed), len(reference))
     differing = [i for i in range(common) if deployed[i] != reference[i]]
@@ -215,6 +255,8 @@ def compare_code(
         onchain_context=_context(deployed, first),
         reference_context=_context(reference, first),
         note="; ".join(notes),
+        metadata_hash=metadata_hash,
+        metadata_exact=metadata_exact,
     )
 
 

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from web3 import Web3
 
 from chain.artifacts import DEPLOYED_CONTRACTS, load_artifact
+from chain.audit.reader import AuditLog
 from chain.bytecode_metadata import (
     IPFS_CHUNK_BYTES,
     cbor_item,
@@ -44,7 +45,7 @@ from chain.verification import (
     constructor_types,
     standard_input_for,
 )
-from chain.verify import immutable_ranges
+from chain.verify import compare_code, immutable_ranges, reference_artifacts, verify_contracts
 
 runner = CliRunner()
 
@@ -252,3 +253,24 @@ def test_recompiled_standard_input_is_exact_and_one_source_byte_makes_it_partial
     check = check_metadata(onchain, compiled(std))
     assert check.verdict == PARTIAL, check
     assert check.bytecode_equal and check.onchain_ipfs != check.metadata_ipfs
+
+
+def test_audit_verify_says_exact_only_when_the_metadata_hash_is_the_references(
+    network: Deployment, anvil: AnvilNode
+) -> None:
+    rpc = Rpc(anvil.url)
+    contracts = AuditLog(rpc, network.hub).discover(rpc.block_number())
+    reference = reference_artifacts(recompile=False)
+    result = verify_contracts(rpc, contracts, reference)
+    assert result.ok and all(c.metadata_exact for c in result.comparisons)
+    hub = next(c for c in result.comparisons if c.role == "hub")
+    assert hub.metadata_hash == cid_v0(reference.artifacts["LoyaltyNetwork"]["metadata"].encode())
+    assert "exact match: metadata hash" in hub.describe()[0]
+    assert hub.to_dict()["metadata_exact"] is True
+    # Same code and tail, but metadata that is not the one hashed into them: not exact.
+    artifact = dict(reference.artifacts["LoyaltyNetwork"])
+    artifact["metadata"] = artifact["metadata"].replace('"runs":200', '"runs": 200')
+    assert artifact["metadata"] != reference.artifacts["LoyaltyNetwork"]["metadata"]
+    compared = compare_code("hub", network.hub, rpc.get_code(network.hub), artifact)
+    assert compared.ok and not compared.metadata_exact
+    assert "metadata differs" in compared.describe()[0]
