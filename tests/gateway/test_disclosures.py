@@ -112,8 +112,11 @@ def test_export_is_its_own_route_and_needs_the_merchant_key(gateway: Gateway) ->
     assert gateway.client.get("/v1/events/export", headers=wrong).status_code == 401
     unknown = gateway.client.get("/v1/events/no-such-event", headers=gateway.headers())
     assert unknown.status_code == 404
-    bad = gateway.client.get("/v1/events/export", params={"after": -1}, headers=gateway.headers())
-    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+    for after in (-1, 2**31, 2**64):
+        bad = gateway.client.get(
+            "/v1/events/export", params={"after": after}, headers=gateway.headers()
+        )
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
 
 
 def test_pages_cursor_and_time_bounds_cut_the_same_lines(gateway: Gateway) -> None:

@@ -131,7 +131,10 @@ def export_disclosures(
         datetime | None, Query(description="events accepted before this instant")
     ] = None,
     after: Annotated[
-        int, Query(ge=0, description="cursor: only ops with a larger id (a line's `op_id`)")
+        int,
+        Query(
+            ge=0, le=2**31 - 1, description="cursor: only ops with a larger id (a line's `op_id`)"
+        ),
     ] = 0,
 ) -> StreamingResponse:
     """The merchant's disclosure lines (format 1, :mod:`gateway.services.disclosures`), one
