@@ -38,6 +38,7 @@ from chain.compile import collect_sources
 from chain.config import PROJECT_ROOT
 from chain.errors import ChainError
 from chain.jsonrpc import Rpc
+from chain.logs import LogPager
 from chain.records import checksum
 from chain.verify import Reference, compare_code
 
@@ -147,7 +148,7 @@ def check_metadata(onchain: bytes, artifact: dict[str, Any], role: str = "") -> 
         notes.append("the CBOR tail differs from the compiler's")
     if not code.ok:
         verdict = MISMATCH
-    elif tail_equal and onchain_ipfs == ipfs and onchain_solc == compiler.split("+", 1)[0]:
+    elif tail_equal and code.metadata_exact:
         verdict = EXACT
     else:
         verdict = PARTIAL
@@ -208,25 +209,24 @@ class Package:
 
 def creation_transaction(rpc: Rpc, address: str, from_block: int, to_block: int) -> dict[str, Any]:
     """The transaction that created ``address``, found from the first ``RoleGranted``
-    its constructor logged (the hub and the timelock both grant roles there)."""
-    logs = rpc.call(
-        "eth_getLogs",
-        [
-            {
-                "address": checksum(address),
-                "topics": [ROLE_GRANTED],
-                "fromBlock": hex(from_block),
-                "toBlock": hex(to_block),
-            }
-        ],
-    )
-    for log in logs:
-        receipt = rpc.call("eth_getTransactionReceipt", [log["transactionHash"]])
-        created = (receipt or {}).get("contractAddress")
-        if created and created.lower() == address.lower():
-            tx: dict[str, Any] = rpc.call("eth_getTransactionByHash", [log["transactionHash"]])
+    its constructor logged (the hub and the timelock both grant roles there).
+
+    Logs are read in pages (:class:`chain.logs.LogPager`), so endpoints that cap
+    ``eth_getLogs`` ranges still answer; the search stops at the first log.
+    """
+    pager = LogPager(rpc)
+    for _start, _end, logs in pager.pages(
+        [checksum(address)], from_block, to_block, [ROLE_GRANTED]
+    ):
+        if not logs:
+            continue
+        tx_hash = logs[0]["transactionHash"]
+        receipt = rpc.call("eth_getTransactionReceipt", [tx_hash]) or {}
+        created = receipt.get("contractAddress")
+        if created and str(created).lower() == address.lower():
+            tx: dict[str, Any] = rpc.call("eth_getTransactionByHash", [tx_hash])
             return tx
-        break  # the first log is the constructor's, or the creation is not a transaction
+        break  # its first log is not from its creation: created by another contract
     raise VerificationFilesError(
         f"no creation transaction found for {checksum(address)} in blocks {from_block}..{to_block}"
     )

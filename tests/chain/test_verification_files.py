@@ -43,6 +43,7 @@ from chain.verification import (
     VerificationFilesError,
     check_metadata,
     constructor_types,
+    creation_transaction,
     standard_input_for,
 )
 from chain.verify import compare_code, immutable_ranges, reference_artifacts, verify_contracts
@@ -274,3 +275,16 @@ def test_audit_verify_says_exact_only_when_the_metadata_hash_is_the_references(
     compared = compare_code("hub", network.hub, rpc.get_code(network.hub), artifact)
     assert compared.ok and not compared.metadata_exact
     assert "metadata differs" in compared.describe()[0]
+
+
+def test_creation_transaction_is_refused_when_not_the_constructors(
+    network: Deployment, anvil: AnvilNode
+) -> None:
+    rpc = Rpc(anvil.url)
+    head = rpc.block_number()
+    tx = creation_transaction(rpc, network.hub, 0, head)
+    assert bytes.fromhex(tx["input"][2:]).startswith(
+        bytes.fromhex(load_artifact("LoyaltyNetwork")["bytecode"][2:])
+    )
+    with pytest.raises(VerificationFilesError, match="no creation transaction"):
+        creation_transaction(rpc, network.hub, network.block + 1, head)
