@@ -50,5 +50,6 @@ def canonical_dumps(value: Any) -> str:
 def plain_dumps(value: Any) -> str:
     """The canonical JSON text of a value already made of JSON types only (strings,
     ints, bools, None, lists, dicts): what :func:`canonical_dumps` writes, without
-    walking the value first (the accept path builds its inputs that way)."""
+    walking the value first.  Issuance inputs write this same text directly, field by
+    field (:mod:`gateway.rules.disclosure_codec`)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)

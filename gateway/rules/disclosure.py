@@ -31,20 +31,21 @@ from typing import Any, Final, Literal, get_args
 
 from eth_hash.auto import keccak
 
-from gateway.rules.canonical import instant_text, plain_dumps
+from gateway.rules.canonical import instant_text
 from gateway.rules.disclosure_codec import (
     WITHHELD,
     InvalidInput,
-    event_dict,
     event_of,
-    fx_dict,
+    event_text,
     fx_of,
+    fx_text,
     instant_of,
     int_of,
-    member_dict,
     member_of,
-    original_dict,
+    member_text,
     original_of,
+    original_text,
+    text_of,
 )
 from gateway.rules.errors import InvalidEvent
 from gateway.rules.fx import FxTable
@@ -130,30 +131,29 @@ def encode_input(stamp: Stamp, args: EngineArgs, salt: bytes) -> str:
     """The canonical text of a full input (parts ``points`` and ``clawback``)."""
     if stamp.part in REDUCED_PARTS:
         raise ValueError(f"part {stamp.part!r} takes a reduced input (encode_reduced)")
-    event, member, original = args.event, args.member, args.original
-    body = _stamp_dict(stamp, salt)
-    body.update({
-        "event": event_dict(event),
-        "member": member_dict(member),
-        "merchant": {
-            "points_issued_today": args.merchant.points_issued_today,
-            "events_last_minute": args.merchant.events_last_minute,
-        },
-        "original": original_dict(original) if original is not None else None,
-        "fx": fx_dict(args.fx, event),
-        "unit": args.fx.unit,
-        "netted": args.netted,
-    })  # fmt: skip
-    return plain_dumps(body)
+    event, merchant, original = args.event, args.merchant, args.original
+    head, tail = _stamp_texts(stamp, salt)
+    # Keys in sorted order, the stamp's around the arguments' (see disclosure_codec).
+    return (
+        f'{head},"event":{event_text(event)},"format":{FORMAT},"fx":{fx_text(args.fx, event)},'
+        f'"member":{member_text(args.member)},"merchant":{{"events_last_minute":'
+        f'{int.__repr__(merchant.events_last_minute)},"points_issued_today":'
+        f"{int.__repr__(merchant.points_issued_today)}}},{tail[0]},"
+        f'"netted":{int.__repr__(args.netted)},'
+        f'"original":{"null" if original is None else original_text(original)},'
+        f'{tail[1]},"unit":{text_of(args.fx.unit)}}}'
+    )
 
 
 def encode_reduced(stamp: Stamp, event_input_hash: str, inviter: str, salt: bytes) -> str:
     """The canonical text of an inviter's ``referral`` / ``referral-clawback`` input."""
     if stamp.part not in REDUCED_PARTS:
         raise ValueError(f"part {stamp.part!r} takes a full input (encode_input)")
-    body = _stamp_dict(stamp, salt)
-    body.update({"event_input_hash": event_input_hash, "inviter": inviter})
-    return plain_dumps(body)
+    head, tail = _stamp_texts(stamp, salt)
+    return (
+        f'{head},"event_input_hash":{text_of(event_input_hash)},"format":{FORMAT},'
+        f'"inviter":{text_of(inviter)},{tail[0]},{tail[1]}}}'
+    )
 
 
 def decode_input(text: str) -> Input | ReducedInput:
@@ -212,16 +212,21 @@ def decode_input(text: str) -> Input | ReducedInput:
 # ------------------------------------------------------------------ encoding
 
 
-def _stamp_dict(stamp: Stamp, salt: bytes) -> dict[str, Any]:
+def _stamp_texts(stamp: Stamp, salt: bytes) -> tuple[str, tuple[str, str]]:
+    """The stamp's members as canonical JSON text, in the three runs the sorted keys of
+    an input put them: ``{`` to ``engine``; ``merchant_id``; ``part`` to ``salt``."""
     if len(salt) != 32:
         raise ValueError("the salt is 32 bytes")
-    return {
-        "format": FORMAT, "engine": ENGINE, "part": stamp.part,
-        "merchant_id": stamp.merchant_id, "ref": stamp.ref,
-        "rule_version": stamp.rule_version, "rule_set_hash": stamp.rule_set_hash,
-        "accepted_at": stamp.accepted_at, "accepted_block": stamp.accepted_block,
-        "received_at": instant_text(stamp.received_at), "salt": "0x" + salt.hex(),
-    }  # fmt: skip
+    head = (
+        f'{{"accepted_at":{int.__repr__(stamp.accepted_at)},'
+        f'"accepted_block":{int.__repr__(stamp.accepted_block)},"engine":{ENGINE}'
+    )
+    rest = (
+        f'"part":{text_of(stamp.part)},"received_at":"{instant_text(stamp.received_at)}",'
+        f'"ref":{text_of(stamp.ref)},"rule_set_hash":{text_of(stamp.rule_set_hash)},'
+        f'"rule_version":{int.__repr__(stamp.rule_version)},"salt":"0x{salt.hex()}"'
+    )
+    return head, (f'"merchant_id":{int.__repr__(stamp.merchant_id)}', rest)
 
 
 def _part(value: Any) -> Part:

@@ -1,15 +1,17 @@
 """Field by field: the engine's arguments as JSON values of issuance inputs, and back.
 
 The parts of :mod:`gateway.rules.disclosure`'s format 1 (see there): each
-``*_dict`` writes an argument with canonical values only (amounts as plain-notation
+``*_text`` writes an argument as canonical JSON text (amounts as plain-notation
 strings keeping their decimal places, instants in UTC), each ``*_of`` reads one
 back and raises :class:`InvalidInput` for anything else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii as _ascii
 from typing import Any, Final
 
 from gateway.rules.canonical import instant_text
@@ -44,76 +46,116 @@ def int_of(value: Any) -> int:
     return value
 
 
-def event_dict(event: EventInput) -> dict[str, Any]:
-    order = event.order
-    refund = event.refund
-    return {
-        "type": event.type,
-        "occurred_at": instant_text(event.occurred_at),
-        "order": None if order is None else {
-            "id": order.order_id, "amount": amount_text(order.amount),
-            "currency": order.currency,
-            "items": [
-                {"sku": i.sku, "category": i.category, "amount": amount_text(i.amount),
-                 "eco": i.eco}
-                for i in order.items
-            ],
-        },
-        "refund": None if refund is None else {
-            "order_id": refund.order_id,
-            "amount": None if refund.amount is None else amount_text(refund.amount),
-        },
-        "referrer_member": event.referrer_member,
-        "device": bool(event.device_id),
-        "ip": bool(event.ip),
-    }  # fmt: skip
+# Writers: each returns its argument's canonical JSON text, keys written in sorted
+# order (what ``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=True)``
+# gives for the same value, without building and sorting dicts first: the accept path
+# writes one input per op).  The tests check every text re-dumps to itself.
 
 
-def member_dict(m: MemberSnapshot) -> dict[str, Any]:
-    return {
-        "member_id": m.member_id, "birth_month": m.birth_month, "frozen": m.frozen,
-        "frozen_reason": m.frozen_reason,
-        "is_first_purchase_at_merchant": m.is_first_purchase_at_merchant,
-        "purchases": [[instant_text(at), amount_text(amount)] for at, amount in m.purchases],
-        "check_in_days": sorted(day.isoformat() for day in m.check_in_days),
-        "shares_today": m.shares_today, "reviews_today": m.reviews_today,
-        "referred_by": m.referred_by, "referral_rewarded": m.referral_rewarded,
-        "referrer_referrals": m.referrer_referrals,
-        "referrer_badges": sorted(m.referrer_badges), "held_badges": sorted(m.held_badges),
-        "current_tier": m.current_tier, "events_last_hour": m.events_last_hour,
-        "points_today": m.points_today, "accounts_on_device": m.accounts_on_device,
-        "accounts_on_ip": m.accounts_on_ip,
-    }  # fmt: skip
+def text_of(value: str | None) -> str:
+    """A string (or null) as JSON, ASCII only."""
+    return "null" if value is None else _ascii(value)
 
 
-def original_dict(o: OriginalOutcome) -> dict[str, Any]:
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _int(value: int) -> str:
+    return int.__repr__(value)
+
+
+def _opt_int(value: int | None) -> str:
+    return "null" if value is None else int.__repr__(value)
+
+
+def _strings(values: Iterable[str]) -> str:
+    return "[" + ",".join(map(_ascii, values)) + "]"
+
+
+def event_text(event: EventInput) -> str:
+    order, refund = event.order, event.refund
+    if order is None:
+        order_text = "null"
+    else:
+        items = ",".join(
+            f'{{"amount":"{amount_text(i.amount)}","category":{_ascii(i.category)},'
+            f'"eco":{_flag(i.eco)},"sku":{_ascii(i.sku)}}}'
+            for i in order.items
+        )
+        order_text = (
+            f'{{"amount":"{amount_text(order.amount)}","currency":{_ascii(order.currency)},'
+            f'"id":{_ascii(order.order_id)},"items":[{items}]}}'
+        )
+    if refund is None:
+        refund_text = "null"
+    else:
+        amount = "null" if refund.amount is None else f'"{amount_text(refund.amount)}"'
+        refund_text = f'{{"amount":{amount},"order_id":{_ascii(refund.order_id)}}}'
+    return (
+        f'{{"device":{_flag(bool(event.device_id))},"ip":{_flag(bool(event.ip))},'
+        f'"occurred_at":"{instant_text(event.occurred_at)}","order":{order_text},'
+        f'"referrer_member":{text_of(event.referrer_member)},"refund":{refund_text},'
+        f'"type":{_ascii(event.type)}}}'
+    )
+
+
+def member_text(m: MemberSnapshot) -> str:
+    purchases = ",".join(
+        f'["{instant_text(at)}","{amount_text(amount)}"]' for at, amount in m.purchases
+    )
+    days = ",".join(f'"{day.isoformat()}"' for day in sorted(m.check_in_days))
+    return (
+        f'{{"accounts_on_device":{_int(m.accounts_on_device)},'
+        f'"accounts_on_ip":{_int(m.accounts_on_ip)},"birth_month":{_opt_int(m.birth_month)},'
+        f'"check_in_days":[{days}],"current_tier":{_int(m.current_tier)},'
+        f'"events_last_hour":{_int(m.events_last_hour)},"frozen":{_flag(m.frozen)},'
+        f'"frozen_reason":{text_of(m.frozen_reason)},'
+        f'"held_badges":{_strings(sorted(m.held_badges))},'
+        f'"is_first_purchase_at_merchant":{_flag(m.is_first_purchase_at_merchant)},'
+        f'"member_id":{_ascii(m.member_id)},"points_today":{_int(m.points_today)},'
+        f'"purchases":[{purchases}],"referral_rewarded":{_flag(m.referral_rewarded)},'
+        f'"referred_by":{text_of(m.referred_by)},'
+        f'"referrer_badges":{_strings(sorted(m.referrer_badges))},'
+        f'"referrer_referrals":{_int(m.referrer_referrals)},'
+        f'"reviews_today":{_int(m.reviews_today)},"shares_today":{_int(m.shares_today)}}}'
+    )
+
+
+def original_text(o: OriginalOutcome) -> str:
     bonus = o.referral_bonus
-    return {
-        "points": o.points, "order_amount": amount_text(o.order_amount),
-        "breakdown": [
-            {"rule": line.rule, "description": line.description, "points": line.points}
-            for line in o.breakdown
-        ],
-        "already_clawed_back": o.already_clawed_back,
-        "refunded_amount": amount_text(o.refunded_amount), "order_id": o.order_id,
-        "network_amount": None if o.network_amount is None else amount_text(o.network_amount),
-        "occurred_at": None if o.occurred_at is None else instant_text(o.occurred_at),
-        "referral_bonus": None if bonus is None else {
-            "member": bonus.member, "points": bonus.points, "badges": list(bonus.badges),
-        },
-    }  # fmt: skip
+    breakdown = ",".join(
+        f'{{"description":{_ascii(line.description)},"points":{_int(line.points)},'
+        f'"rule":{_ascii(line.rule)}}}'
+        for line in o.breakdown
+    )
+    bonus_text = "null"
+    if bonus is not None:
+        bonus_text = (
+            f'{{"badges":{_strings(bonus.badges)},"member":{_ascii(bonus.member)},'
+            f'"points":{_int(bonus.points)}}}'
+        )
+    network = "null" if o.network_amount is None else f'"{amount_text(o.network_amount)}"'
+    occurred = "null" if o.occurred_at is None else f'"{instant_text(o.occurred_at)}"'
+    return (
+        f'{{"already_clawed_back":{_int(o.already_clawed_back)},"breakdown":[{breakdown}],'
+        f'"network_amount":{network},"occurred_at":{occurred},'
+        f'"order_amount":"{amount_text(o.order_amount)}","order_id":{text_of(o.order_id)},'
+        f'"points":{_int(o.points)},"referral_bonus":{bonus_text},'
+        f'"refunded_amount":"{amount_text(o.refunded_amount)}"}}'
+    )
 
 
-def fx_dict(fx: FxTable, event: EventInput) -> dict[str, Any] | None:
-    """The rate a purchase in a currency other than the unit was converted at."""
+def fx_text(fx: FxTable, event: EventInput) -> str:
+    """The rate a purchase in a currency other than the unit was converted at (or null)."""
     order = event.order
     if order is None or order.currency == fx.unit:
-        return None
+        return "null"
     rate = fx.rate_at(order.currency, event.occurred_at)
-    return {
-        "currency": rate.currency, "rate": amount_text(rate.rate),
-        "source": rate.source, "as_of": rate.as_of.isoformat(),
-    }  # fmt: skip
+    return (
+        f'{{"as_of":"{rate.as_of.isoformat()}","currency":{_ascii(rate.currency)},'
+        f'"rate":"{amount_text(rate.rate)}","source":{_ascii(rate.source)}}}'
+    )
 
 
 def instant_of(value: Any) -> datetime:

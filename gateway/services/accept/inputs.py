@@ -55,13 +55,16 @@ def stage_inputs(
             wanted.append((event_ref(merchant_id, key, "clawback"), "clawback", None))
     if not wanted:
         return
-    stamp = disclosure.Stamp(
-        part="points", merchant_id=merchant_id, ref="", rule_version=rule_version,
-        rule_set_hash=at.rule_set_hash, accepted_at=at.head.timestamp,
-        accepted_block=at.head.block, received_at=at.now,
-    )  # fmt: skip
     full = _netted(args, netted)
     texts: dict[str, str] = {}  # part -> full input text of this event
+
+    def stamp(part: str, ref: str) -> disclosure.Stamp:
+        return disclosure.Stamp(
+            part=cast(disclosure.Part, part), merchant_id=merchant_id, ref=ref,
+            rule_version=rule_version, rule_set_hash=at.rule_set_hash,
+            accepted_at=at.head.timestamp, accepted_block=at.head.block, received_at=at.now,
+        )  # fmt: skip
+
     for ref, part, op in wanted:
         salt = secrets.token_bytes(32)
         owner = member_id
@@ -75,13 +78,11 @@ def stage_inputs(
             own = "points" if part == "referral" else "clawback"
             if own not in texts:  # no op of its own: hashed, not kept
                 own_ref = event_ref(merchant_id, key, own)
-                texts[own] = disclosure.encode_input(_restamp(stamp, own, own_ref), full, salt)
+                texts[own] = disclosure.encode_input(stamp(own, own_ref), full, salt)
             event_hash = disclosure.input_hash(texts[own])
-            text = disclosure.encode_reduced(
-                _restamp(stamp, part, ref), event_hash, bonus.member, salt
-            )
+            text = disclosure.encode_reduced(stamp(part, ref), event_hash, bonus.member, salt)
         else:
-            text = texts[part] = disclosure.encode_input(_restamp(stamp, part, ref), full, salt)
+            text = texts[part] = disclosure.encode_input(stamp(part, ref), full, salt)
         digest = disclosure.input_hash(text)
         if op is not None:
             op.row["input_hash"] = digest
@@ -90,16 +91,6 @@ def stage_inputs(
             "merchant_id": merchant_id, "part": part, "format": disclosure.FORMAT,
             "body": text, "input_hash": digest, "created_at": at.now,
         })  # fmt: skip
-
-
-def _restamp(stamp: disclosure.Stamp, part: str, ref: str) -> disclosure.Stamp:
-    """``stamp`` for another part and op reference."""
-    return disclosure.Stamp(
-        part=cast(disclosure.Part, part),
-        merchant_id=stamp.merchant_id, ref=ref, rule_version=stamp.rule_version,
-        rule_set_hash=stamp.rule_set_hash, accepted_at=stamp.accepted_at,
-        accepted_block=stamp.accepted_block, received_at=stamp.received_at,
-    )  # fmt: skip
 
 
 def _netted(args: disclosure.EngineArgs, netted: int) -> disclosure.EngineArgs:

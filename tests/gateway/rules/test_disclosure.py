@@ -50,6 +50,11 @@ def _withheld(event: EventInput) -> EventInput:
     )
 
 
+def _redumped(text: str) -> str:
+    """``text`` parsed and dumped again as canonical JSON (sorted keys, no spaces, ASCII)."""
+    return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def _outcome(decision: Decision) -> tuple[object, ...]:
     return (decision.status, decision.reason, decision.points, decision.clawback,
             decision.breakdown, decision.clawback_breakdown, decision.badges,
@@ -70,7 +75,7 @@ def _moments(days: int) -> st.SearchStrategy[datetime]:
 
 moments = _moments(400)
 recent = _moments(150)  # after the seed FX table's date: a purchase the engine accepts
-ids = st.text(alphabet="abcdefghijk-0123456789é中", min_size=1, max_size=12)
+ids = st.text(alphabet='abcdefghijk-0123456789é中"\\\n\u2028', min_size=1, max_size=12)
 optional_ids = st.none() | ids
 purchases = st.builds(
     lambda amount, currency, at, lines, device, ip: purchase(
@@ -114,6 +119,8 @@ def test_a_purchase_decodes_to_its_engine_arguments_and_recomputes_alike(
     text = encode_input(STAMP, args, SALT)
     decoded = decode_input(text)
 
+    assert text == _redumped(text)  # written directly, it is the canonical JSON of its value
+
     assert isinstance(decoded, Input)
     assert decoded.stamp == STAMP and decoded.salt == SALT
     assert decoded.args.event == _withheld(event)
@@ -144,8 +151,10 @@ def test_a_refund_decodes_with_the_original_outcome(
     event = refund(amount)
     args = EngineArgs(event=event, member=who, merchant=SHOP, original=outcome, fx=FX)
     stamp = replace(STAMP, part="clawback")
-    decoded = decode_input(encode_input(stamp, args, SALT))
+    text = encode_input(stamp, args, SALT)
+    decoded = decode_input(text)
 
+    assert text == _redumped(text)
     assert isinstance(decoded, Input)
     assert decoded.args.original == outcome and decoded.args.event == event
     again = decoded.args
@@ -160,7 +169,7 @@ def test_the_text_is_canonical_json_with_the_one_fx_rate_used() -> None:
     text = encode_input(STAMP, args, SALT)
     body = json.loads(text)
 
-    assert text == json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert text == _redumped(text)
     assert body["format"] == 1 and body["engine"] == 1 and body["part"] == "points"
     assert body["event"]["order"]["amount"] == "124.20"  # as given: breakdowns quote it
     assert body["event"]["device"] is True and body["event"]["ip"] is False
@@ -195,6 +204,7 @@ def test_the_inviters_input_names_the_event_by_hash_only() -> None:
     text = encode_reduced(stamp, event_hash, "inviter-1", SALT)
     decoded = decode_input(text)
 
+    assert text == _redumped(text)
     assert decoded == ReducedInput(stamp, event_hash, "inviter-1", SALT)
     assert "secret-order" not in text and "member-1" not in text
     with pytest.raises(ValueError, match="reduced"):
