@@ -46,7 +46,13 @@ from chain.verification import (
     creation_transaction,
     standard_input_for,
 )
-from chain.verify import compare_code, immutable_ranges, reference_artifacts, verify_contracts
+from chain.verify import (
+    Reference,
+    compare_code,
+    immutable_ranges,
+    reference_artifacts,
+    verify_contracts,
+)
 
 runner = CliRunner()
 
@@ -288,3 +294,35 @@ def test_creation_transaction_is_refused_when_not_the_constructors(
     )
     with pytest.raises(VerificationFilesError, match="no creation transaction"):
         creation_transaction(rpc, network.hub, network.block + 1, head)
+
+
+def test_cli_exits_1_when_a_contract_is_not_an_exact_match(
+    network: Deployment, anvil: AnvilNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chain.verify
+
+    committed = reference_artifacts(recompile=False)
+    artifacts = dict(committed.artifacts)
+    badges = dict(artifacts["BadgeCollection"])
+    badges["metadata"] = badges["metadata"].replace('"runs":200', '"runs": 200')
+    assert badges["metadata"] != artifacts["BadgeCollection"]["metadata"]
+    artifacts["BadgeCollection"] = badges
+    changed = Reference(artifacts, "metadata edited", committed.compiler)
+    monkeypatch.setattr(chain.verify, "reference_artifacts", lambda **_kw: changed)
+    result = runner.invoke(
+        app,
+        [
+            "contracts",
+            "verification-files",
+            "--rpc-url",
+            anvil.url,
+            "--hub",
+            network.hub,
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    verdicts = {s["role"]: s["metadata"]["verdict"] for s in json.loads(result.stdout)}
+    assert verdicts == {"hub": EXACT, "token": EXACT, "badges": PARTIAL, "timelock": EXACT}
