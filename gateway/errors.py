@@ -107,6 +107,23 @@ class RuleChangePending(GatewayError):
         )
 
 
+class ErasureBlocked(GatewayError):
+    """A member's data cannot be erased while some of their operations are still on their
+    way to the chain or an event of theirs is held for review: their inputs are needed
+    until then."""
+
+    code = "erasure_blocked"
+    status = 409
+
+    def __init__(self, ops_in_flight: int, events_held: int) -> None:
+        super().__init__(
+            "operations of this member are still on their way to the chain or held for "
+            "review; try again once they are settled",
+            ops_in_flight=ops_in_flight,
+            events_held=events_held,
+        )
+
+
 class OutOfStock(GatewayError):
     """The reward has no stock left."""
 

@@ -693,6 +693,35 @@ class EntryProofPublic(BaseModel):
     rules: EntryRulesPublic | None = Field(description="null when the version is not known")
 
 
+class MemberDataPublic(BaseModel):
+    """Everything the gateway holds about the signed-in member (and the custodial
+    accounts they claimed): rows as stored, secrets (keys, token hashes) left out."""
+
+    member: dict[str, Any]
+    claimed: list[dict[str, Any]]
+    links: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    inputs: list[dict[str, Any]]
+    counters: list[dict[str, Any]]
+    redemptions: list[dict[str, Any]]
+    sessions: list[dict[str, Any]]
+    erasures: list[dict[str, Any]]
+
+
+class ErasureCreate(StrictModel):
+    """Erase my data: ``{"confirm": "erase"}``."""
+
+    confirm: Literal["erase"]
+
+
+class ErasurePublic(BaseModel):
+    """What an erasure removed or scrubbed, per table; chain facts stay."""
+
+    address: str
+    requested_at: datetime
+    counts: dict[str, int]
+
+
 class LoginLinkPublic(BaseModel):
     url: str = Field(description="one-time wallet URL for the customer (short expiry)")
     expires_at: datetime

@@ -9,11 +9,12 @@ import json
 import uuid
 from typing import Any
 
-from gateway_kit import Gateway, purchase
+from gateway_kit import Gateway, purchase, redeem
 from sqlalchemy import select
 from test_disclosures import assert_proves, export
 
-from gateway.models import RuleSetVersion
+from gateway.models import Base, ChainOp, Erasure, Member, RuleSetVersion
+from gateway.services import disclosures, privacy
 
 
 def wallet_of(gateway: Gateway, customer: str, merchant: int = 0) -> dict[str, str]:
@@ -27,11 +28,13 @@ def wallet_of(gateway: Gateway, customer: str, merchant: int = 0) -> dict[str, s
     return {"Authorization": f"Bearer {response.json()['token']}"}
 
 
-def earned_and_refunded(gateway: Gateway) -> tuple[str, dict[str, str]]:
-    """A customer with two confirmed purchases, one refunded; (customer, wallet headers)."""
+def earned_and_refunded(gateway: Gateway, **extra: object) -> tuple[str, dict[str, str]]:
+    """A customer with two confirmed purchases (``extra`` fields in each), one refunded;
+    (customer, wallet headers).  Order ids do not contain the customer id."""
     customer = f"md-{uuid.uuid4().hex[:8]}"
-    for order in ("A", "B"):
-        body = purchase(customer, f"{customer}-{order}", "60.00")
+    orders = [f"ord-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    for order in orders:
+        body = purchase(customer, order, "60.00", **extra)
         response = gateway.client.post("/v1/events", json=body, headers=gateway.headers())
         assert response.status_code == 202, response.text
     gateway.settle()
@@ -39,7 +42,7 @@ def earned_and_refunded(gateway: Gateway) -> tuple[str, dict[str, str]]:
         "type": "refund",
         "customer_id": customer,
         "occurred_at": "2026-11-21T10:00:00Z",
-        "refund": {"order_id": f"{customer}-A"},
+        "refund": {"order_id": orders[0]},
     }
     response = gateway.client.post("/v1/events", json=refund, headers=gateway.headers())
     assert response.status_code == 202, response.text
@@ -120,3 +123,81 @@ def test_openapi_documents_the_member_s_proof_and_disclosure(gateway: Gateway) -
         "application/x-ndjson"
         in paths["/v1/wallet/disclosure"]["get"]["responses"]["200"]["content"]
     )
+
+
+def test_a_member_gets_everything_held_about_them_and_no_secret(gateway: Gateway) -> None:
+    customer, wallet = earned_and_refunded(gateway, birth_month=7)
+    response = gateway.client.get("/v1/wallet/data", headers=wallet)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["member"]["birth_month"] == 7 and data["claimed"] == []
+    assert [link["customer_id"] for link in data["links"]] == [customer]
+    assert len(data["events"]) == 3 and all(e["customer_id"] == customer for e in data["events"])
+    assert all(e["payload"]["customer_id"] == customer for e in data["events"])
+    assert sorted(i["part"] for i in data["inputs"]) == ["clawback", "points", "points"]
+    assert data["counters"] and data["sessions"] and data["erasures"] == []
+    for secret in privacy.SECRET_COLUMNS:
+        assert f'"{secret}"' not in response.text
+    assert gateway.client.get("/v1/wallet/data").status_code == 401
+
+
+def test_erasure_leaves_no_personal_data_and_the_member_still_redeems(gateway: Gateway) -> None:
+    device, ip = f"dev-{uuid.uuid4().hex}", f"198.51.100.{uuid.uuid4().int % 250}"
+    customer, wallet = earned_and_refunded(gateway, birth_month=3, device_id=device, ip=ip)
+    me = gateway.client.get("/v1/wallet/me", headers=wallet).json()
+    address, balance = me["address"], me["balance"]
+    assert balance > 0
+    refused = gateway.client.request("DELETE", "/v1/wallet/data", json={}, headers=wallet)
+    assert refused.status_code == 422
+    response = gateway.client.request(
+        "DELETE", "/v1/wallet/data", json={"confirm": "erase"}, headers=wallet
+    )
+    assert response.status_code == 200, response.text
+    counts = response.json()["counts"]
+    assert counts["issuance_inputs"] == 3 and counts["customer_links"] == 1
+    assert counts["events"] == 3 and counts["wallet_sessions"] >= 1
+    assert gateway.client.get("/v1/wallet/me", headers=wallet).status_code == 401
+    # No table holds the customer id, the device or the address of the request any more.
+    with gateway.context.sessions() as session:
+        for table in Base.metadata.sorted_tables:
+            text = json.dumps([list(r) for r in session.execute(table.select())], default=str)
+            for secret in (customer, device, ip):
+                assert secret not in text, (table.name, secret)
+        member = session.scalars(select(Member).where(Member.address == address)).one()
+        assert member.birth_month is None and member.key_customer_id is None
+        assert member.key_enc
+        erasure = session.scalars(select(Erasure).where(Erasure.member_address == address)).one()
+        assert erasure.counts == counts
+    # Chain facts stay: the lines are still there, withheld, and still prove.
+    mine = [line for line in export(gateway) if line["ref"] in _refs(gateway, address)]
+    assert len(mine) == 3
+    for line in mine:
+        assert line["input"] is None and line["erased"] is True
+        assert line["reason"] == disclosures.ERASED
+        assert_proves(gateway, line)
+    # The custodial member still signs: a redemption of part of the balance confirms.
+    redeem(gateway, 0, address, 1)
+    gateway.settle()
+    assert gateway.context.link.network.token.balance_of(address) == balance - 1
+
+
+def test_erasure_waits_for_operations_on_their_way_to_the_chain(gateway: Gateway) -> None:
+    customer, wallet = earned_and_refunded(gateway)
+    body = purchase(customer, f"ord-{uuid.uuid4().hex[:8]}", "10.00")
+    assert (
+        gateway.client.post("/v1/events", json=body, headers=gateway.headers()).status_code == 202
+    )
+    confirm = {"confirm": "erase"}
+    blocked = gateway.client.request("DELETE", "/v1/wallet/data", json=confirm, headers=wallet)
+    assert blocked.status_code == 409, blocked.text
+    error = blocked.json()["error"]
+    assert error["code"] == "erasure_blocked" and error["details"]["ops_in_flight"] >= 1
+    gateway.settle()
+    done = gateway.client.request("DELETE", "/v1/wallet/data", json=confirm, headers=wallet)
+    assert done.status_code == 200, done.text
+    assert done.json()["counts"]["issuance_inputs"] == 4
+
+
+def _refs(gateway: Gateway, address: str) -> set[str]:
+    with gateway.context.sessions() as session:
+        return set(session.scalars(select(ChainOp.ref).where(ChainOp.member_address == address)))

@@ -27,9 +27,12 @@ from gateway.schemas import (
     ClaimCreate,
     ClaimPublic,
     EntryProofPublic,
+    ErasureCreate,
+    ErasurePublic,
     HistoryKind,
     HistoryPublic,
     LoginLinkExchangeCreate,
+    MemberDataPublic,
     RedemptionPublic,
     SiweNoncePublic,
     SiweVerifyCreate,
@@ -41,7 +44,15 @@ from gateway.schemas import (
     WalletRedemptionsPublic,
     WalletSessionPublic,
 )
-from gateway.services import accounts, disclosures, member_view, rewards, sessions, transfers
+from gateway.services import (
+    accounts,
+    disclosures,
+    member_view,
+    privacy,
+    rewards,
+    sessions,
+    transfers,
+)
 from gateway.timeutil import aware
 
 router = APIRouter(prefix="/v1/wallet", tags=["wallet"])
@@ -233,6 +244,26 @@ def get_disclosure(
     scope = disclosures.Scope(addresses=disclosures.member_addresses(session, member))
     records = disclosures.lines(context.sessions, disclosures.Network.of(context), scope)
     return StreamingResponse(disclosures.ndjson(records), media_type=disclosures.MEDIA_TYPE)
+
+
+@router.get("/data", response_model=MemberDataPublic, responses=ERRORS)
+def get_data(ws: CurrentWalletSession, session: SessionDep) -> MemberDataPublic:
+    """Everything the gateway holds about the member and the custodial accounts they
+    claimed: the member rows, partner links with their customer ids, events with their
+    payloads, kept issuance inputs, activity counters, redemptions, sessions, erasures."""
+    return privacy.member_data(session, ws)
+
+
+@router.delete("/data", response_model=ErasurePublic, responses=ERRORS)
+def delete_data(
+    body: ErasureCreate, ws: CurrentWalletSession, context: ContextDep
+) -> ErasurePublic:
+    """Erase the member's personal data (``{"confirm": "erase"}``): inputs, partner links,
+    counters, sign-in codes and sessions go; events keep their order id and amount only;
+    balances, points and everything on chain stay.  ``409 erasure_blocked`` while an
+    operation of the member is on its way to the chain or an event is held for review.
+    The session is revoked: the member signs in again."""
+    return privacy.erase(context, ws)
 
 
 @router.post("/transfers", response_model=TransferPublic, status_code=202, responses=ERRORS)

@@ -1,0 +1,230 @@
+"""A member's data: all of it on request (:func:`member_data`), and its erasure (:func:`erase`).
+
+Both cover the signed-in member and the custodial accounts their address claimed.
+
+Erasure deletes what identifies the person and keeps what the chain already holds:
+
+- deleted: ``issuance_inputs`` (as member and as inviter: the salted hashes stay on the ops
+  and on chain and reveal nothing), ``customer_links``, ``member_counters``,
+  ``wallet_challenges``; ``wallet_sessions`` are revoked;
+- scrubbed: ``events.customer_id`` → ``"erased"``, ``payload`` → ``{type, order{id, amount,
+  currency}}``, ``device_id``/``ip`` → NULL; the customer id in the stored idempotency
+  answers of those events and in the merchants' webhook payloads; ``members.birth_month``;
+- a derived custodial key is first stored encrypted (``key_enc``), then its origin
+  (``key_merchant_id``/``key_customer_id``) is cleared: the member still signs and redeems;
+- kept: ops, amounts, transactions, chain records (supply, settlement and the
+  reconciliation stay whole).  One ``erasures`` row says when and how many rows.
+
+Refused (409 ``erasure_blocked``) while an op of the member is pending or sent, or an event
+is held: the inputs are needed until the chain has them.  A refund posted after the erasure
+finds no order for the customer (``refund_unknown_order``): the link is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from gateway.context import GatewayContext
+from gateway.db import transaction
+from gateway.errors import ErasureBlocked
+from gateway.models import (
+    Base,
+    ChainOp,
+    CustomerLink,
+    Erasure,
+    Event,
+    IdempotencyRecord,
+    IssuanceInput,
+    Member,
+    MemberCounter,
+    Redemption,
+    WalletChallenge,
+    WalletSession,
+    WebhookDelivery,
+)
+from gateway.schemas import ErasurePublic, MemberDataPublic
+from gateway.services.sessions import session_member
+
+#: What an erased customer id reads as.
+ERASED = "erased"
+#: Columns never shown, even to the member: secrets and their hashes.
+SECRET_COLUMNS = frozenset({"key_enc", "token_hash", "secret_hash", "signature"})
+
+
+def _members(session: Session, ws: WalletSession, *, lock: bool = False) -> list[Member]:
+    """The session's member first, then the custodial accounts its address claimed."""
+    member = session_member(session, ws, lock=lock)
+    claimed = session.scalars(
+        select(Member).where(Member.claimed_by == member.address).order_by(Member.id)
+    )
+    return [member, *claimed]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _row(row: Base) -> dict[str, Any]:
+    """A row's columns as JSON values, secrets left out."""
+    return {
+        column.key: _plain(getattr(row, column.key))
+        for column in row.__table__.columns
+        if column.key not in SECRET_COLUMNS
+    }
+
+
+def member_data(session: Session, ws: WalletSession) -> MemberDataPublic:
+    """Everything held about the signed-in member, as stored."""
+    members = _members(session, ws)
+    ids = [m.id for m in members]
+    addresses = [m.address for m in members]
+
+    def rows(query: Any) -> list[dict[str, Any]]:
+        return [_row(r) for r in session.scalars(query)]
+
+    return MemberDataPublic(
+        member=_row(members[0]),
+        claimed=[_row(m) for m in members[1:]],
+        links=rows(select(CustomerLink).where(CustomerLink.member_id.in_(ids))),
+        events=rows(select(Event).where(Event.member_id.in_(ids)).order_by(Event.created_at)),
+        inputs=rows(select(IssuanceInput).where(IssuanceInput.member_id.in_(ids))),
+        counters=rows(select(MemberCounter).where(MemberCounter.member_id.in_(ids))),
+        redemptions=rows(select(Redemption).where(Redemption.member_address.in_(addresses))),
+        sessions=rows(select(WalletSession).where(WalletSession.member_id.in_(ids))),
+        erasures=rows(select(Erasure).where(Erasure.member_address.in_(addresses))),
+    )
+
+
+def _scrub(value: Any, customers: set[str]) -> tuple[Any, bool]:
+    """``value`` with every customer id of ``customers`` (under a ``customer_id`` key, or a
+    ``*_customer_id`` one) replaced by :data:`ERASED`; whether anything changed."""
+    if isinstance(value, dict):
+        changed, out = False, {}
+        for key, item in value.items():
+            if key.endswith("customer_id") and item in customers:
+                out[key], changed = ERASED, True
+            else:
+                out[key], hit = _scrub(item, customers)
+                changed = changed or hit
+        return out, changed
+    if isinstance(value, list):
+        scrubbed = [_scrub(item, customers) for item in value]
+        return [s for s, _ in scrubbed], any(hit for _, hit in scrubbed)
+    return value, False
+
+
+def _scrub_rows(rows: Iterable[Any], attribute: str, customers: set[str]) -> int:
+    count = 0
+    for row in rows:
+        value, changed = _scrub(getattr(row, attribute), customers)
+        if changed:
+            setattr(row, attribute, value)
+            count += 1
+    return count
+
+
+def _reduced_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """What an erased event's payload keeps: its type and its order's id and amount."""
+    kept: dict[str, Any] = {"type": payload.get("type")}
+    order = payload.get("order")
+    if isinstance(order, dict):
+        kept["order"] = {k: order.get(k) for k in ("id", "amount", "currency")}
+    return kept
+
+
+def erase(context: GatewayContext, ws: WalletSession) -> ErasurePublic:
+    """Erase the signed-in member's data (see the module docstring); 409 ``erasure_blocked``
+    while an op is pending or sent or an event held."""
+    with transaction(context.sessions) as session:
+        members = _members(session, ws, lock=True)
+        ids = [m.id for m in members]
+        addresses = [m.address for m in members]
+        in_flight = int(
+            session.scalar(
+                select(func.count(ChainOp.id)).where(
+                    ChainOp.member_address.in_(addresses), ChainOp.status.in_(("pending", "sent"))
+                )
+            )
+            or 0
+        )
+        held = int(
+            session.scalar(
+                select(func.count(Event.id)).where(Event.member_id.in_(ids), Event.status == "held")
+            )
+            or 0
+        )
+        if in_flight or held:
+            raise ErasureBlocked(in_flight, held)
+        links = list(session.scalars(select(CustomerLink).where(CustomerLink.member_id.in_(ids))))
+        customers = {link.customer_id for link in links}
+        merchants = {link.merchant_id for link in links}
+        counts: dict[str, int] = {}
+
+        def count(name: str, result: Any) -> None:
+            counts[name] = counts.get(name, 0) + int(result.rowcount or 0)
+
+        for member in members:  # keep the custodial key, forget where it came from
+            if member.key_merchant_id is not None and member.key_customer_id is not None:
+                key = context.box.custodial_key(member.key_merchant_id, member.key_customer_id)
+                member.key_enc = context.box.encrypt(key)
+                member.key_merchant_id = member.key_customer_id = None
+            member.birth_month = None
+        counts["members"] = len(members)
+        events = list(session.scalars(select(Event).where(Event.member_id.in_(ids))))
+        keys = {(e.merchant_id, e.idempotency_key) for e in events}
+        for event in events:
+            event.customer_id = ERASED
+            event.payload = _reduced_payload(event.payload)
+            event.device_id = event.ip = None
+        counts["events"] = len(events)
+        answers = [
+            record
+            for record in session.scalars(
+                select(IdempotencyRecord).where(IdempotencyRecord.key.in_({key for _, key in keys}))
+            )
+            if (record.merchant_id, record.key) in keys
+        ]
+        counts["idempotency_keys"] = _scrub_rows(answers, "response", customers)
+        deliveries = session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.merchant_id.in_(merchants))
+        )
+        counts["webhook_deliveries"] = _scrub_rows(deliveries, "payload", customers)
+        count("issuance_inputs", session.execute(
+            delete(IssuanceInput).where(IssuanceInput.member_id.in_(ids))
+        ))  # fmt: skip
+        count("customer_links", session.execute(
+            delete(CustomerLink).where(CustomerLink.member_id.in_(ids))
+        ))  # fmt: skip
+        count("member_counters", session.execute(
+            delete(MemberCounter).where(MemberCounter.member_id.in_(ids))
+        ))  # fmt: skip
+        count("wallet_challenges", session.execute(
+            delete(WalletChallenge).where(WalletChallenge.member_id.in_(ids))
+        ))  # fmt: skip
+        for link in links:  # link codes for the member's customer ids
+            count("wallet_challenges", session.execute(
+                delete(WalletChallenge).where(
+                    WalletChallenge.merchant_id == link.merchant_id,
+                    WalletChallenge.customer_id == link.customer_id,
+                )
+            ))  # fmt: skip
+        now = context.clock.now()
+        count("wallet_sessions", session.execute(
+            update(WalletSession)
+            .where(WalletSession.member_id.in_(ids), WalletSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+        ))  # fmt: skip
+        session.add(Erasure(member_address=members[0].address, requested_at=now, counts=counts))
+        return ErasurePublic(address=members[0].address, requested_at=now, counts=counts)
