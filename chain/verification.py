@@ -30,6 +30,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_utils import keccak
 
 from chain.abi import ROLE_ARTIFACTS, ROLE_GRANTED, type_string
 from chain.audit.reader import Contracts
@@ -57,8 +58,6 @@ class VerificationFilesError(ChainError):
 
 
 def _keccak_hex(text: str) -> str:
-    from eth_utils import keccak
-
     return "0x" + keccak(text.encode("utf-8")).hex()
 
 

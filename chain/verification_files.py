@@ -71,6 +71,25 @@ def sourcify_request(package: Package) -> dict[str, Any]:
     return body
 
 
+def settings_text(standard_input: dict[str, Any]) -> str:
+    """The compiler settings an explorer's form asks for, in one line."""
+    settings = standard_input["settings"]
+    optimizer = settings.get("optimizer", {})
+    remappings = settings.get("remappings") or []
+    return (
+        f"optimizer {'on' if optimizer.get('enabled') else 'off'}, "
+        f"{optimizer.get('runs', 200)} runs, viaIR {'on' if settings.get('viaIR') else 'off'}, "
+        f"evmVersion {settings.get('evmVersion', 'default')}, metadata bytecodeHash "
+        f"{settings.get('metadata', {}).get('bytecodeHash', 'ipfs')}, "
+        + (
+            f"remappings {remappings}"
+            if remappings
+            else "no remappings (imports such as "
+            "`@openzeppelin/...` are source unit names, their content included)"
+        )
+    )
+
+
 def package_readme(package: Package) -> str:
     """How to submit this directory to Sourcify, Blockscout and Etherscan."""
     args = package.constructor_args
@@ -88,8 +107,7 @@ def package_readme(package: Package) -> str:
         f"- chain id: {package.chain_id}",
         f"- contract: `{package.identifier}`",
         f"- compiler: `{package.explorer_compiler}` (Sourcify: `{package.compiler}`)",
-        "- settings: in `standard-input.json` (optimizer on, 200 runs, viaIR, evmVersion "
-        "cancun, metadata bytecodeHash ipfs, no remappings: imports are source unit names)",
+        f"- settings (in `standard-input.json`): {settings_text(package.standard_input)}",
         f"- license: {package.license} (Etherscan licenseType {licence_no})",
         f"- constructor arguments: {args_text}, {package.constructor_args_from}",
         f"- creation transaction: {package.creation_tx or 'unknown'}",
