@@ -34,7 +34,7 @@ def earned_and_refunded(gateway: Gateway, **extra: object) -> tuple[str, dict[st
     customer = f"md-{uuid.uuid4().hex[:8]}"
     orders = [f"ord-{uuid.uuid4().hex[:8]}" for _ in range(2)]
     for order in orders:
-        body = purchase(customer, order, "60.00", **extra)
+        body = {**purchase(customer, order, "60.00"), **extra}
         response = gateway.client.post("/v1/events", json=body, headers=gateway.headers())
         assert response.status_code == 202, response.text
     gateway.settle()
