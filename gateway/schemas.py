@@ -691,6 +691,10 @@ class EntryProofPublic(BaseModel):
 
     line: DisclosureLinePublic
     rules: EntryRulesPublic | None = Field(description="null when the version is not known")
+    explanation: list[ClausePublic] = Field(
+        default_factory=list,
+        description="why the amount is what it is, in plain words (the event's breakdown)",
+    )
 
 
 class MemberDataPublic(BaseModel):

@@ -33,6 +33,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -44,7 +45,14 @@ from gateway.context import GatewayContext
 from gateway.errors import NotFound
 from gateway.models import ChainOp, ChainTx, Event, IssuanceInput, Member
 from gateway.rules.canonical import plain_dumps
-from gateway.schemas import DisclosureLinePublic, EntryProofPublic, EntryRulesPublic
+from gateway.rules.explain import explain_breakdown
+from gateway.rules.model import RuleSet
+from gateway.schemas import (
+    ClausePublic,
+    DisclosureLinePublic,
+    EntryProofPublic,
+    EntryRulesPublic,
+)
 from gateway.services import rulesets
 
 log = logging.getLogger(__name__)
@@ -229,8 +237,8 @@ def entry_proof(
     context: GatewayContext, session: Session, member: Member, op_id: int
 ) -> EntryProofPublic:
     """One of ``member``'s history entries as a disclosure line, with the rule version it
-    was computed under and that version's effective window (404 for an op that is not the
-    member's, not confirmed, or not an issuance or clawback)."""
+    was computed under, that version's effective window and the amount in plain words
+    (404 for an op that is not the member's, not confirmed, or not an issuance or clawback)."""
     line = line_of(session, Network.of(context), op_id)
     op = session.get(ChainOp, op_id)
     if line is None or op is None or op.member_address not in member_addresses(session, member):
@@ -238,7 +246,7 @@ def entry_proof(
     version = op.rule_version
     if not version and op.event_id is not None:
         version = session.scalar(select(Event.rule_version).where(Event.id == op.event_id)) or 0
-    rules = None
+    rules, explanation = None, []
     if version and op.merchant_id is not None:
         head = context.clock.chain_head().timestamp
         view = next(
@@ -252,7 +260,32 @@ def entry_proof(
                 effective_at=_instant(view.effective_at),
                 superseded_at=_instant(view.superseded_at),
             )
-    return EntryProofPublic(line=DisclosureLinePublic.model_validate(line), rules=rules)
+            explanation = _explain(session, op, RuleSet.model_validate(view.content))
+    return EntryProofPublic(
+        line=DisclosureLinePublic.model_validate(line), rules=rules, explanation=explanation
+    )
+
+
+def _explain(session: Session, op: ChainOp, rules: RuleSet) -> list[ClausePublic]:
+    """The op's amount in plain words: its event's breakdown lines, or the inviter's bonus
+    (whose clause names nothing of the invitee's order)."""
+    if op.payload.get("referral"):
+        clauses = explain_breakdown([{"rule": "referral_inviter", "points": op.amount}], rules)
+    else:
+        event = session.get(Event, op.event_id) if op.event_id is not None else None
+        if event is None:
+            return []
+        order = event.payload.get("order")
+        order = order if isinstance(order, dict) else {}
+        amount = order.get("amount")
+        clauses = explain_breakdown(
+            event.breakdown,
+            rules,
+            network_amount=Decimal(str(event.network_amount)) if order else None,
+            order_amount=Decimal(str(amount)) if amount is not None else None,
+            currency=order.get("currency"),
+        )
+    return [ClausePublic(key=c.key, params=dict(c.params)) for c in clauses]
 
 
 def _instant(unix: int | None) -> datetime | None:

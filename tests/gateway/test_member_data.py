@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from gateway_kit import Gateway, purchase, redeem
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from test_disclosures import assert_proves, export
 
 from gateway.models import Base, ChainOp, Erasure, Member, RuleSetVersion
+from gateway.rules import explain
 from gateway.services import disclosures, privacy
 
 
@@ -84,6 +86,11 @@ def test_an_entry_s_proof_is_its_line_and_the_rules_it_was_computed_under(
         assert_proves(gateway, line)
         assert body["rules"]["version"] == 1 and body["rules"]["hash"] == v1.hash
         assert body["rules"]["superseded_at"] is None
+        keys = [clause["key"] for clause in body["explanation"]]
+        assert set(keys) <= explain.KEYS
+        if entry["kind"] == "issue":  # 60.00 EUR at 1 point per USD, through the FX rate
+            [base] = [c["params"] for c in body["explanation"] if c["key"] == "why.base_fx"]
+            assert base["currency"] == "EUR" and Decimal(str(base["order_amount"])) == 60
 
 
 def test_an_entry_of_another_member_or_of_no_issuance_is_not_found(gateway: Gateway) -> None:
