@@ -17,6 +17,7 @@ from test_disclosures import assert_proves, export
 from gateway.models import Base, ChainOp, Erasure, Member, RuleSetVersion
 from gateway.rules import explain
 from gateway.services import disclosures, privacy
+from gateway.services.reconcile import reconcile
 
 
 def wallet_of(gateway: Gateway, customer: str, merchant: int = 0) -> dict[str, str]:
@@ -154,6 +155,8 @@ def test_erasure_leaves_no_personal_data_and_the_member_still_redeems(gateway: G
     me = gateway.client.get("/v1/wallet/me", headers=wallet).json()
     address, balance = me["address"], me["balance"]
     assert balance > 0
+    held = gateway.client.get("/v1/wallet/data", headers=wallet).json()
+    kept_order = next(e["order_id"] for e in held["events"] if e["clawback"] == 0 and e["points"])
     refused = gateway.client.request("DELETE", "/v1/wallet/data", json={}, headers=wallet)
     assert refused.status_code == 422
     response = gateway.client.request(
@@ -186,6 +189,20 @@ def test_erasure_leaves_no_personal_data_and_the_member_still_redeems(gateway: G
     redeem(gateway, 0, address, 1)
     gateway.settle()
     assert gateway.context.link.network.token.balance_of(address) == balance - 1
+    # The database and the chain still agree.
+    report = reconcile(gateway.context)
+    assert report.ok, report
+    # A refund of an order from before the erasure finds no purchase: the link is gone.
+    refund = {
+        "type": "refund",
+        "customer_id": customer,
+        "occurred_at": "2026-11-22T10:00:00Z",
+        "refund": {"order_id": kept_order},
+    }
+    late = gateway.client.post("/v1/events", json=refund, headers=gateway.headers())
+    assert late.status_code == 422, late.text
+    error = late.json()["error"]
+    assert (error["code"], error["details"]["reason"]) == ("event_rejected", "refund_unknown_order")
 
 
 def test_erasure_waits_for_operations_on_their_way_to_the_chain(gateway: Gateway) -> None:
