@@ -14,7 +14,14 @@ from gateway_kit import Gateway, purchase, redeem
 from sqlalchemy import select
 from test_disclosures import assert_proves, export
 
-from gateway.models import Base, ChainOp, Erasure, Member, RuleSetVersion
+from gateway.models import (
+    Base,
+    ChainOp,
+    Erasure,
+    Member,
+    RuleSetVersion,
+    WebhookDelivery,
+)
 from gateway.rules import explain
 from gateway.services import disclosures, privacy
 from gateway.services.reconcile import reconcile
@@ -157,6 +164,10 @@ def test_erasure_leaves_no_personal_data_and_the_member_still_redeems(gateway: G
     assert balance > 0
     held = gateway.client.get("/v1/wallet/data", headers=wallet).json()
     kept_order = next(e["order_id"] for e in held["events"] if e["clawback"] == 0 and e["points"])
+    with gateway.context.sessions.begin() as session:  # a webhook queued about the customer
+        payload = {"event": {"id": "e-1", "customer_id": customer, "points": 5}}
+        merchant_id = gateway.merchants[0].id
+        session.add(WebhookDelivery(merchant_id=merchant_id, event_type="t", payload=payload))
     refused = gateway.client.request("DELETE", "/v1/wallet/data", json={}, headers=wallet)
     assert refused.status_code == 422
     response = gateway.client.request(
@@ -166,6 +177,7 @@ def test_erasure_leaves_no_personal_data_and_the_member_still_redeems(gateway: G
     counts = response.json()["counts"]
     assert counts["issuance_inputs"] == 3 and counts["customer_links"] == 1
     assert counts["events"] == 3 and counts["wallet_sessions"] >= 1
+    assert counts["webhook_deliveries"] == 1
     assert gateway.client.get("/v1/wallet/me", headers=wallet).status_code == 401
     # No table holds the customer id, the device or the address of the request any more.
     with gateway.context.sessions() as session:
