@@ -215,6 +215,18 @@ def test_erasure_leaves_no_personal_data_and_the_member_still_redeems(gateway: G
     assert late.status_code == 422, late.text
     error = late.json()["error"]
     assert (error["code"], error["details"]["reason"]) == ("event_rejected", "refund_unknown_order")
+    # The customer may come back: a new purchase links them again, to the same account.
+    again = purchase(customer, f"ord-{uuid.uuid4().hex[:8]}", "20.00")
+    response = gateway.client.post("/v1/events", json=again, headers=gateway.headers())
+    assert response.status_code == 202, response.text
+    gateway.settle()
+    assert (
+        gateway.client.get(f"/v1/events/{response.json()['id']}", headers=gateway.headers()).json()[
+            "status"
+        ]
+        == "confirmed"
+    )
+    assert response.json()["member_address"] == address
 
 
 def test_erasure_waits_for_operations_on_their_way_to_the_chain(gateway: Gateway) -> None:
