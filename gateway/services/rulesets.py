@@ -199,13 +199,15 @@ def _current_version(rows: list[RuleSetVersion], timestamp: int) -> int:
 # ------------------------------------------------------------------ the hub's notice
 
 _notice_lock = threading.Lock()
-_notice_cache: dict[str, tuple[float, int]] = {}
+#: Per chain link (one network): hubs deployed by the same key at the same nonce share
+#: an address on every devnet, so the address alone could mix two networks' notices.
+_notice_cache: dict[tuple[int, str, str], tuple[float, int]] = {}
 
 
 def notice_seconds(ctx: GatewayContext) -> int:
-    """The hub's ``ruleNoticeSeconds``, read at most once a minute per process."""
+    """The hub's ``ruleNoticeSeconds``, read at most once a minute per process and network."""
     hub = ctx.link.network.hub
-    key = str(hub.address)
+    key = (id(ctx.link), str(ctx.settings.rpc_url), str(hub.address))
     with _notice_lock:
         cached = _notice_cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < NOTICE_CACHE_SECONDS:
