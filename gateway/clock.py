@@ -8,11 +8,14 @@ A head read a second ago is still a real block: every choice made with it is
 consistent with the chain (later blocks only have later timestamps).
 
 :class:`SystemClock` serves the head from a cache that a daemon thread refreshes
-every ``POINTSNET_CHAIN_CLOCK_INTERVAL`` seconds (one ``eth_getBlockByNumber``
-per process per interval), so reads never wait for the node; only the very first
-read does, and raises a :class:`~chain.errors.ChainError` (503
-``chain_unavailable``) when the node cannot be reached.  An interval of 0 reads
-the head on every call (tests that must see a block the moment it is mined).
+every ``POINTSNET_CHAIN_CLOCK_INTERVAL`` seconds while the head is being read (one
+``eth_getBlockByNumber`` per process per interval, none when nobody asks: the thread
+ends after a few intervals without a read, and the next read starts it again), so
+reads rarely wait for the node: only the first read does, and one after a pause long
+enough for the cache to go stale.  A first read raises a
+:class:`~chain.errors.ChainError` (503 ``chain_unavailable``) when the node cannot be
+reached; a stale head is still served while the node is down.  An interval of 0
+reads the head on every call (tests that must see a block the moment it is mined).
 :class:`ManualClock` is set and advanced by hand (tests, a scheduler).
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -29,6 +33,9 @@ from chain.errors import RpcError
 from chain.jsonrpc import Rpc
 
 log = logging.getLogger(__name__)
+
+#: Intervals without a read after which the background refresh stops.
+IDLE_INTERVALS = 3
 
 
 @dataclass(frozen=True, order=True)
@@ -95,6 +102,8 @@ class SystemClock:
         self.rpc = rpc
         self.interval = interval
         self._head: ChainTime | None = None
+        self._read_at = 0.0  # time.monotonic() of the last successful read
+        self._wanted = False  # the head was read since the last background refresh
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -113,7 +122,13 @@ class SystemClock:
         head = self._head
         if self.interval <= 0 or head is None:
             return self.refresh()
-        if self._pid != os.getpid():  # first read in this process (or after a fork)
+        if time.monotonic() - self._read_at > 2 * self.interval:  # the refresh had paused
+            try:
+                head = self.refresh()
+            except Exception as exc:  # the cached head is still a real block
+                log.warning("chain clock: reading the head failed: %s", exc)
+        self._wanted = True
+        if self._pid != os.getpid():  # no refresh running in this process (or after a fork)
             self._start()
         return head
 
@@ -122,6 +137,7 @@ class SystemClock:
         found = self.rpc.call("eth_getBlockByNumber", ["latest", False])
         if not isinstance(found, dict):
             raise RpcError("eth_getBlockByNumber", None, "the node returned no latest block")
+        self._read_at = time.monotonic()
         return self.observe(ChainTime(int(found["number"], 16), int(found["timestamp"], 16)))
 
     def observe(self, head: ChainTime) -> ChainTime:
@@ -150,8 +166,16 @@ class SystemClock:
             self._thread.start()
 
     def _run(self, stop: threading.Event) -> None:
-        while not stop.wait(self.interval):
+        idle = 0
+        while idle < IDLE_INTERVALS and not stop.wait(self.interval):
+            if not self._wanted:
+                idle += 1
+                continue
+            self._wanted, idle = False, 0
             try:
                 self.refresh()
             except Exception as exc:  # the cached head stays valid: it is a real block
                 log.warning("chain clock: reading the head failed: %s", exc)
+        with self._lock:  # nobody reads the head: the next read starts a new refresh
+            if self._thread is threading.current_thread():
+                self._thread, self._pid = None, 0

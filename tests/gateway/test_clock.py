@@ -97,8 +97,29 @@ def test_the_background_refresh_moves_the_head_and_a_failure_keeps_the_last_one(
         node.down = True
         before = node.calls
         while node.calls < before + 3 and time.monotonic() < deadline:
+            assert clock.chain_head() == ChainTime(11, 1_002)  # still a real block
             time.sleep(0.01)
-        assert clock.chain_head() == ChainTime(11, 1_002)  # still a real block
+        assert node.calls >= before + 3
+    finally:
+        clock.close()
+
+
+def test_the_refresh_stops_when_nobody_reads_the_head_and_a_read_starts_it_again() -> None:
+    node = FakeNode()
+    clock = SystemClock(node, interval=0.02)
+    try:
+        clock.chain_head()
+        deadline = time.monotonic() + 5
+        while clock._thread is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert clock._thread is None  # three idle intervals: the thread ended
+        calls = node.calls
+        time.sleep(0.1)
+        assert node.calls == calls  # an idle gateway asks the node nothing
+        node.mine(5)
+        # The cache went stale while nobody read it: the next read asks the node at once.
+        assert clock.chain_head() == ChainTime(11, 1_005)
+        assert clock._thread is not None and clock._thread.is_alive()
     finally:
         clock.close()
 

@@ -152,6 +152,8 @@ def test_an_unchanged_answer_is_304_with_its_etag(gateway: Gateway, doubled: New
         ("/v1/public/merchants/999999/rules", 404, "not_found"),
         ("/v1/public/merchants/-1/rules", 422, "invalid_request"),
         ("/v1/public/merchants/abc/rules", 422, "invalid_request"),
+        (f"/v1/public/merchants/{2**31 - 1}/rules", 404, "not_found"),
+        (f"/v1/public/merchants/{2**31}/rules", 422, "invalid_request"),  # PostgreSQL: int4
         (f"/v1/public/merchants/{2**32}/rules", 422, "invalid_request"),
     ],
 )

@@ -42,8 +42,9 @@ from gateway.services import rulesets
 
 router = APIRouter(prefix="/v1/public", tags=["public"])
 
-#: Merchant ids are the hub's uint32.
-MerchantId = Annotated[int, PathParam(ge=0, le=2**32 - 1)]
+#: Merchant ids: the hub's are uint32, the gateway's a signed 32-bit database integer,
+#: which bounds them (a larger id would fail in PostgreSQL's query, not as a 4xx).
+MerchantId = Annotated[int, PathParam(ge=0, le=2**31 - 1)]
 
 
 def _rate_limit(request: Request, context: ContextDep) -> None:
