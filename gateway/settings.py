@@ -32,7 +32,9 @@ class Settings(ChainSettings):
         description="encrypts custodial keys and webhook secrets; devnet: generated in data_dir",
     )
     batch_max_events: int = 1500  # a safety bound: gas fills batches (EIP-7825: 2^24 per tx)
-    batch_max_wait: float = 0.2  # seconds an event may wait for a fuller batch
+    # Seconds an event may wait for a fuller batch; on a chain with a steady block
+    # interval batches go at each block's pack point instead (0: every batch at once).
+    batch_max_wait: float = 0.2
     tx_stuck_after: float = 30.0  # seconds without a receipt before a fee bump
     webhook_max_attempts: int = 8
     webhook_allow_private: bool | None = Field(

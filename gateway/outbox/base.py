@@ -18,6 +18,7 @@ recovery on start).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,11 @@ HOLD_RECHECK = 2.0
 #: Share of the chain's steady block interval that passes after a new block is first seen
 #: before receipts are asked again (a chain without a steady interval is asked each cycle).
 HEAD_WAIT_SHARE = 0.8
+#: Share of the chain's steady block interval, after a block is first seen, at which
+#: batches not full yet go (the pack point): everything sent before the next block is
+#: mined goes into it, so a batch that waits for its pack point carries every event that
+#: arrived since the last one, and still makes that block.
+PACK_SHARE = 0.6
 #: The hub's refusal of a rule set published while the previous one is not in effect yet.
 RULE_CHANGE_PENDING = "LoyaltyNetworkRuleChangePending"
 #: The hub's refusal of an issue batch naming a rule version not in effect yet.
@@ -133,6 +139,7 @@ class OutboxState:
         #: consecutive blocks seen, and the time.monotonic() before which no new block is
         #: expected (receipts are not asked before it).
         self._seen_block, self._seen_time = -1, 0
+        self._seen_at = 0.0  # time.monotonic() when the latest block was first seen
         self._block_gaps: list[int] = []
         self._next_block_at = 0.0
         self._receipts_asked: set[int] = set()
@@ -155,6 +162,8 @@ class OutboxState:
         #: time.monotonic() before which no issue batch is due: the last plan found its
         #: batch neither full nor due, so none is planned again before its time.
         self._issues_due_at = 0.0
+        #: The same for badge and tier batches, by kind.
+        self._small_due_at: dict[str, float] = {}
 
     def _read_head(self) -> Head:
         """Read the latest block (once a cycle: its base fee prices every transaction the
@@ -164,11 +173,46 @@ class OutboxState:
             if head.number == self._seen_block + 1:
                 self._block_gaps = [*self._block_gaps[-3:], head.timestamp - self._seen_time]
             self._seen_block, self._seen_time = head.number, head.timestamp
+            self._seen_at = time.monotonic()
             # Blocks at a steady interval (the chain's clock, whole seconds): the next one
             # is not out before that interval has passed since this one was first seen.
             steady = min(self._block_gaps) if len(self._block_gaps) == 4 else 0
-            self._next_block_at = time.monotonic() + HEAD_WAIT_SHARE * steady
+            self._next_block_at = self._seen_at + HEAD_WAIT_SHARE * steady
         return head
+
+    def _steady_gap(self) -> int:
+        """The chain's block interval in seconds when its last four blocks came at that
+        same interval (interval mining, a real chain's slots), else 0 (an automining node,
+        a chain not watched long enough)."""
+        gaps = self._block_gaps
+        return gaps[0] if len(gaps) == 4 and gaps[0] > 0 and len(set(gaps)) == 1 else 0
+
+    def _fill_wait(self, age: float) -> float:
+        """Seconds a batch not full yet, whose oldest event is ``age`` seconds old, still
+        waits for more (0 or less: it is due).
+
+        ``batch_max_wait`` 0 sends every batch at once. On a chain with a steady block
+        interval a batch goes at the first pack point (``PACK_SHARE`` of the interval
+        after a block is first seen) after its oldest event arrived: one batch per block
+        and merchant instead of one per ``batch_max_wait``, and no later block for the
+        events (an event arriving after a pack point would miss little: the rest of the
+        window is what the transaction needs to reach the node before the block is
+        cut). Elsewhere a batch waits ``batch_max_wait`` after its oldest event."""
+        max_wait = self.settings.batch_max_wait
+        if max_wait <= 0:
+            return 0.0
+        if not self._steady_gap():
+            return max_wait - age
+        if self._head is None:
+            self._read_head()  # a block first seen since the cycle began moves the pack point
+        gap = self._steady_gap()
+        if not gap:
+            return max_wait - age
+        now = time.monotonic()
+        pack_at = self._seen_at + PACK_SHARE * gap
+        arrived = now - age
+        due = pack_at + math.ceil((arrived - pack_at) / gap) * gap
+        return due - now
 
     def _fees(self) -> tuple[int, int]:
         """(maxFeePerGas, maxPriorityFeePerGas) for a transaction signed now, from the

@@ -5,8 +5,9 @@ Responsibilities:
 - read pending ops and tell when a batch has waited long enough for more ops;
 - plan issue batches per (merchant, published rule version), filled by count, by gas
   (their gas computed from their composition, :mod:`gateway.outbox.gas`) or by time
-  (``batch_max_wait``), each committing to its events' inputs (``kind`` Rule and the
-  root over its ops' ``(ref, input_hash)`` in sequence order, :func:`input_root`);
+  (the block's pack point on a chain with a steady interval, else ``batch_max_wait``),
+  each committing to its events' inputs (``kind`` Rule and the root over its ops'
+  ``(ref, input_hash)`` in sequence order, :func:`input_root`);
 - simulate them outside any write transaction (one ``eth_call`` at the computed gas;
   ``eth_estimateGas`` for the other kinds), and store each, signed, with a contiguous
   range of the merchant's sequence numbers, its ops marked ``sent`` and its input root
@@ -90,9 +91,11 @@ class Packing(Reverts):
         return list(session.scalars(query).all())
 
     def _wait_left(self, session: Session, ops: list[Any]) -> float:
-        """Seconds until the oldest event of ``ops`` (in id order: an op is created with its
-        event, so the first one's is the oldest) has waited ``batch_max_wait`` for a fuller
-        batch (0 or less: the batch is due)."""
+        """Seconds a batch of ``ops`` not full yet still waits for more (0 or less: it is
+        due), from its oldest event's age (``_fill_wait``); in id order an op is created
+        with its event, so the first one's event is the oldest."""
+        if self.settings.batch_max_wait <= 0:
+            return 0.0
         event_id = next((op.event_id for op in ops if op.event_id), None)
         oldest = (
             session.scalar(select(Event.created_at).where(Event.id == event_id))
@@ -101,7 +104,7 @@ class Packing(Reverts):
         )
         if oldest is None:
             return 0.0  # no event waits on these ops
-        return self.settings.batch_max_wait - (datetime.now(UTC) - _aware(oldest)).total_seconds()
+        return self._fill_wait((datetime.now(UTC) - _aware(oldest)).total_seconds())
 
     def _next_plan(
         self, kind: str, did: bool, deadline: float, plan: Callable[[], PlanT | None]

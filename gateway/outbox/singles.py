@@ -2,7 +2,8 @@
 
 Responsibilities:
 
-- badge awards (one merchant per call) and tier changes in batches of ``SMALL_BATCH``;
+- badge awards (one merchant per call) and tier changes in batches of ``SMALL_BATCH``,
+  a batch not full yet waiting as an issue batch does (``_wait_left``);
 - rule-set publications (the canonical text, whose keccak-256 the hub checks against
   the hash), redemptions and transfers one per transaction, a member's signed actions in
   the order the member signed them; a rule set the hub refuses while the previous
@@ -10,6 +11,8 @@ Responsibilities:
 """
 
 from __future__ import annotations
+
+import time
 
 from hexbytes import HexBytes
 from sqlalchemy import func, select
@@ -39,11 +42,16 @@ class Singles(Clawbacks):
         outside the lock."""
         if self._held_while_paused(kind) or not self._fits(self._last_gas.get(kind, 0)):
             return False
+        if time.monotonic() < self._small_due_at.get(kind, 0.0):
+            return False  # the last one planned was neither full nor due, and still is not
         with self.sessions() as session:
             ops = self._pending(session, kind, SMALL_BATCH, lock=False)
             if kind == "badge":
                 ops = [op for op in ops if op.merchant_id == ops[0].merchant_id] if ops else []
             if not ops:
+                return False
+            if len(ops) < SMALL_BATCH and (left := self._wait_left(session, ops)) > 0:
+                self._small_due_at[kind] = time.monotonic() + left  # let it fill up
                 return False
             merchant_id, op_ids = ops[0].merchant_id, [op.id for op in ops]
             members = [op.member_address for op in ops]
