@@ -384,7 +384,8 @@ def print_report(report: E2EReport, console: Any) -> None:
     m = report.machine
     console.print(
         f"machine: {m['nproc']} cores ({m['cpu']}), {m['memory']}, Python {m['python']}, "
-        f"{m['anvil']}, SQLite {m['sqlite']}; run took {report.seconds:.0f} s"
+        f"{m['anvil']}, SQLite {m['sqlite']}; Python speed {m.get('python_ms', '?')} ms per "
+        f"million loop steps (lower is faster); run took {report.seconds:.0f} s"
     )
     if report.config.get("out_dir"):
         console.print(f"raw figures and chart in {report.config['out_dir']}/")
