@@ -150,12 +150,14 @@ def _run_until_stopped(roles: BackgroundRoles, role: str, supervised_by: int | N
 def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
 ) -> None:
-    """Devnet + contracts + gateway with a demo network of three partners (make run)."""
+    """Devnet + contracts + gateway with a demo network of three partners and their
+    traffic, every kind of event settled on chain (make run)."""
     from rich.table import Table
 
     from chain import devnet
     from chain.deploy import deploy
     from gateway.cli.demo import ensure_demo
+    from gateway.cli.demo_traffic import run_demo_traffic
 
     settings = get_settings()
     if settings.is_devnet and not devnet.status(settings)["running"]:
@@ -165,7 +167,8 @@ def demo(
         deploy(settings, progress=lambda m: console.log(m))
         context = _open_api_context(settings)
         partners = ensure_demo(context, progress=lambda m: console.log(m))
-    except (ChainError, GatewayError) as exc:
+        traffic = run_demo_traffic(context, partners, progress=lambda m: console.log(m))
+    except (ChainError, GatewayError, TimeoutError) as exc:
         raise typer.Exit(fail(exc)) from exc
     base = settings.base_url
     table = Table(title="pointsnet demo network")
@@ -175,6 +178,7 @@ def demo(
     for partner in partners:
         table.add_row(str(partner["id"]), partner["name"], partner["currency"], partner["api_key"])
     console.print(table)
+    console.print(f"demo traffic: {traffic.summary()}")
     console.print(f"API docs:   {base}/docs")
     console.print(f"wallet:     {base}/wallet")
     console.print(f"audit page: {base}/audit")

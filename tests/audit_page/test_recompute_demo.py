@@ -1,0 +1,155 @@
+"""Issue 15's done-when: ``pointsnet audit recompute`` confirms every issuance of the demo
+network from a disclosure file.
+
+The network is built as ``pointsnet demo`` (``make run``) builds it: its three partners
+(:func:`gateway.cli.demo.ensure_demo`) and its traffic
+(:func:`gateway.cli.demo_traffic.run_demo_traffic`: purchases in three home currencies and
+in USD and GBP, a tier reached, activities, a check-in streak, a referral with the
+inviter's bonus, a held event released, full and partial refunds), on a devnet of its own
+with the devnet's rule notice.  Each partner exports its lines with
+``GET /v1/events/export``; ``audit recompute --require-all`` on all of them exits 0 with
+every rule issuance and clawback on chain confirmed, and one changed input is named.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_utils import keccak
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from bench.stack import Stack
+from chain.audit import AuditLog, Clawback, Issuance, Rpc
+from gateway.app import create_app
+from gateway.cli import app
+from gateway.cli.demo import ensure_demo
+from gateway.cli.demo_traffic import TrafficResult, run_demo_traffic
+from gateway.models import Event
+from gateway.schemas import EventType
+
+runner = CliRunner()
+
+
+@dataclass
+class Demo:
+    stack: Stack
+    partners: list[dict[str, Any]]
+    traffic: TrafficResult
+    lines: list[dict[str, Any]]  # every partner's export, in partner order
+
+    @property
+    def target(self) -> list[str]:
+        context = self.stack.context
+        assert context is not None
+        return ["--rpc-url", context.settings.rpc_url, "--hub", context.link.network.hub.address]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    # The devnet profile's one-minute rule notice, as `make run` deploys with.
+    with Stack(
+        tmp_path_factory.mktemp("demo"), merchants=(), settings={"rule_notice_seconds": 60}
+    ) as stack:
+        context = stack.context
+        assert context is not None
+        partners = ensure_demo(context)
+        traffic = run_demo_traffic(context, partners)
+        lines: list[dict[str, Any]] = []
+        with TestClient(create_app(context)) as client:
+            for partner in partners:
+                response = client.get(
+                    "/v1/events/export", headers={"Authorization": f"Bearer {partner['api_key']}"}
+                )
+                assert response.status_code == 200, response.text
+                lines += [json.loads(x) for x in response.text.splitlines() if x.strip()]
+        yield Demo(stack, partners, traffic, lines)
+
+
+def recompute(demo: Demo, lines: list[dict[str, Any]], path: Path) -> tuple[int, dict[str, Any]]:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = runner.invoke(
+        app,
+        ["audit", "recompute", *demo.target, "--disclosure", str(path), "--require-all",
+         "--json"],
+    )  # fmt: skip
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_the_demo_traffic_has_every_kind_of_event(demo: Demo) -> None:
+    assert demo.traffic.refused == []
+    assert demo.traffic.released == len(demo.partners)  # one held event at each
+    context = demo.stack.context
+    assert context is not None
+    with context.sessions() as session:
+        rows = session.execute(select(Event.merchant_id, Event.type, Event.status)).all()
+    assert {status for _m, _t, status in rows} == {"confirmed"}
+    for partner in demo.partners:
+        kinds = {kind for merchant, kind, _s in rows if merchant == partner["id"]}
+        assert kinds == set(EventType.__args__), partner  # type: ignore[attr-defined]
+    parts = Counter((line["kind"], line["part"]) for line in demo.lines)
+    assert set(parts) == {
+        ("issue", "points"), ("issue", "referral"), ("clawback", "clawback"),
+        ("clawback", "referral-clawback"),
+    }  # fmt: skip
+    inputs = [json.loads(line["input"]) for line in demo.lines]
+    rates = {i["fx"]["currency"] for i in inputs if i.get("fx") is not None}
+    assert rates == {"EUR", "JPY", "HKD", "GBP"}
+    assert any(i["member"]["current_tier"] >= 1 for i in inputs if "member" in i)
+
+
+def test_recompute_confirms_every_issuance_of_the_demo(demo: Demo, tmp_path: Path) -> None:
+    code, report = recompute(demo, demo.lines, tmp_path / "demo.ndjson")
+    assert (code, report["ok"], report["findings"]) == (0, True, []), report
+    # Every rule issuance and clawback the chain holds is a line that passed.
+    context = demo.stack.context
+    assert context is not None
+    history = AuditLog(Rpc(context.settings.rpc_url), context.link.network.hub.address).read()
+    on_chain = Counter(
+        r.merchant
+        for r in history.records
+        if (isinstance(r, Issuance) and r.mint_kind == 0) or isinstance(r, Clawback)
+    )
+    assert len(demo.lines) == sum(on_chain.values()) > 0
+    assert report["merchants"] == [
+        {"merchant": m, "checked": n, "passed": n} for m, n in sorted(on_chain.items())
+    ]
+    assert {p["id"] for p in demo.partners} == set(on_chain)
+
+
+def test_a_tampered_line_fails_recompute_and_is_named(demo: Demo, tmp_path: Path) -> None:
+    lines = [dict(line) for line in demo.lines]
+    target = next(x for x in lines if x["kind"] == "clawback" and x["part"] == "clawback")
+    text = target["input"]
+    tampered = text.replace('"already_clawed_back":0', '"already_clawed_back":1', 1)
+    assert tampered != text
+    target["input"] = tampered
+    target["input_hash"] = "0x" + keccak(text=tampered).hex()
+    code, report = recompute(demo, lines, tmp_path / "tampered.ndjson")
+    assert code == 1
+    assert [(f["code"], f["ref"]) for f in report["findings"] if f["error"]] == [
+        ("not_committed", target["ref"])
+    ]
+    assert report["errors"] == {"not_committed": 1}
+
+
+def test_a_restart_of_the_demo_adds_nothing(demo: Demo) -> None:
+    """``pointsnet demo`` runs its traffic at every start: fixed keys and bodies replay."""
+    context = demo.stack.context
+    assert context is not None
+    with context.sessions() as session:
+        before = session.execute(select(Event.id, Event.status)).all()
+    again = run_demo_traffic(context, demo.partners)
+    assert (again.refused, again.released) == ([], 0)
+    assert sum(again.statuses.values()) == sum(demo.traffic.statuses.values())
+    with context.sessions() as session:
+        assert session.execute(select(Event.id, Event.status)).all() == before
