@@ -22,6 +22,7 @@ import hashlib
 import json
 import random
 import time
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -66,6 +67,7 @@ __all__ = [
     "event_ref",
     "get_event",
     "line_dict",
+    "lock_customers",
     "public",
     "release",
     "request_hash",
@@ -218,19 +220,33 @@ def _replay(key: str, digest: str, stored: str, status: int, answer: dict[str, A
 def _lock_customers(
     session: Session, merchant_id: int, chunk: list[tuple[str, EventCreate, str]]
 ) -> None:
-    """PostgreSQL: lock the chunk's customers (and referrers) in one global order.
-
-    Two transactions touching the same customers in different orders would
-    otherwise deadlock on the customer-link unique key or the member rows, and
-    the server would abort one after a second.  Transaction-scoped advisory
-    locks taken in key order make them wait for each other instead.  SQLite has
-    one writer at a time and needs none of this.
-    """
+    """PostgreSQL: lock the chunk's customers (and referrers): :func:`lock_customers`."""
     if not is_postgres(session):
         return
     customers = {body.customer_id for _key, body, _digest in chunk}
     customers |= {body.referrer_customer_id for _k, body, _d in chunk if body.referrer_customer_id}
-    keys = sorted({_customer_lock_key(merchant_id, customer) for customer in customers})
+    lock_customers(session, {(merchant_id, customer) for customer in customers})
+
+
+def lock_customers(session: Session, customers: Iterable[tuple[int, str]]) -> None:
+    """PostgreSQL: lock these (merchant, customer) pairs until the transaction ends, in one
+    global order.
+
+    Two transactions touching the same customers in different orders would
+    otherwise deadlock on the customer-link unique key or the member rows, and
+    the server would abort one after a second.  Transaction-scoped advisory
+    locks taken in key order make them wait for each other instead.  The accept
+    path takes them first thing in its transaction; an erasure takes those of
+    its customers (:mod:`gateway.services.privacy`), so an event of an erased
+    customer is accepted either before the erasure reads (and is erased or
+    blocks it) or after it commits.  SQLite has one writer at a time and needs
+    none of this.
+    """
+    if not is_postgres(session):
+        return
+    keys = sorted({_customer_lock_key(merchant, customer) for merchant, customer in customers})
+    if not keys:
+        return
     session.execute(
         text(
             "SELECT count(pg_advisory_xact_lock(k))"

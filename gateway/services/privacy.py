@@ -12,8 +12,17 @@ Erasure deletes what identifies the person and keeps what the chain already hold
   answers of those events and in the merchants' webhook payloads; ``members.birth_month``;
 - a derived custodial key is first stored encrypted (``key_enc``), then its origin
   (``key_merchant_id``/``key_customer_id``) is cleared: the member still signs and redeems;
+- other members' events that name an erased customer as their referrer
+  (``payload.referrer_customer_id``) read :data:`ERASED` there, and so do stored refusals
+  that named it (``referrer '…' is not a customer``); their amounts, inputs and hashes stay;
 - kept: ops, amounts, transactions, chain records (supply, settlement and the
   reconciliation stay whole).  One ``erasures`` row says when and how many rows.
+
+An event of the customer accepted meanwhile cannot slip past: on PostgreSQL the erasure
+first takes the accept path's lock of each of its (merchant, customer) pairs
+(:func:`gateway.services.events.lock_customers`), so such an event is accepted before the
+erasure reads (then it is erased, or its pending ops block the erasure) or after it commits
+(then the link is gone: a returning customer, linked again).  SQLite writers take turns.
 
 Refused (409 ``erasure_blocked``) while an op of the member is pending or sent, or an event
 is held: the inputs are needed until the chain has them.  A refund posted after the erasure
@@ -27,11 +36,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.context import GatewayContext
-from gateway.db import transaction
+from gateway.db import is_postgres, transaction
 from gateway.errors import ErasureBlocked
 from gateway.models import (
     Base,
@@ -49,6 +58,7 @@ from gateway.models import (
     WebhookDelivery,
 )
 from gateway.schemas import ErasurePublic, MemberDataPublic
+from gateway.services.events import lock_customers
 from gateway.services.sessions import session_member
 
 #: What an erased customer id reads as.
@@ -144,10 +154,82 @@ def _reduced_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def _lock_links(session: Session, ws: WalletSession) -> None:
+    """PostgreSQL: hold the accept path's lock of every (merchant, customer) linked to the
+    session's member and its claimed accounts, taken before any row lock (the accept path
+    takes it before it writes a member row), again for links that appear meanwhile."""
+    if not is_postgres(session):
+        return
+    locked: set[tuple[int, str]] = set()
+    while True:
+        ids = [m.id for m in _members(session, ws)]
+        pairs = {
+            (merchant, customer)
+            for merchant, customer in session.execute(
+                select(CustomerLink.merchant_id, CustomerLink.customer_id).where(
+                    CustomerLink.member_id.in_(ids)
+                )
+            )
+        }
+        if pairs <= locked:
+            return
+        lock_customers(session, pairs)
+        locked |= pairs
+
+
+def _named(column: Any, customers: set[str]) -> Any:
+    """Rows whose JSON ``column`` holds one of ``customers`` as a string (a narrowing LIKE:
+    :func:`_scrub` decides; SQLite's LIKE ignores case, which only widens it)."""
+    text = cast(column, Text)
+    quoted = (
+        '%"' + c.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
+        for c in sorted(customers)
+    )
+    return or_(*(text.like(pattern, escape="\\") for pattern in quoted))
+
+
+def _scrub_referrers(
+    session: Session, by_merchant: dict[int, set[str]], ids: list[str]
+) -> tuple[int, int]:
+    """Other members' events naming an erased customer as their referrer, and stored
+    refusals naming it (``referrer '…' is not a customer``), with :data:`ERASED` in its
+    place; (events, answers) changed.  Their amounts, breakdowns and inputs stay (the
+    inputs name the inviter's member id, never its customer id).  Reads the merchant's
+    events by a LIKE on their payload: an erasure is rare, and no index knows referrers."""
+    events = answers = 0
+    for merchant_id, customers in sorted(by_merchant.items()):
+        naming = session.scalars(
+            select(Event).where(
+                Event.merchant_id == merchant_id,
+                Event.member_id.not_in(ids),
+                _named(Event.payload, customers),
+            )
+        )
+        events += _scrub_rows(naming, "payload", customers)
+        refusals = session.scalars(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.merchant_id == merchant_id,
+                IdempotencyRecord.status_code == 404,
+                _named(IdempotencyRecord.response, customers),
+            )
+        )
+        for record in refusals:
+            response, changed = _scrub(record.response, customers)
+            error = response.get("error") if isinstance(response, dict) else None
+            if changed and isinstance(error, dict) and isinstance(error.get("message"), str):
+                for customer in customers:
+                    error["message"] = error["message"].replace(repr(customer), repr(ERASED))
+            if changed:
+                record.response = response
+                answers += 1
+    return events, answers
+
+
 def erase(context: GatewayContext, ws: WalletSession) -> ErasurePublic:
     """Erase the signed-in member's data (see the module docstring); 409 ``erasure_blocked``
     while an op is pending or sent or an event held."""
     with transaction(context.sessions) as session:
+        _lock_links(session, ws)
         members = _members(session, ws, lock=True)
         ids = [m.id for m in members]
         addresses = [m.address for m in members]
@@ -170,6 +252,9 @@ def erase(context: GatewayContext, ws: WalletSession) -> ErasurePublic:
         links = list(session.scalars(select(CustomerLink).where(CustomerLink.member_id.in_(ids))))
         customers = {link.customer_id for link in links}
         merchants = {link.merchant_id for link in links}
+        by_merchant: dict[int, set[str]] = {}
+        for link in links:
+            by_merchant.setdefault(link.merchant_id, set()).add(link.customer_id)
         counts: dict[str, int] = {}
 
         def count(name: str, result: Any) -> None:
@@ -201,6 +286,8 @@ def erase(context: GatewayContext, ws: WalletSession) -> ErasurePublic:
             select(WebhookDelivery).where(WebhookDelivery.merchant_id.in_(merchants))
         )
         counts["webhook_deliveries"] = _scrub_rows(deliveries, "payload", customers)
+        referrals = _scrub_referrers(session, by_merchant, ids)
+        counts["referring_events"], counts["referring_answers"] = referrals
         count("issuance_inputs", session.execute(
             delete(IssuanceInput).where(IssuanceInput.member_id.in_(ids))
         ))  # fmt: skip
