@@ -6,6 +6,8 @@ sign here exactly as the wallet page does in the browser.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,9 +16,13 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy import update
 from wallet_kit import personal_sign, siwe_message, typed_sign
 
+import gateway.api.routes as routes_package
+from gateway.api.routes import wallet as wallet_routes
 from gateway.models import CustomerLink, Member, Reward, WalletChallenge, WalletSession
 from gateway.services.accounts import CLAIM_MESSAGE, LINK_MESSAGE
 from gateway.services.members import custodial_key
@@ -935,35 +941,101 @@ def test_ethers_comes_from_the_pinned_npm_package(gateway: Gateway) -> None:
     assert 'const version="6.17.0"' in response.text[:400]
 
 
+#: Wallet endpoints the app must serve (a floor: the test derives the rest from the app).
+WALLET_ENDPOINTS = {
+    ("/v1/wallet/config", "get"),
+    ("/v1/wallet/siwe/nonce", "post"),
+    ("/v1/wallet/siwe/verify", "post"),
+    ("/v1/wallet/login-link", "post"),
+    ("/v1/wallet/logout", "post"),
+    ("/v1/wallet/me", "get"),
+    ("/v1/wallet/history", "get"),
+    ("/v1/wallet/entries/{op_id}/proof", "get"),
+    ("/v1/wallet/disclosure", "get"),
+    ("/v1/wallet/data", "get"),
+    ("/v1/wallet/data", "delete"),
+    ("/v1/wallet/transfers", "post"),
+    ("/v1/wallet/transfers/{transfer_id}", "get"),
+    ("/v1/wallet/redemptions", "post"),
+    ("/v1/wallet/redemptions", "get"),
+    ("/v1/wallet/redemptions/{redemption_id}", "get"),
+    ("/v1/wallet/link", "post"),
+    ("/v1/wallet/claim", "post"),
+}
+#: The public reads and merchant calls the wallet uses beside them.
+BESIDE_THE_WALLET = {
+    ("/v1/catalog", "get"),
+    ("/v1/badges/{badge_id}.json", "get"),
+    ("/v1/badges/{badge_id}.svg", "get"),
+    ("/v1/members/{customer_id}/login-link", "post"),
+    ("/v1/members/{customer_id}/link-code", "post"),
+}
+
+
+def served_wallet_endpoints() -> set[tuple[str, str]]:
+    """Every (path, method) under ``/v1/wallet/`` of every router in ``gateway.api.routes``
+    (what the app includes), whether the schema shows it or not."""
+    served = set()
+    for found in pkgutil.iter_modules(routes_package.__path__):
+        module = importlib.import_module(f"{routes_package.__name__}.{found.name}")
+        for router in vars(module).values():
+            if not isinstance(router, APIRouter):
+                continue
+            for route in router.routes:
+                if isinstance(route, APIRoute) and route.path.startswith("/v1/wallet/"):
+                    served |= {(route.path, m.lower()) for m in route.methods - {"HEAD"}}
+    return served
+
+
+def undocumented(spec: dict[str, Any], endpoints: set[tuple[str, str]]) -> list[str]:
+    """What ``spec`` leaves out of ``endpoints``: the endpoint, its description, or the one
+    error body for 401 (no session, or a bad one) and 422 (bad input)."""
+    problems = []
+    for path, method in sorted(endpoints):
+        operation = spec["paths"].get(path, {}).get(method)
+        if operation is None:
+            problems.append(f"{method} {path}: not in the schema")
+            continue
+        if not (operation.get("description") or operation.get("summary")):
+            problems.append(f"{method} {path}: no description")
+        for status in ("401", "422"):
+            content = operation["responses"].get(status, {}).get("content", {})
+            schema = content.get("application/json", {}).get("schema")
+            if schema != {"$ref": "#/components/schemas/ErrorResponse"}:
+                problems.append(f"{method} {path}: {status} is not documented")
+    return problems
+
+
 def test_openapi_documents_every_wallet_endpoint(gateway: Gateway) -> None:
     spec = gateway.client.get("/openapi.json").json()
+    served = served_wallet_endpoints()
+    assert served >= WALLET_ENDPOINTS, WALLET_ENDPOINTS - served
     paths = spec["paths"]
-    for path, method in [
-        ("/v1/wallet/config", "get"),
-        ("/v1/wallet/siwe/nonce", "post"),
-        ("/v1/wallet/siwe/verify", "post"),
-        ("/v1/wallet/login-link", "post"),
-        ("/v1/wallet/logout", "post"),
-        ("/v1/wallet/me", "get"),
-        ("/v1/wallet/history", "get"),
-        ("/v1/wallet/transfers", "post"),
-        ("/v1/wallet/transfers/{transfer_id}", "get"),
-        ("/v1/wallet/redemptions", "post"),
-        ("/v1/wallet/redemptions", "get"),
-        ("/v1/wallet/redemptions/{redemption_id}", "get"),
-        ("/v1/wallet/link", "post"),
-        ("/v1/wallet/claim", "post"),
-        ("/v1/catalog", "get"),
-        ("/v1/badges/{badge_id}.json", "get"),
-        ("/v1/badges/{badge_id}.svg", "get"),
-        ("/v1/members/{customer_id}/login-link", "post"),
-        ("/v1/members/{customer_id}/link-code", "post"),
-    ]:
-        operation = paths[path][method]
-        assert operation.get("description") or operation.get("summary"), path
-        assert "422" in operation["responses"], path
+    documented = {(p, m) for p in paths if p.startswith("/v1/wallet/") for m in paths[p]}
+    assert documented == served, served ^ documented  # the app serves what its schema shows
+    assert undocumented(spec, served | BESIDE_THE_WALLET) == []
     assert "/wallet/vendor/ethers.js" not in paths
     assert {"HTTPBearer", "APIKeyCookie"} <= set(spec["components"]["securitySchemes"])
+
+
+def test_a_wallet_endpoint_without_its_errors_is_named() -> None:
+    """The check above fails a new wallet path that documents no errors."""
+    app = FastAPI()
+    app.include_router(wallet_routes.router)
+    extra = APIRouter(prefix="/v1/wallet")
+
+    @extra.get("/new-thing")
+    def new_thing() -> dict[str, str]:
+        """A new wallet path that forgot ``responses=``."""
+        return {}
+
+    app.include_router(extra)
+    endpoints = {("/v1/wallet/new-thing", "get")}
+    assert undocumented(app.openapi(), endpoints) == [
+        "get /v1/wallet/new-thing: 401 is not documented",
+        "get /v1/wallet/new-thing: 422 is not documented",
+    ]
+    assert undocumented(app.openapi(), WALLET_ENDPOINTS) == []
 
 
 def test_a_transfer_and_a_redemption_queued_together_both_confirm(gateway: Gateway) -> None:
