@@ -983,7 +983,7 @@ def served_wallet_endpoints() -> set[tuple[str, str]]:
                 continue
             for route in router.routes:
                 if isinstance(route, APIRoute) and route.path.startswith("/v1/wallet/"):
-                    served |= {(route.path, m.lower()) for m in route.methods - {"HEAD"}}
+                    served |= {(route.path, m.lower()) for m in (route.methods or set()) - {"HEAD"}}
     return served
 
 
