@@ -77,23 +77,41 @@ def recompute_command(
         bool,
         typer.Option("--require-all", help="every rule issuance of the merchants needs a line"),
     ] = False,
+    fx_table: Annotated[
+        Path | None,
+        typer.Option(
+            "--fx-table",
+            help="the FX rates you trust (the gateway's FxTable JSON): an input converted "
+            "at another rate is named fx_rate_differs (a notice)",
+        ),
+    ] = None,
+    strict_fx: Annotated[
+        bool, typer.Option("--strict-fx", help="fx_rate_differs is an error (exit 1)")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Check each disclosed issuance against the chain: committed, version in effect, and
-    the engine on its input under the published rules yields what was minted."""
+    the engine on its input under the published rules yields what was minted.  Inputs are
+    recomputed at the FX rate they carry; ``--fx-table`` compares that rate with yours."""
     from gateway.services.recompute import build_report, check_lines, parse_disclosures
     from gateway.services.recompute.chain import read_facts
+    from gateway.services.recompute.fx import FxTableError, load_fx_table
     from gateway.services.recompute.report import render
 
+    if strict_fx and fx_table is None:
+        raise typer.BadParameter("--strict-fx needs --fx-table", param_hint="--strict-fx")
     try:
+        trusted = load_fx_table(fx_table) if fx_table is not None else None
         rpc, hub_address = resolve_target(rpc_url, hub)
         with disclosure.open(encoding="utf-8") as f:
             lines, bad = parse_disclosures(f)
         blocks = [_accepted_block(line.input) for line in lines if line.input is not None]
         facts = read_facts(rpc, hub_address, [b for b in blocks if b is not None])
-    except (ChainError, OSError) as exc:
+    except (ChainError, FxTableError, OSError) as exc:
         raise could_not_run(exc) from exc
-    findings = check_lines(lines, bad, facts, require_all=require_all)
+    findings = check_lines(
+        lines, bad, facts, require_all=require_all, fx=trusted, strict_fx=strict_fx
+    )
     report = build_report(facts.hub, facts.to_block, lines, findings)
     if json_out:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")

@@ -31,8 +31,9 @@ from chain.audit import AuditLog, Clawback, Issuance, Rpc
 from gateway.app import create_app
 from gateway.cli import app
 from gateway.cli.demo import ensure_demo
-from gateway.cli.demo_traffic import TrafficResult, run_demo_traffic
+from gateway.cli.demo_traffic import DEMO_START, TrafficResult, run_demo_traffic
 from gateway.models import Event
+from gateway.rules.fx import default_fx_table
 from gateway.schemas import EventType
 
 runner = CliRunner()
@@ -73,12 +74,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         yield Demo(stack, partners, traffic, lines)
 
 
-def recompute(demo: Demo, lines: list[dict[str, Any]], path: Path) -> tuple[int, dict[str, Any]]:
+def recompute(
+    demo: Demo, lines: list[dict[str, Any]], path: Path, *args: str
+) -> tuple[int, dict[str, Any]]:
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     result = runner.invoke(
         app,
         ["audit", "recompute", *demo.target, "--disclosure", str(path), "--require-all",
-         "--json"],
+         "--json", *args],
     )  # fmt: skip
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
@@ -140,6 +143,88 @@ def test_a_tampered_line_fails_recompute_and_is_named(demo: Demo, tmp_path: Path
         ("not_committed", target["ref"])
     ]
     assert report["errors"] == {"not_committed": 1}
+
+
+def _fx_table(path: Path, unit: str = "USD", **rates: str) -> Path:
+    """The seed rates (under an auditor's own source) with ``rates`` changed from the
+    demo's first day; a rate given as "" is left out."""
+    table = default_fx_table()
+    entries = [
+        {"currency": r.currency, "rate": str(r.rate), "source": "auditor", "as_of": str(r.as_of)}
+        for r in table.rates
+        if rates.get(r.currency) != ""
+    ]
+    entries += [
+        {"currency": c, "rate": v, "source": "auditor", "as_of": DEMO_START.date().isoformat()}
+        for c, v in rates.items()
+        if v
+    ]
+    path.write_text(json.dumps({"unit": unit, "rates": entries}))
+    return path
+
+
+def _converted(demo: Demo, currency: str | None = None) -> set[str]:
+    """Refs of the lines whose input carries a rate (of ``currency``)."""
+    refs = set()
+    for line in demo.lines:
+        fx = json.loads(line["input"]).get("fx")
+        if fx is not None and currency in (None, fx["currency"]):
+            refs.add(line["ref"])
+    return refs
+
+
+def _fx_findings(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["ref"]: f for f in report["findings"] if f["code"] == "fx_rate_differs"}
+
+
+def test_the_auditors_fx_table_names_every_other_rate(demo: Demo, tmp_path: Path) -> None:
+    disclosure = tmp_path / "demo.ndjson"
+    same = _fx_table(tmp_path / "same.json")  # the same figures under another source
+    code, report = recompute(demo, demo.lines, disclosure, "--fx-table", str(same))
+    assert (code, report["findings"]) == (0, []), report
+
+    eur = _fx_table(tmp_path / "eur.json", EUR="1.10")
+    code, report = recompute(demo, demo.lines, disclosure, "--fx-table", str(eur))
+    assert (code, report["ok"]) == (0, True)  # a notice: the lines still check out
+    found = _fx_findings(report)
+    assert set(found) == _converted(demo, "EUR") != set()
+    assert all(not f["error"] and "1.0350" in f["message"] for f in found.values())
+    # ava's first order at Lumière: 120.00 EUR at 1.10 is 132 points, +100 first order.
+    first = next(x for x in demo.lines if '"id":"ava-1"' in x["input"] and x["kind"] == "issue")
+    assert found[first["ref"]]["message"].endswith("the engine gives 232 points")
+    assert found[first["ref"]]["merchant"] == demo.partners[0]["id"]
+
+    code, report = recompute(demo, demo.lines, disclosure, "--fx-table", str(eur), "--strict-fx")
+    assert code == 1
+    assert report["errors"] == {"fx_rate_differs": len(_converted(demo, "EUR"))}
+
+    no_jpy = _fx_table(tmp_path / "no-jpy.json", JPY="")
+    code, report = recompute(demo, demo.lines, disclosure, "--fx-table", str(no_jpy))
+    found = _fx_findings(report)
+    assert (code, set(found)) == (0, _converted(demo, "JPY"))
+    assert all("no JPY rate" in f["message"] for f in found.values())
+
+    in_eur = _fx_table(tmp_path / "in-eur.json", unit="EUR", EUR="")
+    code, report = recompute(demo, demo.lines, disclosure, "--fx-table", str(in_eur))
+    assert (code, set(_fx_findings(report))) == (0, _converted(demo))
+
+
+def test_an_unreadable_fx_table_stops_recompute(demo: Demo, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"unit": "USD", "rates": [{"currency": "EUR", "rate": "-1"}]}))
+    disclosure = tmp_path / "demo.ndjson"
+    disclosure.write_text("".join(json.dumps(line) + "\n" for line in demo.lines))
+    result = runner.invoke(
+        app,
+        ["audit", "recompute", *demo.target, "--disclosure", str(disclosure), "--fx-table",
+         str(bad)],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "is not an FX table: rates.0.rate" in " ".join(result.output.split())
+    result = runner.invoke(
+        app, ["audit", "recompute", *demo.target, "--disclosure", str(disclosure), "--strict-fx"]
+    )
+    assert result.exit_code == 2 and "--strict-fx needs --fx-table" in result.output
 
 
 def test_a_restart_of_the_demo_adds_nothing(demo: Demo) -> None:

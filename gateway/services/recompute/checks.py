@@ -14,7 +14,9 @@ the issuance), ``engine_error`` (the input or the published rules do not run) an
 was minted or clawed back). Notices: ``not_rule_output`` (a mint of another kind),
 ``no_input`` (before inputs were kept, or erased), ``late_issuance`` (issued more than a day
 after acceptance while a newer version was in effect), ``coverage`` (rule issuances of the
-disclosed merchants without a line: an error with ``require_all``).
+disclosed merchants without a line: an error with ``require_all``), ``fx_rate_differs``
+(given the auditor's FX table, an input converted at another rate than the table's: an
+error with ``strict_fx``; :mod:`.fx`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ from chain import merkle
 from chain.abi import ZERO32
 from gateway.rules.disclosure import Input, InvalidInput, ReducedInput, decode_input
 from gateway.rules.engine import evaluate
+from gateway.rules.fx import FxTable
 from gateway.rules.model import RuleSet, parse_rule_set
 from gateway.services.recompute.chain import ChainFacts, Minted
 from gateway.services.recompute.disclosure import BadLine, DisclosureLine
+from gateway.services.recompute.fx import CODE as FX_RATE_DIFFERS
+from gateway.services.recompute.fx import rate_difference
 
 ERRORS = frozenset(
     {
@@ -102,8 +107,15 @@ def _expected(rules: RuleSet, decoded: Input | ReducedInput, kind: str) -> int |
     return decision.points - a.netted
 
 
-def check_line(line: DisclosureLine, facts: ChainFacts, rules: _Rules) -> list[Finding]:
-    """Every finding of one line (empty: it checks out)."""
+def check_line(
+    line: DisclosureLine,
+    facts: ChainFacts,
+    rules: _Rules,
+    *,
+    fx: FxTable | None = None,
+    strict_fx: bool = False,
+) -> list[Finding]:
+    """Every finding of one line (empty: it checks out); ``fx``: the auditor's rates."""
     found: list[Finding] = []
 
     def add(code: str, message: str, *, error: bool = True) -> None:
@@ -140,12 +152,15 @@ def check_line(line: DisclosureLine, facts: ChainFacts, rules: _Rules) -> list[F
     if any(f.error for f in found):
         return found
     try:
-        expected = _expected(
-            rules.get(line.merchant_id, decoded.stamp.rule_version), decoded, line.kind
-        )
+        published = rules.get(line.merchant_id, decoded.stamp.rule_version)
+        expected = _expected(published, decoded, line.kind)
     except Exception as exc:  # the engine or the published rules refuse: named, not raised
         add("engine_error", f"the engine did not run on the input: {exc}")
         return found
+    if fx is not None and isinstance(decoded, Input):
+        why = rate_difference(decoded.args, fx, published)
+        if why is not None:
+            add(FX_RATE_DIFFERS, why, error=strict_fx)
     if expected is not None and expected != op.amount:
         what = "clawed back" if line.kind == "clawback" else "minted"
         add("amount_mismatch", f"the engine gives {expected:,}; the chain {what} {op.amount:,}")
@@ -218,12 +233,15 @@ def check_lines(
     facts: ChainFacts,
     *,
     require_all: bool = False,
+    fx: FxTable | None = None,
+    strict_fx: bool = False,
 ) -> list[Finding]:
-    """Every finding of the disclosure, then the rule issuances it leaves out."""
+    """Every finding of the disclosure, then the rule issuances it leaves out; with ``fx``
+    (the auditor's rates) every input converted at another rate (an error if ``strict_fx``)."""
     found = [Finding("bad_line", b.message, line_no=b.line_no) for b in bad]
     rules = _Rules(facts)
     for line in lines:
-        found += check_line(line, facts, rules)
+        found += check_line(line, facts, rules, fx=fx, strict_fx=strict_fx)
     disclosed = {line.ref for line in lines}
     for merchant in sorted({line.merchant_id for line in lines}):
         missing = facts.rule_refs.get(merchant, set()) - disclosed
