@@ -23,6 +23,8 @@ first takes the accept path's lock of each of its (merchant, customer) pairs
 (:func:`gateway.services.events.lock_customers`), so such an event is accepted before the
 erasure reads (then it is erased, or its pending ops block the erasure) or after it commits
 (then the link is gone: a returning customer, linked again).  SQLite writers take turns.
+The slow search for referrers (a LIKE over the merchants' event payloads) runs before the
+locks (:func:`find_referrers`); under them only its rows and the newest are read again.
 
 Refused (409 ``erasure_blocked``) while an op of the member is pending or sent, or an event
 is held: the inputs are needed until the chain has them.  A refund posted after the erasure
@@ -32,7 +34,8 @@ finds no order for the customer (``refund_unknown_order``): the link is gone.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -154,6 +157,14 @@ def _reduced_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def _linked(session: Session, ids: list[str]) -> set[tuple[int, str]]:
+    """The (merchant, customer) pairs linked to these members."""
+    query = select(CustomerLink.merchant_id, CustomerLink.customer_id).where(
+        CustomerLink.member_id.in_(ids)
+    )
+    return {(merchant, customer) for merchant, customer in session.execute(query)}
+
+
 def _lock_links(session: Session, ws: WalletSession) -> None:
     """PostgreSQL: hold the accept path's lock of every (merchant, customer) linked to the
     session's member and its claimed accounts, taken before any row lock (the accept path
@@ -162,22 +173,14 @@ def _lock_links(session: Session, ws: WalletSession) -> None:
         return
     locked: set[tuple[int, str]] = set()
     while True:
-        ids = [m.id for m in _members(session, ws)]
-        pairs = {
-            (merchant, customer)
-            for merchant, customer in session.execute(
-                select(CustomerLink.merchant_id, CustomerLink.customer_id).where(
-                    CustomerLink.member_id.in_(ids)
-                )
-            )
-        }
+        pairs = _linked(session, [m.id for m in _members(session, ws)])
         if pairs <= locked:
             return
         lock_customers(session, pairs)
         locked |= pairs
 
 
-def _named(column: Any, customers: set[str]) -> Any:
+def _named(column: Any, customers: Iterable[str]) -> Any:
     """Rows whose JSON ``column`` holds one of ``customers`` as a string (a narrowing LIKE:
     :func:`_scrub` decides; SQLite's LIKE ignores case, which only widens it)."""
     text = cast(column, Text)
@@ -188,33 +191,91 @@ def _named(column: Any, customers: set[str]) -> Any:
     return or_(*(text.like(pattern, escape="\\") for pattern in quoted))
 
 
+#: How far back the locked re-scan for referrers reaches behind the unlocked one: longer
+#: than an accept transaction takes from stamping its rows to its commit, and than the
+#: clocks of the gateway's machines differ.
+RESCAN_MARGIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Referrers:
+    """What an unlocked first read found naming the member's customers as referrers (the
+    events of other members, the stored 404 refusals), and from when a re-scan must look."""
+
+    customers: dict[int, frozenset[str]]
+    events: frozenset[str]
+    answers: frozenset[int]
+    events_since: datetime
+    answers_since: datetime
+
+
+def _by_merchant(pairs: Iterable[tuple[int, str]]) -> dict[int, frozenset[str]]:
+    grouped: dict[int, set[str]] = {}
+    for merchant, customer in pairs:
+        grouped.setdefault(merchant, set()).add(customer)
+    return {merchant: frozenset(customers) for merchant, customers in grouped.items()}
+
+
+def find_referrers(context: GatewayContext, ws: WalletSession) -> Referrers:
+    """The slow part of the referrer scrub, before the erasure takes any lock: a LIKE over
+    the JSON of each merchant's events and 404 answers (no index knows referrers), in a
+    read of its own (on SQLite beside the writers, on PostgreSQL while events still flow).
+    The erasure then re-reads only these rows and those stamped since the scan began."""
+    events_since = context.clock.now() - RESCAN_MARGIN
+    answers_since = datetime.now(UTC) - RESCAN_MARGIN  # stored answers take the wall clock
+    events: set[str] = set()
+    answers: set[int] = set()
+    with context.sessions() as session:
+        ids = [m.id for m in _members(session, ws)]
+        customers = _by_merchant(_linked(session, ids))
+        for merchant_id, named in customers.items():
+            events.update(session.scalars(select(Event.id).where(
+                Event.merchant_id == merchant_id, _named(Event.payload, named)
+            )))  # fmt: skip
+            answers.update(session.scalars(select(IdempotencyRecord.id).where(
+                IdempotencyRecord.merchant_id == merchant_id,
+                IdempotencyRecord.status_code == 404,
+                _named(IdempotencyRecord.response, named),
+            )))  # fmt: skip
+    return Referrers(customers, frozenset(events), frozenset(answers), events_since, answers_since)
+
+
 def _scrub_referrers(
-    session: Session, by_merchant: dict[int, set[str]], ids: list[str]
+    session: Session, by_merchant: dict[int, frozenset[str]], ids: list[str], found: Referrers
 ) -> tuple[int, int]:
     """Other members' events naming an erased customer as their referrer, and stored
     refusals naming it (``referrer '…' is not a customer``), with :data:`ERASED` in its
     place; (events, answers) changed.  Their amounts, breakdowns and inputs stay (the
-    inputs name the inviter's member id, never its customer id).  Reads the merchant's
-    events by a LIKE on their payload: an erasure is rare, and no index knows referrers."""
+    inputs name the inviter's member id, never its customer id).  Under the erasure's
+    locks: the rows ``found`` names and those stamped since its scan began, or every row
+    of a merchant for customers linked since (the scan did not look for them)."""
     events = answers = 0
     for merchant_id, customers in sorted(by_merchant.items()):
+        scanned = customers <= found.customers.get(merchant_id, frozenset())
+        recent_events = or_(Event.id.in_(found.events), Event.created_at >= found.events_since)
         naming = session.scalars(
             select(Event).where(
                 Event.merchant_id == merchant_id,
                 Event.member_id.not_in(ids),
                 _named(Event.payload, customers),
+                *([recent_events] if scanned else []),
             )
         )
-        events += _scrub_rows(naming, "payload", customers)
+        events += _scrub_rows(naming, "payload", set(customers))
+        recent_answers = or_(
+            IdempotencyRecord.id.in_(found.answers),
+            IdempotencyRecord.created_at >= found.answers_since,
+        )
         refusals = session.scalars(
             select(IdempotencyRecord).where(
                 IdempotencyRecord.merchant_id == merchant_id,
                 IdempotencyRecord.status_code == 404,
                 _named(IdempotencyRecord.response, customers),
+                *([recent_answers] if scanned else []),
             )
         )
         for record in refusals:
-            response, changed = _scrub(record.response, customers)
+            response, changed = _scrub(record.response, set(customers))
             error = response.get("error") if isinstance(response, dict) else None
             if changed and isinstance(error, dict) and isinstance(error.get("message"), str):
                 for customer in customers:
@@ -228,6 +289,7 @@ def _scrub_referrers(
 def erase(context: GatewayContext, ws: WalletSession) -> ErasurePublic:
     """Erase the signed-in member's data (see the module docstring); 409 ``erasure_blocked``
     while an op is pending or sent or an event held."""
+    found = find_referrers(context, ws)
     with transaction(context.sessions) as session:
         _lock_links(session, ws)
         members = _members(session, ws, lock=True)
@@ -252,9 +314,7 @@ def erase(context: GatewayContext, ws: WalletSession) -> ErasurePublic:
         links = list(session.scalars(select(CustomerLink).where(CustomerLink.member_id.in_(ids))))
         customers = {link.customer_id for link in links}
         merchants = {link.merchant_id for link in links}
-        by_merchant: dict[int, set[str]] = {}
-        for link in links:
-            by_merchant.setdefault(link.merchant_id, set()).add(link.customer_id)
+        by_merchant = _by_merchant((link.merchant_id, link.customer_id) for link in links)
         counts: dict[str, int] = {}
 
         def count(name: str, result: Any) -> None:
@@ -286,7 +346,7 @@ def erase(context: GatewayContext, ws: WalletSession) -> ErasurePublic:
             select(WebhookDelivery).where(WebhookDelivery.merchant_id.in_(merchants))
         )
         counts["webhook_deliveries"] = _scrub_rows(deliveries, "payload", customers)
-        referrals = _scrub_referrers(session, by_merchant, ids)
+        referrals = _scrub_referrers(session, by_merchant, ids, found)
         counts["referring_events"], counts["referring_answers"] = referrals
         count("issuance_inputs", session.execute(
             delete(IssuanceInput).where(IssuanceInput.member_id.in_(ids))

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -26,6 +27,7 @@ from gateway.services.reconcile import reconcile
 from gateway.timeutil import aware
 
 CONFIRM = {"confirm": "erase"}
+REFERRAL = {"type": "referral", "occurred_at": "2026-11-20T09:00:00Z"}
 
 
 def post(gateway: Gateway, body: dict[str, Any], merchant: int = 0, key: str | None = None) -> Any:
@@ -51,8 +53,10 @@ def refs_of(gateway: Gateway, event_ids: list[str]) -> set[str]:
 
 
 def test_the_events_of_those_it_invited_no_longer_name_the_erased_customer(
-    gateway: Gateway,
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # No margin: the locked re-scan finds the older rows only through the first scan.
+    monkeypatch.setattr(privacy, "RESCAN_MARGIN", timedelta(0))
     run = uuid.uuid4().hex[:8]
     ann, bob, cid = f"ann-{run}", f"bob-{run}", f"cid-{run}"
     # Named before ann is a customer: a stored refusal naming her.
@@ -60,10 +64,7 @@ def test_the_events_of_those_it_invited_no_longer_name_the_erased_customer(
     refused = post(gateway, early_body, key=early)
     assert refused.status_code == 404 and ann in refused.text
     accepted(post(gateway, purchase(ann, f"A1-{run}")))
-    referral = {
-        "type": "referral", "customer_id": cid, "occurred_at": "2026-11-20T09:00:00Z",
-        "referrer_customer_id": ann,
-    }  # fmt: skip
+    referral = {**REFERRAL, "customer_id": cid, "referrer_customer_id": ann}
     invited = [
         accepted(post(gateway, naming(ann, bob, f"B1-{run}"))),
         accepted(post(gateway, referral)),
@@ -179,6 +180,29 @@ def customer_with_wallet(gateway: Gateway) -> tuple[str, str, dict[str, str]]:
     address = accepted(post(gateway, purchase(customer, f"o-{uuid.uuid4().hex[:8]}")))
     gateway.settle()
     return customer, address["member_address"], wallet_of(gateway, customer)
+
+
+def test_an_event_naming_the_customer_between_the_scan_and_the_locks_is_scrubbed(
+    gateway: Gateway, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(privacy, "RESCAN_MARGIN", timedelta(0))
+    customer, _address, wallet = customer_with_wallet(gateway)
+    monkeypatch.setattr(privacy, "find_referrers", gate.around(privacy.find_referrers, after=True))
+    erasure = Call(lambda: erase(gateway, wallet))
+    assert gate.inside.wait(30)
+    invitee = f"inv-{uuid.uuid4().hex[:8]}"
+    # A referral event: it records the inviter, pays nothing yet (no op of the inviter's).
+    named = accepted(
+        post(gateway, {**REFERRAL, "customer_id": invitee, "referrer_customer_id": customer})
+    )
+    gate.opened.set()
+    response = erasure.join()
+    assert response.status_code == 200, response.text
+    assert response.json()["counts"]["referring_events"] == 1
+    with gateway.context.sessions() as session:
+        event = session.get(Event, named["id"])
+        assert event is not None and event.payload["referrer_customer_id"] == privacy.ERASED
+    gateway.settle()
 
 
 def test_an_event_posted_while_an_erasure_runs_waits_for_it(
