@@ -294,7 +294,13 @@ class MemberPublic(BaseModel):
     address: str
     custodial: bool
     balance: int = Field(description="points on chain")
-    pending_points: int = Field(description="accepted, not yet confirmed on chain")
+    spendable: int = Field(
+        description="balance less the transfers and redemptions it does not include yet"
+    )
+    next_nonce: int = Field(description="the nonce the member's next signed action carries")
+    pending_points: int = Field(
+        description="accepted, not yet in the balance (not mined by the block it is read at)"
+    )
     owed_points: int = Field(
         default=0, description="refunded points already spent, netted from future earnings"
     )
@@ -580,8 +586,12 @@ class WalletMemberPublic(BaseModel):
     custodial: bool
     frozen: bool
     balance: int = Field(description="points on chain")
-    pending_points: int = Field(description="issued, not yet confirmed on chain")
-    spendable: int = Field(description="balance less queued transfers and redemptions")
+    pending_points: int = Field(
+        description="issued, not yet in the balance (not mined by the block it is read at)"
+    )
+    spendable: int = Field(
+        description="balance less the transfers and redemptions it does not include yet"
+    )
     next_nonce: int = Field(description="the nonce the member's next signed action carries")
     tier: TierProgressPublic
     badges: list[WalletBadgePublic]

@@ -34,6 +34,7 @@ from gateway.models import ChainOp, CustomerLink, Member, Merchant, WalletChalle
 from gateway.schemas import AccountLinkPublic, ClaimPublic
 from gateway.services import members as member_service
 from gateway.services.consent import IN_FLIGHT, sign_as_custodian
+from gateway.services.member_state import member_state
 from gateway.services.sessions import (
     add_challenge,
     consume_challenge,
@@ -192,12 +193,13 @@ def _sweep(ctx: GatewayContext, session: Session, old: Member, target: Member) -
     network = ctx.link.network
     if network.hub.paused():
         raise NetworkPaused("the network is paused by its guardian; try again later")
-    balance = network.token.balance_of(old.address)
+    state = member_state(ctx, session, old.address)  # points and nonce from one view
+    balance = state.spendable
     old.claimed_by = target.address
     if balance == 0:
         return None
     transfers_allowed(ctx)
-    nonce = network.hub.nonce_of(old.address)
+    nonce = state.next_nonce
     deadline = int(time.time() + CLAIM_DEADLINE.total_seconds())
     request = transfer_request(old.address, target.address, balance, nonce, deadline)
     signature = sign_as_custodian(ctx, old, "TransferRequest", request)

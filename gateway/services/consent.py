@@ -7,8 +7,8 @@ gateway checks them the same way before it queues one:
 - :func:`check_deadline` -- expired exactly when the hub would say so
   (``block.timestamp > deadline``: ``LoyaltyNetworkSignatureExpired``), and, for
   what a wallet session sends, not further ahead than :data:`MAX_DEADLINE`;
-- :func:`queued` -- the nonces and points already taken by queued actions, so
-  the next nonce and the spendable balance count them;
+- the member's next nonce and spendable balance are not here: they come from one
+  view of the chain and the queue, :func:`gateway.services.member_state.member_state`;
 - :func:`check_can_move` -- neither the member frozen nor the network paused;
 - :func:`signed_fields` / :func:`sign_as_custodian` -- a self-custody member
   signs; for a custodial member the gateway signs with the member's key.
@@ -20,13 +20,10 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from chain import signing
 from gateway.context import GatewayContext
 from gateway.errors import InvalidRequest, MemberFrozen, NetworkPaused, SignatureExpired
-from gateway.models import ChainOp, Member, WalletSession
+from gateway.models import Member, WalletSession
 from gateway.schemas import TransferCreate, WalletRedemptionCreate
 from gateway.services import members as member_service
 
@@ -36,7 +33,8 @@ MAX_DEADLINE = timedelta(days=1)
 CUSTODIAL_DEADLINE = timedelta(hours=1)
 #: Tolerated clock difference between the member's device and the gateway.
 CLOCK_SKEW = timedelta(minutes=5)
-#: Statuses of a chain op that is queued or sent, not yet mined.
+#: Statuses of a chain op that is queued or sent, not yet final (a sent one may be mined
+#: already, waiting for its confirmation depth).
 IN_FLIGHT = ("pending", "sent")
 
 
@@ -93,18 +91,6 @@ def recover_typed(kind: str, ctx: GatewayContext, message: dict[str, Any], sig: 
         )
     except Exception:
         return None
-
-
-def queued(session: Session, address: str) -> tuple[int, int]:
-    """(signed actions, points) of the address's transfers and redemptions not yet mined."""
-    count, amount = session.execute(
-        select(func.count(ChainOp.id), func.coalesce(func.sum(ChainOp.amount), 0)).where(
-            ChainOp.member_address == address,
-            ChainOp.kind.in_(("redeem", "transfer")),
-            ChainOp.status.in_(IN_FLIGHT),
-        )
-    ).one()
-    return int(count or 0), int(amount or 0)
 
 
 def check_can_move(ctx: GatewayContext, member: Member) -> None:

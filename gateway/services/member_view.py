@@ -3,8 +3,9 @@
 - the configuration the wallet signs against (chain id, contracts, message
   templates, the farthest deadline);
 - the member (``/v1/wallet/me``): balance and badges read from the chain,
-  pending and spendable points, the next nonce, tier progress by the network's
-  seed thresholds, linked partners and the custodial accounts they claimed;
+  pending and spendable points and the next nonce (balance, pending, spendable and
+  nonce from one view: :mod:`gateway.services.member_state`), tier progress by the
+  network's seed thresholds, linked partners and the custodial accounts they claimed;
 - the history of the member's confirmed chain ops.
 """
 
@@ -43,7 +44,8 @@ from gateway.schemas import (
 )
 from gateway.services.accept.counters import read_buckets, tier_purchases
 from gateway.services.accounts import CLAIM_MESSAGE, LINK_MESSAGE
-from gateway.services.consent import IN_FLIGHT, MAX_DEADLINE, queued
+from gateway.services.consent import MAX_DEADLINE
+from gateway.services.member_state import member_state, pending_issuance
 from gateway.services.sessions import SIWE_STATEMENT, session_member
 from gateway.timeutil import aware, utc_now
 
@@ -80,15 +82,9 @@ def member_view(ctx: GatewayContext, session: Session, ws: WalletSession) -> Wal
     member = session_member(session, ws)
     claimed = _claimed(session, member.address)
     addresses = [member.address, *(m.address for m in claimed)]
-    balance = network.token.balance_of(member.address)
-    count, in_flight = queued(session, member.address)
-    pending = session.scalar(
-        select(func.coalesce(func.sum(ChainOp.amount), 0)).where(
-            ChainOp.member_address == member.address,
-            ChainOp.kind == "issue",
-            ChainOp.status.in_(IN_FLIGHT),
-        )
-    )
+    # One view: the chain at one block, and only the queued ops that block does not include.
+    state = member_state(ctx, session, member.address)
+    pending = pending_issuance(ctx, session, member.address, state.block)
     chain_tier = max(network.hub.tier_of(a) for a in addresses)
     links = session.execute(
         select(Merchant.id, Merchant.name)
@@ -101,10 +97,10 @@ def member_view(ctx: GatewayContext, session: Session, ws: WalletSession) -> Wal
         address=member.address,
         custodial=ws.custodial,
         frozen=member.frozen,
-        balance=balance,
-        pending_points=int(pending or 0),
-        spendable=max(0, balance - in_flight),
-        next_nonce=network.hub.nonce_of(member.address) + count,
+        balance=state.balance,
+        pending_points=pending,
+        spendable=state.spendable,
+        next_nonce=state.next_nonce,
         tier=tier_progress(session, [member.id, *(m.id for m in claimed)], chain_tier),
         badges=held_badges(ctx, addresses),
         linked_accounts=[LinkedAccountPublic(merchant_id=i, merchant_name=n) for i, n in links],

@@ -10,6 +10,8 @@ lookups always go through the merchant's own id.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from coincurve import PublicKey
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
@@ -22,6 +24,9 @@ from gateway.errors import NotFound
 from gateway.models import DERIVED_KEY, ChainOp, CustomerLink, Event, Member
 from gateway.rules.badges import BADGES
 from gateway.rules.engine import TIER_NAMES
+
+if TYPE_CHECKING:  # member_state reads consent, which reads this module
+    from gateway.services.member_state import MemberState
 
 #: A merchant's customer (statements built once: building one per call costs more
 #: than running it on the accept path).
@@ -115,16 +120,11 @@ def custodial_key(box: SecretBox, member: Member) -> str:
 
 
 def member_view(
-    session: Session, token_balance: int, link: CustomerLink, member: Member
+    session: Session, state: MemberState, pending: int, link: CustomerLink, member: Member
 ) -> dict[str, object]:
-    """What a merchant may see of its customer: address, balance, tier, badges, pending."""
-    pending = session.scalar(
-        select(func.coalesce(func.sum(ChainOp.amount), 0)).where(
-            ChainOp.member_address == member.address,
-            ChainOp.kind == "issue",
-            ChainOp.status.in_(("pending", "sent")),
-        )
-    )
+    """What a merchant may see of its customer: address, balance, spendable points, next
+    nonce, tier, badges, pending. ``state`` and ``pending`` are one view of the chain
+    and the queue (:mod:`gateway.services.member_state`)."""
     held = set(
         session.scalars(
             select(ChainOp.badge_id).where(
@@ -144,8 +144,10 @@ def member_view(
         "customer_id": link.customer_id,
         "address": member.address,
         "custodial": member.custodial,
-        "balance": token_balance,
-        "pending_points": int(pending or 0),
+        "balance": state.balance,
+        "spendable": state.spendable,
+        "next_nonce": state.next_nonce,
+        "pending_points": pending,
         "owed_points": shortfall_owed(session, member.address),
         "tier": member.tier,
         "tier_name": TIER_NAMES[member.tier],

@@ -41,10 +41,10 @@ from gateway.services.consent import (
     check_can_move,
     check_deadline,
     custodial_deadline,
-    queued,
     sign_as_custodian,
     signed_fields,
 )
+from gateway.services.member_state import member_state
 from gateway.services.sessions import session_member
 
 
@@ -125,17 +125,15 @@ def redeem(ctx: GatewayContext, merchant_id: int, body: RedemptionCreate) -> Red
             raise MemberFrozen("this member is frozen; points cannot move", member=member)
         if hub.paused():
             raise NetworkPaused("the network is paused by its guardian; try again later")
-        count, in_flight = queued(session, member)
-        expected_nonce = hub.nonce_of(member) + count
-        if body.nonce != expected_nonce:
+        state = member_state(ctx, session, member)
+        if body.nonce != state.next_nonce:
             raise SignatureRejected(
                 "the signature's nonce is not the member's next one",
-                expected=expected_nonce, got=body.nonce,
+                expected=state.next_nonce, got=body.nonce,
             )  # fmt: skip
-        balance = ctx.link.network.token.balance_of(member)
-        if balance - in_flight < reward.cost_points:
+        if state.spendable < reward.cost_points:
             raise InsufficientPoints(
-                "not enough points", balance=balance - in_flight, needed=reward.cost_points
+                "not enough points", balance=state.spendable, needed=reward.cost_points
             )
         if reward.stock is not None:
             reward.stock -= 1
@@ -179,8 +177,7 @@ def redeem_as_member(
         member = session_member(session, ws)
         check_can_move(ctx, member)
         if signed is None:
-            count, _ = queued(session, ws.address)
-            nonce = ctx.link.network.hub.nonce_of(ws.address) + count
+            nonce = member_state(ctx, session, ws.address).next_nonce
             deadline = custodial_deadline()
             message = redemption_message(ctx, reward, ws.address, nonce, deadline)
             signature = sign_as_custodian(ctx, member, "Redemption", message)

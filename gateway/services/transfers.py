@@ -28,11 +28,11 @@ from gateway.schemas import TransferCreate, TransferPublic
 from gateway.services.consent import (
     check_can_move,
     custodial_deadline,
-    queued,
     recover_typed,
     sign_as_custodian,
     signed_fields,
 )
+from gateway.services.member_state import member_state
 from gateway.services.sessions import session_member
 
 
@@ -58,13 +58,12 @@ def transfer(ctx: GatewayContext, ws: WalletSession, body: TransferCreate) -> Tr
     if int(to, 16) == 0:
         raise InvalidRequest("the zero address cannot receive points", to=to)
     signed = signed_fields(ws, body)
-    hub = ctx.link.network.hub
     with transaction(ctx.sessions) as session:
         member = session_member(session, ws, lock=True)
         check_can_move(ctx, member)
         transfers_allowed(ctx)
-        count, in_flight = queued(session, sender)
-        expected = hub.nonce_of(sender) + count
+        state = member_state(ctx, session, sender)
+        expected = state.next_nonce
         if signed is None:
             nonce, deadline = expected, custodial_deadline()
             request = transfer_request(sender, to, body.amount, nonce, deadline)
@@ -80,10 +79,9 @@ def transfer(ctx: GatewayContext, ws: WalletSession, body: TransferCreate) -> Tr
                     expected=expected,
                     got=nonce,
                 )
-        spendable = ctx.link.network.token.balance_of(sender) - in_flight
-        if spendable < body.amount:
+        if state.spendable < body.amount:
             raise InsufficientPoints(
-                "not enough points", balance=max(spendable, 0), needed=body.amount
+                "not enough points", balance=state.spendable, needed=body.amount
             )
         op = ChainOp(
             kind="transfer",

@@ -14,6 +14,7 @@ from gateway.models import Member
 from gateway.schemas import CUSTOMER_ID_PATTERN, LinkCodePublic, LoginLinkPublic, MemberPublic
 from gateway.services import accounts, sessions
 from gateway.services import members as member_service
+from gateway.services.member_state import member_state, pending_issuance
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
@@ -26,12 +27,16 @@ CustomerId = Annotated[
 def get_member(
     customer_id: CustomerId, merchant: CurrentMerchant, session: SessionDep, context: ContextDep
 ) -> MemberPublic:
-    """Address, on-chain balance, tier, badges and pending points of the merchant's customer."""
+    """Address, on-chain balance, spendable points, next nonce, tier, badges and pending
+    points of the merchant's customer (balance, spendable, nonce and pending from one
+    view: the chain at one block and the queued ops it does not include)."""
     link = member_service.get_link(session, merchant.id, customer_id)
     member = session.get(Member, link.member_id)
     assert member is not None
-    balance = context.link.network.token.balance_of(member.address)
-    return MemberPublic.model_validate(member_service.member_view(session, balance, link, member))
+    state = member_state(context, session, member.address)
+    pending = pending_issuance(context, session, member.address, state.block)
+    view = member_service.member_view(session, state, pending, link, member)
+    return MemberPublic.model_validate(view)
 
 
 @router.post(
