@@ -13,10 +13,10 @@ the issuance), ``engine_error`` (the input or the published rules do not run) an
 ``amount_mismatch`` (the engine on the input under the published rules does not yield what
 was minted or clawed back). Notices: ``not_rule_output`` (a mint of another kind),
 ``no_input`` (before inputs were kept, or erased), ``late_issuance`` (issued more than a day
-after acceptance while a newer version was in effect), ``coverage`` (rule issuances of the
-disclosed merchants without a line: an error with ``require_all``), ``fx_rate_differs``
-(given the auditor's FX table, an input converted at another rate than the table's: an
-error with ``strict_fx``; :mod:`.fx`).
+after acceptance, when a newer version than the input's was already in effect),
+``coverage`` (rule issuances of the disclosed merchants without a line: an error with
+``require_all``), ``fx_rate_differs`` (given the auditor's FX table, an input converted at
+another rate than the table's: an error with ``strict_fx``; :mod:`.fx`).
 """
 
 from __future__ import annotations
@@ -208,10 +208,12 @@ def _stamp_checks(
             "version_not_in_effect",
             f"accepted at {stamp.accepted_at}, outside v{version}'s [{start}, {until or '…'})",
         )
-    elif until is not None and op.time - stamp.accepted_at > LATE_SECONDS:
+    elif until is not None and op.time >= until and op.time - stamp.accepted_at > LATE_SECONDS:
+        # Issued under v once v+1 was in effect, over a day after acceptance.
         add(
             "late_issuance",
-            "issued over a day after acceptance under a superseded version",
+            f"issued {op.time - stamp.accepted_at:,} s after acceptance, under v{version}, "
+            f"superseded at {until}",
             error=False,
         )
     block_time = facts.block_times.get(stamp.accepted_block)
