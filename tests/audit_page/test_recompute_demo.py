@@ -6,9 +6,10 @@ The network is built as ``pointsnet demo`` (``make run``) builds it: its three p
 (:func:`gateway.cli.demo_traffic.run_demo_traffic`: purchases in three home currencies and
 in USD and GBP, a tier reached, activities, a check-in streak, a referral with the
 inviter's bonus, a held event released, full and partial refunds), on a devnet of its own
-with the devnet's rule notice.  Each partner exports its lines with
+with the devnet's rule notice, on SQLite and PostgreSQL.  Each partner exports its lines with
 ``GET /v1/events/export``; ``audit recompute --require-all`` on all of them exits 0 with
-every rule issuance and clawback on chain confirmed, and one changed input is named.
+every rule issuance and clawback on chain confirmed, and one changed input is named;
+``--fx-table`` names the inputs converted at another rate than the auditor's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 from eth_utils import keccak
+from factories import database_for
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -53,12 +55,21 @@ class Demo:
         return ["--rpc-url", context.settings.rpc_url, "--hub", context.link.network.hub.address]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def demo(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Demo]:
     # The devnet profile's one-minute rule notice, as `make run` deploys with.
-    with Stack(
-        tmp_path_factory.mktemp("demo"), merchants=(), settings={"rule_notice_seconds": 60}
-    ) as stack:
+    with (
+        database_for(request.param) as url,
+        Stack(
+            tmp_path_factory.mktemp("demo"),
+            merchants=(),
+            settings={"rule_notice_seconds": 60, "database_url": url},
+        ) as stack,
+    ):
         context = stack.context
         assert context is not None
         partners = ensure_demo(context)
