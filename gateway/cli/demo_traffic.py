@@ -18,11 +18,15 @@ At each partner, amounts scaled to its currency:
   inviter's bonus;
 - four customers on one device: the fourth purchase is held (``device_cluster``) and
   released;
-- then refunds: one of ava's orders in full, part of another, and cy's first order
-  (its clawback and the inviter's).
+- ``ben`` earns with one large order and spends the points on the cheapest reward of the
+  next partner (a redemption he signs with his custodial key, relayed by the gateway);
+- then refunds: one of ava's orders in full, part of another, cy's first order (its
+  clawback and the inviter's) and ben's order, whose points are spent: the shortfall is
+  owed and netted from ben's next order, sent last.
 
 Every event has a fixed Idempotency-Key and body, so a restart of the demo replays the
-stored answers and adds nothing (a held event already released stays released).
+stored answers and adds nothing (a held event already released stays released, a member
+who has redeemed does not redeem again).
 """
 
 from __future__ import annotations
@@ -37,10 +41,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from gateway.context import GatewayContext
-from gateway.models import ChainOp, Event, Merchant
+from gateway.models import ChainOp, Event, Member, Merchant, Redemption, Reward
 from gateway.outbox.worker import OutboxWorker
-from gateway.schemas import EventCreate
-from gateway.services import events
+from gateway.schemas import EventCreate, RedemptionCreate
+from gateway.services import events, rewards
+from gateway.services.consent import custodial_deadline, sign_as_custodian
+from gateway.services.member_state import member_state
 
 Progress = Callable[[str], None]
 
@@ -61,6 +67,7 @@ class TrafficResult:
 
     statuses: dict[str, int] = field(default_factory=dict)
     released: int = 0
+    redeemed: int = 0
     refused: list[str] = field(default_factory=list)  # "key: error code" of refusals
 
     def summary(self) -> str:
@@ -70,7 +77,8 @@ class TrafficResult:
         refused = f"; refused: {', '.join(self.refused)}" if self.refused else ""
         return (
             f"{total} events ({counts} when answered), {self.released} held released, "
-            f"all settled on chain{refused}"
+            f"{self.redeemed} rewards redeemed at another partner, all settled on chain"
+            f"{refused}"
         )
 
 
@@ -137,16 +145,23 @@ def accept_phase(currency: str) -> list[tuple[str, dict[str, Any]]]:
         (f"order-{who}-1", _purchase(who, f"{who}-1", "45.00", home, 7, device_id=device))
         for who in ("dee", "eli", "fay", "gus")  # gus is the fourth on the device: held
     ]
+    items.append(("order-ben-1", _purchase("ben", "ben-1", "450.00", home, 7)))
     return items
 
 
 def refund_phase(currency: str) -> list[tuple[str, dict[str, Any]]]:
-    """The refunds, sent once their purchases are on chain."""
+    """The refunds, sent once their purchases are on chain (and ben's points spent)."""
     return [
         ("refund-ava-1", _refund("ava", "ava-1", 8)),
         ("refund-ava-4", _refund("ava", "ava-4", 9, _amount("70.00", currency))),
         ("refund-cy-1", _refund("cy", "cy-1", 9)),
+        ("refund-ben-1", _refund("ben", "ben-1", 9)),
     ]
+
+
+def netting_phase(currency: str) -> list[tuple[str, dict[str, Any]]]:
+    """Ben's next order, once his refund's shortfall is known: what he owes is netted."""
+    return [("order-ben-2", _purchase("ben", "ben-2", "300.00", currency, 10))]
 
 
 def settle(context: GatewayContext, timeout: float = 120.0) -> None:
@@ -179,8 +194,10 @@ def _send(
     merchant: Merchant,
     items: Sequence[tuple[str, dict[str, Any]]],
     result: TrafficResult,
-) -> None:
+) -> dict[str, dict[str, Any]]:
+    """Accept ``items``; the answers by (demo) key."""
     bodies = [(KEY_PREFIX + key, EventCreate.model_validate(body)) for key, body in items]
+    answers: dict[str, dict[str, Any]] = {}
     for (key, _body), (status, answer) in zip(
         bodies, events.submit_many(context, merchant, bodies), strict=True
     ):
@@ -188,6 +205,34 @@ def _send(
             result.refused.append(f"{key}: {answer['error']['code']}")
             continue
         result.statuses[answer["status"]] = result.statuses.get(answer["status"], 0) + 1
+        answers[key.removeprefix(KEY_PREFIX)] = answer
+    return answers
+
+
+def _redeem_elsewhere(
+    context: GatewayContext, address: str, partner_id: int, result: TrafficResult
+) -> bool:
+    """The member at ``address`` redeems ``partner_id``'s cheapest reward, signing with
+    the custodial key as the wallet does; False for a member who has redeemed already."""
+    with context.sessions() as session:
+        if session.scalar(select(Redemption.id).where(Redemption.member_address == address)):
+            return False
+        member = session.scalars(select(Member).where(Member.address == address)).one()
+        reward = session.scalars(
+            select(Reward).where(Reward.merchant_id == partner_id).order_by(Reward.cost_points)
+        ).first()
+        if reward is None:
+            raise LookupError(f"demo partner {partner_id} has no reward")
+        nonce = member_state(context, session, address).next_nonce
+        message = rewards.redemption_message(context, reward, address, nonce, custodial_deadline())
+        signature = sign_as_custodian(context, member, "Redemption", message)
+        reward_id, deadline = reward.id, int(message["deadline"])
+    body = RedemptionCreate(
+        reward_id=reward_id, member=address, nonce=nonce, deadline=deadline, signature=signature
+    )
+    rewards.redeem(context, partner_id, body)
+    result.redeemed += 1
+    return True
 
 
 def _release_held(context: GatewayContext, merchant: Merchant, result: TrafficResult) -> None:
@@ -215,13 +260,24 @@ def run_demo_traffic(
     result = TrafficResult()
     merchants = [(_merchant(context, int(p["id"])), str(p["currency"])) for p in partners]
     settle(context)  # the partners' first rule sets are published before events
+    spenders: list[str] = []
     for merchant, currency in merchants:
         say(f"demo traffic at {merchant.name}: purchases, activities, a referral, a hold")
-        _send(context, merchant, accept_phase(currency), result)
+        answers = _send(context, merchant, accept_phase(currency), result)
         _release_held(context, merchant, result)
+        if "order-ben-1" in answers:
+            spenders.append(str(answers["order-ben-1"]["member_address"]))
+    settle(context)
+    for index, address in enumerate(spenders):  # at the next partner (its points minted)
+        other = merchants[(index + 1) % len(merchants)][0]
+        if _redeem_elsewhere(context, address, other.id, result):
+            say(f"demo traffic: a customer of {merchants[index][0].name} redeemed at {other.name}")
     settle(context)
     for merchant, currency in merchants:
         say(f"demo traffic at {merchant.name}: refunds")
         _send(context, merchant, refund_phase(currency), result)
+    settle(context)
+    for merchant, currency in merchants:
+        _send(context, merchant, netting_phase(currency), result)
     settle(context)
     return result

@@ -5,11 +5,12 @@ The network is built as ``pointsnet demo`` (``make run``) builds it: its three p
 (:func:`gateway.cli.demo.ensure_demo`) and its traffic
 (:func:`gateway.cli.demo_traffic.run_demo_traffic`: purchases in three home currencies and
 in USD and GBP, a tier reached, activities, a check-in streak, a referral with the
-inviter's bonus, a held event released, full and partial refunds), on a devnet of its own
-with the devnet's rule notice, on SQLite and PostgreSQL.  Each partner exports its lines with
-``GET /v1/events/export``; ``audit recompute --require-all`` on all of them exits 0 with
-every rule issuance and clawback on chain confirmed, and one changed input is named;
-``--fx-table`` names the inputs converted at another rate than the auditor's.
+inviter's bonus, a held event released, points spent at another partner, full and partial
+refunds, a shortfall netted), on a devnet of its own with the devnet's rule notice, on
+SQLite and PostgreSQL.  Each partner exports its lines with ``GET /v1/events/export``;
+``audit recompute --require-all`` on all of them exits 0 with every rule issuance and
+clawback on chain confirmed, and one changed input is named; ``--fx-table`` names the
+inputs converted at another rate than the auditor's.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def recompute(
 def test_the_demo_traffic_has_every_kind_of_event(demo: Demo) -> None:
     assert demo.traffic.refused == []
     assert demo.traffic.released == len(demo.partners)  # one held event at each
+    assert demo.traffic.redeemed == len(demo.partners)  # one customer of each spends elsewhere
     context = demo.stack.context
     assert context is not None
     with context.sessions() as session:
@@ -119,6 +121,8 @@ def test_the_demo_traffic_has_every_kind_of_event(demo: Demo) -> None:
     rates = {i["fx"]["currency"] for i in inputs if i.get("fx") is not None}
     assert rates == {"EUR", "JPY", "HKD", "GBP"}
     assert any(i["member"]["current_tier"] >= 1 for i in inputs if "member" in i)
+    # Points spent, then refunded: the shortfall is netted from a later issuance.
+    assert any(i.get("netted", 0) > 0 for i in inputs)
 
 
 def test_recompute_confirms_every_issuance_of_the_demo(demo: Demo, tmp_path: Path) -> None:
@@ -133,7 +137,7 @@ def test_recompute_confirms_every_issuance_of_the_demo(demo: Demo, tmp_path: Pat
         for r in history.records
         if (isinstance(r, Issuance) and r.mint_kind == 0) or isinstance(r, Clawback)
     )
-    assert len(demo.lines) == sum(on_chain.values()) == 72  # README.md quotes the 72
+    assert len(demo.lines) == sum(on_chain.values()) == 80  # README.md quotes the 80
     assert report["merchants"] == [
         {"merchant": m, "checked": n, "passed": n} for m, n in sorted(on_chain.items())
     ]
@@ -245,7 +249,7 @@ def test_a_restart_of_the_demo_adds_nothing(demo: Demo) -> None:
     with context.sessions() as session:
         before = session.execute(select(Event.id, Event.status)).all()
     again = run_demo_traffic(context, demo.partners)
-    assert (again.refused, again.released) == ([], 0)
+    assert (again.refused, again.released, again.redeemed) == ([], 0, 0)
     assert sum(again.statuses.values()) == sum(demo.traffic.statuses.values())
     with context.sessions() as session:
         assert session.execute(select(Event.id, Event.status)).all() == before
