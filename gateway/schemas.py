@@ -523,6 +523,11 @@ class WalletConfigPublic(BaseModel):
     network_unit: str = Field(description="currency of tier spend thresholds")
     tier_names: list[str]
     max_deadline_seconds: int = Field(description="farthest deadline a signed action may carry")
+    public_rpc_url: str | None = Field(
+        default=None,
+        description="the chain's JSON-RPC endpoint the wallet verifies entries against in "
+        "the browser, independently of the gateway; null: no verification offered",
+    )
 
 
 class SiweNoncePublic(BaseModel):

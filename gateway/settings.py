@@ -24,6 +24,12 @@ class Settings(ChainSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = Field(default=None, description="base URL printed in links")
+    public_rpc_url: str | None = Field(
+        default=None,
+        description="a JSON-RPC endpoint of the chain members' browsers may call to verify "
+        "their entries themselves (it must answer CORS requests from the wallet's origin); "
+        "default: rpc_url on the devnet, none elsewhere (the wallet's Verify is then off)",
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db"
     )
@@ -92,6 +98,13 @@ class Settings(ChainSettings):
         if self.webhook_allow_private is not None:
             return self.webhook_allow_private
         return self.effective_profile == "devnet"
+
+    @property
+    def effective_public_rpc_url(self) -> str | None:
+        """The RPC URL the wallet verifies entries against (None: no verification)."""
+        if self.public_rpc_url:
+            return self.public_rpc_url
+        return self.rpc_url if self.effective_profile == "devnet" else None
 
     @property
     def effective_database_url(self) -> str:

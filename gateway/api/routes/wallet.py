@@ -136,8 +136,10 @@ def _allowed_domains(request: Request, context: ContextDep) -> set[str]:
 
 @router.get("/config", response_model=WalletConfigPublic, responses=ERRORS)
 def get_config(context: ContextDep) -> WalletConfigPublic:
-    """Chain id, contract addresses and message templates the wallet signs against."""
-    return member_view.config(context)
+    """Chain id, contract addresses, message templates the wallet signs against and the
+    public RPC URL it verifies entries against."""
+    public_rpc_url = context.settings.effective_public_rpc_url
+    return member_view.config(context).model_copy(update={"public_rpc_url": public_rpc_url})
 
 
 @router.post(
