@@ -1,4 +1,5 @@
-// Home (balance, tier progress, badges, receive, upcoming rule changes) and History.
+// Home (balance, tier progress, badges, receive, upcoming rule changes) and History
+// (an issuance's or clawback's proof folds open under it: views/proof.js).
 
 import { api } from "../api.js";
 import { clear, h, newId, svgElement } from "../dom.js";
@@ -7,6 +8,7 @@ import { qrSvg } from "../qr.js";
 import { refreshMe, state } from "../session.js";
 import { alertBox, badgeImage, heading, notify, short, showError, txLink } from "../ui.js";
 import { upcomingBanner, upcomingChanges } from "./earn.js";
+import { PROVABLE, proofBlock } from "./proof.js";
 
 const REFRESH_MS = 3000;
 // Linked partners with a rule change published and not yet in effect (home banner).
@@ -229,6 +231,7 @@ function historyItem(item) {
       details.length ? h("span", {}, details.join(" · ")) : null,
       txLink(item.tx_hash),
     ),
+    PROVABLE.has(item.kind) ? proofBlock(item) : null,
   );
 }
 
