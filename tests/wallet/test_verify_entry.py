@@ -7,8 +7,9 @@ and has part of them clawed back by a refund, opens each entry's proof and press
 Verify; the page checks the input's hash, its path to the batch's root, the batch's log
 in the transaction's receipt and the rule version's publication through the RPC alone
 and says "Verified on chain at block N", in English and in Chinese. A proof changed on
-its way (the input, the amount) is refused with the check that failed named; with no
-public RPC the button says so and stays disabled.
+its way (the input, the amount, its version's hash) is refused with the check that failed
+named; after a rule change entries under either version verify; with no public RPC the
+button says so and stays disabled.
 """
 
 from __future__ import annotations
@@ -334,4 +335,68 @@ def test_without_a_public_rpc_the_verify_button_says_so_and_is_disabled(
     expect(button).to_be_disabled()
     expect(button).to_have_text("Verifying needs a public RPC (not configured)")
     watched.assert_clean()
+    page.context.close()
+
+
+@pytest.mark.browser
+@chromium_only
+def test_after_a_rule_change_entries_under_either_version_verify_and_a_wrong_hash_is_named(
+    live_gateway: LiveGateway, browser: Browser, member: dict[str, Any]
+) -> None:
+    """Version 2 is published (no notice on this network): the member's earlier entry was
+    accepted before it took effect (the window of version 1 now ends), the next one after
+    it; both verify. A proof naming another hash for its version is refused by the rule
+    check. (Runs last in this module: it changes the first partner's rules.)"""
+    gw = live_gateway
+    merchant = httpx.Client(base_url=gw.url, timeout=30)
+    rules = merchant.get("/v1/rules", headers=gw.merchant_headers(0)).json()["rules"]
+    rules["earn_rate"] = str(int(rules["earn_rate"]) + 1)
+    assert merchant.put("/v1/rules", json=rules, headers=gw.merchant_headers(0)).status_code == 202
+    gw.wait_idle()
+    customer = member["customer"]
+    response = merchant.post(
+        "/v1/events",
+        json=purchase(customer, f"V2-{customer}", "20.00", "USD"),
+        headers=gw.merchant_headers(0, key=uuid.uuid4().hex),
+    )
+    assert response.status_code == 202, response.text
+    gw.wait_idle()
+
+    watched = open_history(browser, gw, customer)
+    page = watched.page
+    issued = page.locator("li.history-item[data-kind='issue']")
+    expect(issued).to_have_count(2)
+    versions = []
+    for i in range(2):
+        item = issued.nth(i)
+        item.get_by_test_id("entry-proof").locator("summary").click()
+        proof = proof_of(page, item)
+        versions.append(proof["rules"]["version"])
+        item.get_by_test_id("verify").click()
+        result = item.get_by_test_id("verify-result")
+        expect(result).to_have_attribute("data-ok", "true", timeout=20_000)
+        expect(result).to_contain_text(f"Verified on chain at block {proof['line']['block']}.")
+    assert sorted(versions) == [1, 2]
+    page.context.close()
+
+    def handle(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["rules"]["hash"] = "0x" + "ab" * 32
+        route.fulfill(response=response, json=body)
+
+    watched = open_history(browser, gw, customer)
+    page = watched.page
+    page.route(re.compile(r".*/v1/wallet/entries/\d+/proof$"), handle)
+    item = entry(page, "issue")
+    item.get_by_test_id("verify").click()
+    result = item.get_by_test_id("verify-result")
+    expect(result).to_have_attribute("data-failed", "rule_version", timeout=20_000)
+    expect(result.locator("li[data-check='rule_version']")).to_have_attribute(
+        "data-reason", "rule_hash_mismatch"
+    )
+    expect(result.get_by_role("alert")).to_contain_text(
+        "The rules were published and in effect: version"
+    )
+    rpc_only(watched, gw)
     page.context.close()
